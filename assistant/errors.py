@@ -1,0 +1,75 @@
+"""Expected failures, each with a message fit to show a user.
+
+Anything raised that is not an ``AssistantError`` is a bug: the GUI's excepthook and the CLI log
+it with its traceback. An ``AssistantError`` is shown as its message alone.
+"""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """An expected failure; ``str(error)`` is the sentence shown to the user."""
+
+
+class ModelError(AssistantError):
+    """A model could not be found, read or loaded."""
+
+
+class InvalidModelFile(ModelError):
+    """The file is missing, truncated, or not a GGUF model at all."""
+
+
+class ModelNotLoaded(ModelError):
+    """Generation was asked for before any model was loaded."""
+
+
+class GenerationError(AssistantError):
+    """llama.cpp failed while evaluating or sampling."""
+
+
+class StorageError(AssistantError):
+    """The conversation database could not be read or written."""
+
+
+class DatabaseLocked(StorageError):
+    """Another process holds the database or the single-instance lock."""
+
+
+class DatabaseReadOnly(StorageError):
+    """The database file or its folder cannot be written."""
+
+
+class DiskFull(StorageError):
+    """The disk holding the data directory is full."""
+
+
+class ConversationNotFound(StorageError):
+    """No conversation has the given id."""
+
+
+class DownloadError(AssistantError):
+    """A model could not be searched for, resolved or downloaded."""
+
+
+class NetworkError(DownloadError):
+    """The server could not be reached or the connection dropped."""
+
+
+class RepoNotFound(DownloadError):
+    """No such repository or file on the Hub."""
+
+
+class GatedRepoError(DownloadError):
+    """The repository needs an accepted license and a Hugging Face token."""
+
+
+class NotEnoughDiskSpace(DownloadError):
+    """The download would not fit on the disk."""
+
+
+class ChecksumMismatch(DownloadError):
+    """The downloaded bytes do not match the sha256 the Hub published."""
+
+
+class DownloadCancelled(DownloadError):
+    """The user cancelled or paused the download; the partial file is kept."""

