@@ -132,23 +132,25 @@ def cmd_chat(args: argparse.Namespace) -> int:
         raise AssistantError("The message is empty.")
     store = Store()
     try:
+        conversation = None
         if args.conversation is not None:
             conversation = store.conversation(args.conversation)
         elif args.continue_last and store.conversations():
             conversation = store.conversations()[0]
-        else:
-            conversation = store.create_conversation(
-                _title_from(prompt), system_prompt=args.system or settings.system_prompt
-            )
-        model_path = library.resolve_model(args.model or conversation.model, settings)
-        # The user's words are saved before anything can go wrong with the model.
-        store.add_message(conversation.id, "user", prompt)
-        store.set_conversation_model(conversation.id, model_path.name)
-
+        model_path = library.resolve_model(
+            args.model or (conversation.model if conversation else None), settings
+        )
         engine = Engine()
         try:
             loaded = engine.load(model_path, n_ctx=args.ctx or settings.n_ctx,
                                  n_gpu_layers=settings.n_gpu_layers)
+            if conversation is None:
+                conversation = store.create_conversation(
+                    _title_from(prompt), system_prompt=args.system or settings.system_prompt
+                )
+            # Saved before generation starts, so a crash from here on keeps the question.
+            store.add_message(conversation.id, "user", prompt)
+            store.set_conversation_model(conversation.id, model_path.name)
             if loaded.template_note:
                 print(f"note: {loaded.template_note}", file=sys.stderr)
             state = _state_path(conversation.id)
@@ -262,12 +264,12 @@ def cmd_chats(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from assistant.storage import Store
+    from assistant.storage import Store, format_snippet
 
     store = Store()
     try:
         for hit in store.search(args.query, limit=args.limit):
-            snippet = " ".join(hit.snippet.split())
+            snippet = " ".join(format_snippet(hit.snippet, "[", "]").split())
             print(f"{hit.conversation_id:>5}  {hit.title}: [{hit.role}] {snippet}")
     finally:
         store.close()

@@ -47,6 +47,10 @@ class ConversationNotFound(StorageError):
     """No conversation has the given id."""
 
 
+class MessageNotFound(StorageError):
+    """No message has the given id (its conversation may have been deleted)."""
+
+
 class DownloadError(AssistantError):
     """A model could not be searched for, resolved or downloaded."""
 

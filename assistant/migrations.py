@@ -1,0 +1,77 @@
+"""The conversation database's schema, as an ordered list of migrations.
+
+``Store`` applies these on every open (sqlite-utils records each applied one in
+``_sqlite_migrations``). Never edit a migration that has shipped: add ``m003_...`` instead. After
+any ``transform()`` of ``messages`` call ``enable_fts(..., replace=True)`` again, because
+transform silently drops the search triggers. tests/test_storage_schema.sql snapshots the result.
+
+The CREATE statements are written out in SQL (not ``db[...].create()``) for two reasons:
+sqlite-utils cannot declare ``ON DELETE CASCADE`` or CHECK constraints, and SQLite keeps the
+comments below in ``sqlite_master``, so the schema documents itself in every user's file.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("assistant")
+
+# Every value finish_reason may hold. The first four come from Engine (Completion.finish_reason);
+# "interrupted" is written by Store on open for replies a crash or power cut left unfinished.
+FINISH_REASONS = ("stop", "length", "cancelled", "error", "interrupted")
+ROLES = ("system", "user", "assistant")
+
+
+@migrations()
+def m001_create_conversations_and_messages(db: Database) -> None:
+    # AUTOINCREMENT: ids are never reused, so a late checkpoint from a reply whose conversation
+    # was deleted cannot land in a newer message that happened to get the same id.
+    db.executescript(
+        textwrap.dedent(
+            """\
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            created_at TEXT NOT NULL,     -- ISO-8601 UTC
+            updated_at TEXT NOT NULL,     -- ISO-8601 UTC; bumped by every new or finished message
+            model TEXT,                   -- model file last chosen for this chat; NULL = default
+            system_prompt TEXT            -- NULL = use the system prompt from settings
+        );
+        CREATE INDEX conversations_by_updated_at ON conversations (updated_at);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,        -- a streaming reply holds its last checkpoint
+            created_at TEXT NOT NULL,     -- ISO-8601 UTC
+            -- The columns below describe assistant replies; user and system rows leave them NULL.
+            finished_at TEXT,             -- ISO-8601 UTC; NULL while streaming or if interrupted
+            -- NULL while the reply streams; stop|length|cancelled|error from the engine;
+            -- 'interrupted' = found unfinished on open (the app crashed mid-reply).
+            finish_reason TEXT CHECK (
+                finish_reason IN ('stop', 'length', 'cancelled', 'error', 'interrupted')
+            ),
+            prompt_tokens INTEGER,        -- tokens in the prompt the reply was generated from
+            completion_tokens INTEGER,    -- tokens generated for this reply
+            duration_ms INTEGER,          -- from the start of prompt processing to the last token
+            ttft_ms INTEGER,              -- time to first token
+            model_file TEXT               -- file name of the model that wrote this reply
+        );
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+        -- Crash recovery on open looks for unfinished replies; this keeps that look instant.
+        CREATE INDEX messages_unfinished ON messages (id)
+            WHERE role = 'assistant' AND finish_reason IS NULL;
+        """
+        )
+    )
+
+
+@migrations()
+def m002_enable_message_search(db: Database) -> None:
+    # External-content FTS5 keyed on messages.rowid (= messages.id), kept current by triggers.
+    # remove_diacritics 2: "cafe" finds "café".
+    db.table("messages").enable_fts(
+        ["content"], create_triggers=True, tokenize="unicode61 remove_diacritics 2"
+    )

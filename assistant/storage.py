@@ -1,0 +1,604 @@
+"""Conversations and messages in one SQLite file, with full-text search (sqlite-utils).
+
+A ``Store`` owns one connection and belongs to the thread that opened it. Every write is its own
+``BEGIN IMMEDIATE`` transaction, so a failed write (locked, read-only, disk full) rolls back
+whole and the Store stays usable. sqlite3 errors become ``StorageError`` subclasses here, at the
+boundary; ``sqlite3.ProgrammingError`` (e.g. using a closed Store) is a bug and passes through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Concatenate
+
+import sqlite_utils
+
+from assistant import APP_NAME, __version__, errors, paths
+from assistant.migrations import FINISH_REASONS, ROLES, migrations
+
+log = logging.getLogger(__name__)
+
+# Search snippets mark each matched term as HIGHLIGHT_START + term + HIGHLIGHT_END. Control
+# characters cannot collide with markup or brackets in the user's own text; see split_snippet().
+HIGHLIGHT_START = "\x02"
+HIGHLIGHT_END = "\x03"
+
+# What the engine may report; "interrupted" is reserved for Store's own crash recovery.
+ENGINE_FINISH_REASONS = tuple(r for r in FINISH_REASONS if r != "interrupted")
+
+# Primary SQLite result codes (the low byte of sqlite3.Error.sqlite_errorcode).
+_SQLITE_CORRUPT = 11
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_READONLY = 8
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
+_SQLITE_NOTADB = 26
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    created_at: str
+    updated_at: str
+    model: str | None
+    system_prompt: str | None
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    created_at: str
+    finished_at: str | None
+    finish_reason: str | None  # None while a reply streams; "interrupted" after a crash
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    duration_ms: int | None
+    ttft_ms: int | None
+    model_file: str | None
+
+
+@dataclass
+class SearchHit:
+    conversation_id: int
+    message_id: int
+    title: str
+    role: str
+    snippet: str  # matched terms wrapped in HIGHLIGHT_START / HIGHLIGHT_END
+
+
+_CONVERSATION_COLUMNS = ", ".join(f.name for f in fields(Conversation))
+_MESSAGE_COLUMNS = ", ".join(f.name for f in fields(Message))
+
+
+def split_snippet(snippet: str) -> list[tuple[str, bool]]:
+    """Split a SearchHit.snippet into (text, highlighted) runs for display."""
+    runs: list[tuple[str, bool]] = []
+    for i, part in enumerate(snippet.split(HIGHLIGHT_START)):
+        if i == 0:
+            if part:
+                runs.append((part, False))
+            continue
+        marked, _, rest = part.partition(HIGHLIGHT_END)
+        if marked:
+            runs.append((marked, True))
+        if rest:
+            runs.append((rest, False))
+    return runs
+
+
+def format_snippet(snippet: str, start: str = "[", end: str = "]") -> str:
+    """A SearchHit.snippet with its highlight markers replaced, e.g. for a terminal or HTML."""
+    return snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end)
+
+
+def _now() -> str:
+    # Fixed-width microsecond timestamps sort correctly as text.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> errors.StorageError:
+    """The StorageError a user should see for a sqlite3 error on the database at ``path``."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc).lower()
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "database is locked" in text:
+        return errors.DatabaseLocked(
+            f"The conversation database {path} is busy: another program or another Assistant "
+            "window is using it. Close the other one and try again."
+        )
+    if primary == _SQLITE_READONLY or "readonly database" in text:
+        return errors.DatabaseReadOnly(
+            f"The conversation database {path} is read-only, so the change was not saved. "
+            "Make the file and its folder writable."
+        )
+    if primary == _SQLITE_FULL or "database or disk is full" in text:
+        return errors.DiskFull(
+            f"The disk holding {path} is full, so the change was not saved. "
+            "Free some space and try again."
+        )
+    if primary == _SQLITE_NOTADB or "file is not a database" in text:
+        return errors.StorageError(
+            f"{path} is not an {APP_NAME} conversation database (it is not a SQLite file). "
+            "It was left untouched: move or rename it, and a new database will be created."
+        )
+    if primary == _SQLITE_CORRUPT or "malformed" in text:
+        return errors.StorageError(
+            f"The conversation database {path} is damaged ({exc}). It was left untouched: "
+            "keep a copy of it, then move it aside to start a new one."
+        )
+    if primary == _SQLITE_CANTOPEN:
+        return errors.StorageError(
+            f"The conversation database {path} could not be opened ({exc}). "
+            "Check that the path is a file and that its folder exists."
+        )
+    if primary == _SQLITE_IOERR:
+        return errors.StorageError(
+            f"The disk reported an error while using the conversation database {path} ({exc})."
+        )
+    return errors.StorageError(f"The conversation database {path} could not be used: {exc}.")
+
+
+def _boundary[**P, R](
+    method: Callable[Concatenate[Store, P], R],
+) -> Callable[Concatenate[Store, P], R]:
+    """Translate sqlite3 errors raised by a public Store method into StorageError."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.ProgrammingError:
+            raise  # misuse (closed Store, wrong thread): a bug, not a storage failure
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    return wrapper
+
+
+def _check_writable(path: Path) -> None:
+    """Fail early, naming the path, if the database or its folder cannot be written.
+
+    SQLite would otherwise open such a file read-only without complaint and fail on the first
+    write, and in WAL mode it must also create ``-wal`` and ``-shm`` files next to it. Real
+    opens rather than os.access(): they also see read-only mounts, ACLs and the effective ids.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise errors.DatabaseReadOnly(
+            f"The folder {folder} for the conversation database could not be created "
+            f"({exc.strerror or exc}). Choose a writable location."
+        ) from exc
+    if path.is_file():
+        try:
+            os.close(os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)))
+        except OSError as exc:
+            raise errors.DatabaseReadOnly(
+                f"The conversation database {path} is read-only ({exc.strerror or exc}). "
+                f"Make it writable so that {APP_NAME} can save your conversations."
+            ) from exc
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".assistant-write-test-"):
+            pass
+    except OSError as exc:
+        raise errors.DatabaseReadOnly(
+            f"The folder {folder} is not writable ({exc.strerror or exc}), so {APP_NAME} "
+            f"cannot save conversations in {path.name} there. Make the folder writable."
+        ) from exc
+
+
+class Store:
+    """The conversation history: conversations, their messages, and search over them."""
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        busy_timeout: float = 5.0,
+        recover: bool = True,
+    ) -> None:
+        """Open (creating if needed) and migrate the database; None means paths.database_path().
+
+        ``busy_timeout``: seconds to wait for another connection's write lock before raising
+        DatabaseLocked. ``recover``: mark replies left streaming by a crash as "interrupted";
+        pass False for a second Store opened while the main one may be streaming a reply.
+        """
+        self.path = Path(path) if path is not None else paths.database_path()
+        _check_writable(self.path)
+        conn: sqlite3.Connection | None = None
+        try:
+            # timeout= installs SQLite's busy handler (same as PRAGMA busy_timeout).
+            conn = sqlite3.connect(self.path, timeout=busy_timeout)
+            self.db = sqlite_utils.Database(conn)
+            conn.execute("PRAGMA foreign_keys = ON")  # per connection; needed for CASCADE
+            self.db.enable_wal()
+            # In WAL mode NORMAL never corrupts the file; a power cut may lose the last
+            # commits, and it makes the once-a-second reply checkpoint cost no fsync.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrations.apply(self.db)
+            if recover:
+                self._mark_interrupted()
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.ProgrammingError):
+                raise _translate(exc, self.path) from exc
+            raise
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        self.db.close()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole if anything in it fails.
+
+        IMMEDIATE takes the write lock up front, so a busy database waits in the busy handler
+        instead of failing half-way with a snapshot error as a deferred BEGIN can in WAL mode.
+        """
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            # Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves; then skip it.
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+
+    def _mark_interrupted(self) -> None:
+        conn = self.db.conn
+        # Look first: a read needs no write lock, so opening never blocks behind another writer
+        # when there is nothing to recover.
+        found = conn.execute(
+            "SELECT count(*) FROM messages WHERE role = 'assistant' AND finish_reason IS NULL"
+        ).fetchone()[0]
+        if not found:
+            return
+        with self._write():
+            conn.execute(
+                "UPDATE messages SET finish_reason = 'interrupted' "
+                "WHERE role = 'assistant' AND finish_reason IS NULL"
+            )
+        log.info("Marked %d unfinished replies as interrupted", found)
+
+    # -- conversations ------------------------------------------------------------------------
+
+    @_boundary
+    def create_conversation(
+        self, title: str = "New chat", *, model: str | None = None, system_prompt: str | None = None
+    ) -> Conversation:
+        now = _now()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, model, system_prompt) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (title, now, now, model, system_prompt),
+            )
+        assert cursor.lastrowid is not None
+        return Conversation(cursor.lastrowid, title, now, now, model, system_prompt)
+
+    @_boundary
+    def conversations(self) -> list[Conversation]:
+        """All conversations, most recently updated first."""
+        rows = self.db.conn.execute(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations ORDER BY updated_at DESC, id DESC"
+        )
+        return [Conversation(*row) for row in rows]
+
+    @_boundary
+    def conversation(self, conversation_id: int) -> Conversation:
+        row = self.db.conn.execute(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone()
+        if row is None:
+            raise _conversation_not_found(conversation_id)
+        return Conversation(*row)
+
+    @_boundary
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Set the title; a blank title becomes "New chat". Does not reorder the list."""
+        title = title.strip() or "New chat"
+        self._update_conversation(conversation_id, "title", title)
+
+    @_boundary
+    def set_conversation_model(self, conversation_id: int, model: str | None) -> None:
+        self._update_conversation(conversation_id, "model", model)
+
+    @_boundary
+    def set_conversation_system_prompt(
+        self, conversation_id: int, system_prompt: str | None
+    ) -> None:
+        self._update_conversation(conversation_id, "system_prompt", system_prompt)
+
+    def _update_conversation(self, conversation_id: int, column: str, value: str | None) -> None:
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"UPDATE conversations SET {column} = ? WHERE id = ?", (value, conversation_id)
+            )
+            if cursor.rowcount == 0:
+                raise _conversation_not_found(conversation_id)
+
+    @_boundary
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Delete it with its messages and their search entries; already gone is fine."""
+        with self._write() as conn:
+            # ON DELETE CASCADE removes the messages; their delete trigger updates the index.
+            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    @_boundary
+    def messages(self, conversation_id: int) -> list[Message]:
+        """The conversation's messages, oldest first (ConversationNotFound if it is gone)."""
+        conn = self.db.conn
+        if (
+            conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+            is None
+        ):
+            raise _conversation_not_found(conversation_id)
+        rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
+        return [Message(*row) for row in rows]
+
+    @_boundary
+    def message(self, message_id: int) -> Message:
+        return self._message(message_id)
+
+    def _message(self, message_id: int) -> Message:
+        row = self.db.conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise _message_not_found(message_id)
+        return Message(*row)
+
+    @_boundary
+    def add_message(self, conversation_id: int, role: str, content: str) -> Message:
+        """Append a finished message (usually the user's), committed before this returns."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        return self._insert_message(conversation_id, role, content, None)
+
+    @_boundary
+    def start_reply(self, conversation_id: int, model_file: str | None) -> Message:
+        """Create the assistant row a reply streams into: content "", finish_reason None."""
+        return self._insert_message(conversation_id, "assistant", "", model_file)
+
+    def _insert_message(
+        self, conversation_id: int, role: str, content: str, model_file: str | None
+    ) -> Message:
+        now = _now()
+        with self._write() as conn:
+            # Bumping first doubles as the existence check, inside the same transaction.
+            bumped = conn.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+            if bumped.rowcount == 0:
+                raise _conversation_not_found(conversation_id)
+            cursor = conn.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, model_file) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, role, content, now, model_file),
+            )
+        assert cursor.lastrowid is not None
+        return Message(
+            cursor.lastrowid, conversation_id, role, content, now,
+            None, None, None, None, None, None, model_file,
+        )  # fmt: skip
+
+    @_boundary
+    def checkpoint_reply(self, message_id: int, content: str) -> None:
+        """Save a streaming reply's text so far: one UPDATE by primary key.
+
+        Does nothing if the reply is already finished (a late checkpoint must not overwrite the
+        final text) or gone (its conversation was deleted while it streamed).
+        """
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE messages SET content = ? WHERE id = ? AND finish_reason IS NULL",
+                (content, message_id),
+            )
+
+    @_boundary
+    def finish_reply(
+        self,
+        message_id: int,
+        content: str,
+        finish_reason: str,
+        *,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        duration_ms: int | None = None,
+        ttft_ms: int | None = None,
+    ) -> Message:
+        """Store a reply's final text and statistics (MessageNotFound if it was deleted)."""
+        if finish_reason not in ENGINE_FINISH_REASONS:
+            raise ValueError(
+                f"finish_reason must be one of {ENGINE_FINISH_REASONS}, not {finish_reason!r}"
+            )
+        now = _now()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT conversation_id FROM messages WHERE id = ? AND role = 'assistant'",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                raise _message_not_found(message_id)
+            conn.execute(
+                "UPDATE messages SET content = ?, finish_reason = ?, finished_at = ?, "
+                "prompt_tokens = ?, completion_tokens = ?, duration_ms = ?, ttft_ms = ? "
+                "WHERE id = ?",
+                (content, finish_reason, now, prompt_tokens, completion_tokens, duration_ms,
+                 ttft_ms, message_id),
+            )  # fmt: skip
+            conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, row[0]))
+        return self._message(message_id)
+
+    @_boundary
+    def edit_message(self, message_id: int, content: str) -> None:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE messages SET content = ? WHERE id = ?", (content, message_id)
+            )
+            if cursor.rowcount == 0:
+                raise _message_not_found(message_id)
+
+    @_boundary
+    def delete_messages_from(self, message_id: int) -> None:
+        """Delete this message and every later one in its conversation; already gone is fine."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT conversation_id FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
+                    (row[0], message_id),
+                )
+
+    # -- search and export --------------------------------------------------------------------
+
+    @_boundary
+    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+        """Messages of every conversation matching all words of ``query``, best match first.
+
+        The user's text is always quoted (sqlite-utils' quote_fts), so FTS5 syntax such as
+        AND, NEAR, * or a stray quote is searched for literally and never raises. The last word
+        also matches as a prefix, so results appear while a word is still being typed.
+        """
+        # FTS5 reads a query only up to a NUL, which would leave a quote unterminated.
+        quoted = self.db.quote_fts(query.replace("\x00", " ").strip())
+        if not quoted or limit <= 0:
+            return []
+        match = quoted + "*"
+        try:
+            rows = self.db.conn.execute(
+                "SELECT m.conversation_id, m.id, c.title, m.role, "
+                "snippet(messages_fts, 0, ?, ?, '…', 16) "
+                "FROM messages_fts "
+                "JOIN messages m ON m.id = messages_fts.rowid "
+                "JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE messages_fts MATCH ? "
+                "ORDER BY messages_fts.rank, m.id DESC LIMIT ?",
+                (HIGHLIGHT_START, HIGHLIGHT_END, match, int(limit)),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            # Quoting should make this unreachable; an odd query finds nothing rather than
+            # showing the user an FTS5 syntax error.
+            if str(exc).startswith(("fts5:", "unterminated string")):
+                log.warning("Search for %r (%r) failed: %s", query, match, exc)
+                return []
+            raise
+        return [SearchHit(*row) for row in rows]
+
+    @_boundary
+    def export_markdown(self, conversation_id: int) -> str:
+        conversation = self.conversation(conversation_id)
+        lines = [f"# {conversation.title}", ""]
+        lines.append(f"- Created: {conversation.created_at}")
+        lines.append(f"- Updated: {conversation.updated_at}")
+        if conversation.model:
+            lines.append(f"- Model: {conversation.model}")
+        if conversation.system_prompt:
+            lines.append(f"- System prompt: {conversation.system_prompt}")
+        lines.append(f"- Exported from {APP_NAME} {__version__}")
+        for message in self.messages(conversation_id):
+            lines += ["", f"## {message.role.capitalize()}", "", f"*{_metadata_line(message)}*"]
+            lines += ["", message.content]
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+    @_boundary
+    def export_json(self, conversation_id: int) -> dict[str, Any]:
+        """The conversation and its messages with all metadata, ready for json.dumps."""
+        conversation = self.conversation(conversation_id)
+        return {
+            "app": APP_NAME,
+            "app_version": __version__,
+            "format_version": 1,
+            "exported_at": _now(),
+            "conversation": asdict(conversation),
+            "messages": [asdict(message) for message in self.messages(conversation_id)],
+        }
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    @_boundary
+    def integrity_check(self) -> bool:
+        """True if SQLite, the foreign keys and the search index all check out."""
+        conn = self.db.conn
+        results = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        if results != ["ok"]:
+            log.error("Database integrity check failed: %s", results[:10])
+            return False
+        if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+            log.error("Database has messages without a conversation")
+            return False
+        try:
+            with self._write():
+                # rank = 1 also compares the index against the messages table itself.
+                conn.execute(
+                    "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)"
+                )
+        except sqlite3.DatabaseError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) or 0
+            if code & 0xFF == _SQLITE_CORRUPT:
+                log.error("Search index integrity check failed: %s", exc)
+                return False
+            raise
+        return True
+
+
+def _metadata_line(message: Message) -> str:
+    parts: list[str] = []
+    if message.model_file:
+        parts.append(message.model_file)
+    parts.append(message.finished_at or message.created_at)
+    if message.finish_reason not in (None, "stop"):
+        parts.append(f"finish: {message.finish_reason}")
+    elif message.role == "assistant" and message.finish_reason is None:
+        parts.append("unfinished")
+    if message.completion_tokens is not None:
+        parts.append(f"{message.completion_tokens} tokens")
+    if message.duration_ms:
+        parts.append(f"{message.duration_ms / 1000:.1f} s")
+    return " · ".join(parts)
+
+
+def _conversation_not_found(conversation_id: int) -> errors.ConversationNotFound:
+    return errors.ConversationNotFound(
+        f"Conversation {conversation_id} no longer exists; it may have been deleted."
+    )
+
+
+def _message_not_found(message_id: int) -> errors.MessageNotFound:
+    return errors.MessageNotFound(
+        f"Message {message_id} no longer exists; its conversation may have been deleted."
+    )
