@@ -1,0 +1,390 @@
+"""Will this model fit? Memory a GGUF needs at a given context size, and where it can live.
+
+The numbers follow what llama.cpp (0.3.36's build) allocates on load, as its log reports them:
+- model buffers: the tensor bytes of the file (``tensor_data_bytes``);
+- KV cache: per token, K and V for every layer: ``n_layers * n_head_kv * (key_length +
+  value_length) * 2`` bytes (f16). Sliding-window layers (Gemma 2/3) get the full size too,
+  because llama.cpp's context default is ``swa_full = true`` ("using full-size SWA cache" in its
+  log); pass ``swa_full=False`` only if the engine turns that off;
+- compute buffer: the largest intermediate of one micro-batch (n_ubatch = 512 tokens): usually
+  the logits (``n_vocab * n_ubatch`` floats), or, at long contexts without flash attention, the
+  attention scores (``n_ctx * n_ubatch * n_head`` floats), plus a few activations. The engine
+  keeps llama.cpp's default flash_attn_type=auto, which turns flash attention on for the CPU,
+  CUDA, Metal and Vulkan backends ("Flash Attention enabled" in the log), so that is the default;
+- output buffer: one row of logits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistant.hub import ModelVariant, quant_rank
+
+if TYPE_CHECKING:
+    from assistant.catalog import ArchHint
+    from assistant.gguf_info import GGUFInfo
+    from assistant.hardware import Hardware
+
+log = logging.getLogger(__name__)
+
+FULL_GPU = "Full GPU offload"
+PARTIAL_GPU = "Partial GPU offload"
+CPU_ONLY = "CPU only"
+TOO_LARGE = "Too large"
+
+N_UBATCH = 512  # llama.cpp's default micro-batch (Llama(n_batch=512) -> n_ubatch 512)
+KV_BYTES_PER_ELEM = 2  # f16 K and V cache (llama.cpp default type_k / type_v)
+# Room left on the GPU for the driver, CUDA context and fragmentation.
+GPU_RESERVE_MIN = 384 * 2**20
+GPU_RESERVE_FRACTION = 0.05
+# Quantizations we recommend first: the sweet spot between size and quality.
+PREFERRED = ("Q4_K_M", "Q4_K_L", "Q5_K_S", "Q5_K_M", "Q5_K_L", "Q6_K", "Q6_K_L")
+# Architectures whose sliding-window layers are not marked in the GGUF: every Nth layer is global.
+# First bytes fetched for a remote header; grown when gguf_info says the header is longer (a
+# 150k-token vocabulary is 2-4 MB).
+HEADER_PROBE = 4 * 2**20
+_SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers an estimate needs, from a GGUF header or a catalog entry."""
+
+    architecture: str
+    n_layers: int
+    n_head: int
+    n_head_kv: int
+    key_length: int
+    value_length: int
+    n_embd: int
+    n_vocab: int
+    n_ff: int
+    context_length: int
+    sliding_window: int | None = None
+    swa_pattern: int | None = None
+    quantization: str | None = None
+    weights_bytes: int | None = None
+
+    @classmethod
+    def from_info(cls, info: GGUFInfo) -> ModelShape:
+        meta = info.metadata
+
+        def integer(key: str) -> int:
+            value = meta.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+        n_vocab = integer("tokenizer.ggml.tokens") or integer(f"{info.architecture}.vocab_size")
+        return cls(
+            architecture=info.architecture,
+            n_layers=info.n_layers,
+            n_head=info.n_head,
+            n_head_kv=info.n_head_kv,
+            key_length=info.key_length,
+            value_length=info.value_length,
+            n_embd=info.n_embd,
+            n_vocab=n_vocab,
+            n_ff=integer(f"{info.architecture}.feed_forward_length"),
+            context_length=info.context_length,
+            sliding_window=info.sliding_window,
+            swa_pattern=_SWA_PATTERN.get(info.architecture) if info.sliding_window else None,
+            quantization=info.quantization,
+            weights_bytes=info.tensor_data_bytes or info.file_size,
+        )
+
+    @classmethod
+    def from_hint(cls, hint: ArchHint, context_length: int = 0) -> ModelShape:
+        return cls(
+            architecture=hint.architecture,
+            n_layers=hint.n_layers,
+            n_head=hint.n_head,
+            n_head_kv=hint.n_head_kv,
+            key_length=hint.head_dim,
+            value_length=hint.head_dim,
+            n_embd=hint.n_embd,
+            n_vocab=hint.n_vocab,
+            n_ff=0,
+            context_length=context_length,
+            sliding_window=hint.sliding_window,
+            swa_pattern=hint.swa_pattern,
+        )
+
+
+@dataclass(frozen=True)
+class FitEstimate:
+    label: str  # FULL_GPU | PARTIAL_GPU | CPU_ONLY | TOO_LARGE
+    n_gpu_layers: int  # layers to offload (n_layers when all of them go)
+    n_layers: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int  # compute + output buffers
+    total_bytes: int
+    detail: str  # a sentence or two for the user
+    gpu_bytes: int = 0
+    cpu_bytes: int = 0
+
+    @property
+    def fits(self) -> bool:
+        return self.label != TOO_LARGE
+
+    @property
+    def llama_n_gpu_layers(self) -> int:
+        """What to pass to llama.cpp: -1 (everything, output layer included) or a layer count."""
+        return -1 if self.label == FULL_GPU else self.n_gpu_layers
+
+
+def _shape(model: GGUFInfo | ModelShape) -> ModelShape:
+    return model if isinstance(model, ModelShape) else ModelShape.from_info(model)
+
+
+def kv_bytes_per_token(model: GGUFInfo | ModelShape) -> int:
+    """K and V for every layer, f16: ``n_layers * n_head_kv * (key_len + value_len) * 2``."""
+    s = _shape(model)
+    return s.n_layers * s.n_head_kv * (s.key_length + s.value_length) * KV_BYTES_PER_ELEM
+
+
+def kv_cache_bytes(model: GGUFInfo | ModelShape, n_ctx: int, *, swa_full: bool = True) -> int:
+    s = _shape(model)
+    per_layer_token = s.n_head_kv * (s.key_length + s.value_length) * KV_BYTES_PER_ELEM
+    if swa_full or not s.sliding_window or not s.swa_pattern:
+        return per_layer_token * s.n_layers * n_ctx
+    # llama.cpp's iSWA cache: global layers keep n_ctx cells, windowed ones n_swa + n_ubatch.
+    n_global = s.n_layers // s.swa_pattern
+    swa_cells = min(n_ctx, s.sliding_window + N_UBATCH)
+    return per_layer_token * (n_global * n_ctx + (s.n_layers - n_global) * swa_cells)
+
+
+def overhead_bytes(model: GGUFInfo | ModelShape, n_ctx: int, *, flash_attn: bool = True) -> int:
+    """llama.cpp's compute buffer (one micro-batch's largest intermediates) + output buffer."""
+    s = _shape(model)
+    f32 = 4
+    logits = s.n_vocab * N_UBATCH * f32
+    scores = 0 if flash_attn else n_ctx * N_UBATCH * s.n_head * f32
+    activations = N_UBATCH * (4 * s.n_embd + 2 * s.n_ff) * f32
+    output = s.n_vocab * f32
+    return max(logits, scores) + activations + output
+
+
+def _non_repeating_bytes(s: ModelShape, weights: int) -> tuple[int, int]:
+    """(token embedding, output head) bytes: they do not belong to any layer."""
+    bits = quant_rank(s.quantization) if s.quantization else 4.85
+    bits = 16.0 if bits >= 99 else bits
+    one = int(s.n_vocab * s.n_embd * bits / 8)
+    # Never more than a third of the file each: tied embeddings, odd quant mixes.
+    one = min(one, weights // 3)
+    return one, one
+
+
+def estimate(
+    model: GGUFInfo | ModelShape,
+    n_ctx: int,
+    hardware: Hardware,
+    *,
+    weights_bytes: int | None = None,
+    swa_full: bool = True,
+    flash_attn: bool = True,
+) -> FitEstimate:
+    """Where the model fits with ``n_ctx`` tokens of context on ``hardware``."""
+    s = _shape(model)
+    if n_ctx <= 0:
+        n_ctx = s.context_length or 4096
+    weights = weights_bytes if weights_bytes is not None else (s.weights_bytes or 0)
+    kv = kv_cache_bytes(s, n_ctx, swa_full=swa_full)
+    overhead = overhead_bytes(s, n_ctx, flash_attn=flash_attn)
+    total = weights + kv + overhead
+    n_layers = max(s.n_layers, 1)
+    embd, head = _non_repeating_bytes(s, weights)
+    per_layer_w = max(0, weights - embd - head) / n_layers
+    per_layer_kv = kv / n_layers
+    ram = hardware.available_ram
+    sizes = (
+        f"about {_gb(total)} (weights {_gb(weights)}, {n_ctx:,}-token context {_gb(kv)}, "
+        f"work buffers {_gb(overhead)})"
+    )
+
+    def result(label: str, layers: int, gpu: int, cpu: int, detail: str) -> FitEstimate:
+        return FitEstimate(
+            label,
+            layers,
+            s.n_layers,
+            weights,
+            kv,
+            overhead,
+            total,
+            f"Needs {sizes}. {detail}",
+            gpu,
+            cpu,
+        )
+
+    if hardware.gpu_offload and hardware.devices:
+        budget = hardware.vram_free - max(
+            GPU_RESERVE_MIN, int(hardware.vram_total * GPU_RESERVE_FRACTION)
+        )
+        if hardware.unified_memory:
+            budget = min(budget, ram)
+        full_gpu = total - embd
+        if full_gpu <= budget:
+            return result(
+                FULL_GPU,
+                s.n_layers,
+                full_gpu,
+                embd,
+                f"All {s.n_layers} layers fit in {_gb(hardware.vram_free)} of free video memory.",
+            )
+        k = int((budget - overhead) // (per_layer_w + per_layer_kv)) if budget > overhead else 0
+        k = max(0, min(k, s.n_layers - 1))
+        if k > 0:
+            gpu = int(k * (per_layer_w + per_layer_kv)) + overhead
+            cpu = total - gpu
+            if cpu <= ram:
+                return result(
+                    PARTIAL_GPU,
+                    k,
+                    gpu,
+                    cpu,
+                    f"{k} of {s.n_layers} layers fit in {_gb(hardware.vram_free)} of free "
+                    f"video memory; the rest ({_gb(cpu)}) runs from RAM, slower.",
+                )
+            return result(
+                TOO_LARGE,
+                k,
+                gpu,
+                cpu,
+                f"Even with {k} layers on the GPU, {_gb(cpu)} would have to fit in "
+                f"{_gb(ram)} of available RAM.",
+            )
+        if total <= ram:
+            return result(
+                CPU_ONLY,
+                0,
+                0,
+                total,
+                f"It does not fit in {_gb(hardware.vram_free)} of free video memory; "
+                f"it runs on the CPU from {_gb(ram)} of available RAM.",
+            )
+        return result(
+            TOO_LARGE,
+            0,
+            0,
+            total,
+            f"More than the {_gb(ram)} of available RAM and "
+            f"{_gb(hardware.vram_free)} of free video memory.",
+        )
+
+    if total <= ram:
+        return result(
+            CPU_ONLY,
+            0,
+            0,
+            total,
+            f"Runs on the CPU from {_gb(ram)} of available RAM. {hardware.why}".strip(),
+        )
+    return result(
+        TOO_LARGE,
+        0,
+        0,
+        total,
+        f"More than the {_gb(ram)} of available RAM. Choose a smaller quantization, "
+        "a shorter context or a smaller model.",
+    )
+
+
+def estimate_variant(
+    variant: ModelVariant, model: GGUFInfo | ModelShape, n_ctx: int, hardware: Hardware, **kw: bool
+) -> FitEstimate | None:
+    """Estimate for a variant whose header we may not have read: its file size is the weights."""
+    if variant.size is None:
+        return None
+    s = _shape(model)
+    s = ModelShape(**{**s.__dict__, "quantization": variant.quantization})
+    return estimate(s, n_ctx, hardware, weights_bytes=variant.size, **kw)
+
+
+def recommend(
+    estimates: dict[ModelVariant, FitEstimate | None],
+) -> ModelVariant | None:
+    """Best quality that fits fully on the GPU, else best that fits in RAM; Q4_K_M..Q6_K first."""
+
+    def preferred(v: ModelVariant) -> bool:
+        return v.quantization.upper().removeprefix("UD-") in PREFERRED
+
+    usable = {v: e for v, e in estimates.items() if e is not None and e.fits}
+    tiers = [
+        [v for v, e in usable.items() if preferred(v) and e.label == FULL_GPU],
+        [v for v in usable if preferred(v)],
+        [v for v, e in usable.items() if e.label == FULL_GPU],
+        list(usable),
+    ]
+    for tier in tiers:
+        if tier:
+            if tier is tiers[2] or tier is tiers[3]:
+                # Outside the sweet spot, take the variant nearest to it, not the largest.
+                return min(
+                    tier, key=lambda v: abs(quant_rank(v.quantization) - quant_rank("Q5_K_M"))
+                )
+            return max(tier, key=lambda v: quant_rank(v.quantization))
+    return None
+
+
+def plan_gpu_layers(path: str | Path, n_ctx: int, hardware: Hardware | None = None) -> int:
+    """n_gpu_layers to load a local GGUF with: -1 for all, 0 for CPU only, else a layer count."""
+    from assistant import hardware as hw
+    from assistant.gguf_info import read_gguf_info
+
+    info = read_gguf_info(path)
+    hardware = hardware or hw.detect()
+    if not hardware.gpu_offload:
+        return 0
+    est = estimate(info, n_ctx, hardware, weights_bytes=_local_weights(Path(path), info))
+    return est.llama_n_gpu_layers if est.label != TOO_LARGE else est.n_gpu_layers
+
+
+def _local_weights(path: Path, info: GGUFInfo) -> int | None:
+    """Tensor bytes, summing every part of a split GGUF (the first part's header lists its own)."""
+    from assistant import hub
+
+    split = hub.split_info(path.name)
+    if not split:
+        return info.tensor_data_bytes or info.file_size
+    total = 0
+    for i in range(1, split[1] + 1):
+        part = path.with_name(
+            path.name.replace(f"-00001-of-{split[1]:05d}", f"-{i:05d}-of-{split[1]:05d}")
+        )
+        if part.exists():
+            total += part.stat().st_size
+    return total or None
+
+
+def remote_info(
+    repo: str, filename: str, *, revision: str = "main", size: int | None = None
+) -> GGUFInfo:
+    """Read a GGUF header on the Hub with HTTP Range requests (a few MB, not the whole file)."""
+    from assistant import downloads
+    from assistant.errors import InvalidModelFile
+    from assistant.gguf_info import IncompleteHeader, parse_gguf_header
+
+    want = HEADER_PROBE
+    data = b""
+    limit = 128 * 2**20  # no real header is this big; stop rather than download a model
+    name = filename.rsplit("/", 1)[-1]
+    while True:
+        asked = want - len(data)
+        chunk = downloads.read_range(repo, filename, len(data), want - 1, revision=revision)
+        data += chunk
+        try:
+            return parse_gguf_header(data, file_size=size, name=name)
+        except IncompleteHeader as exc:
+            if len(chunk) < asked or (size is not None and len(data) >= size):
+                raise InvalidModelFile(f"{name} on Hugging Face ends inside its header.") from None
+            next_want = max(exc.needed, want * 2)
+            if next_want > limit:
+                raise InvalidModelFile(f"{filename} has an implausibly large header.") from None
+            want = next_want
+
+
+def _gb(n: int | float) -> str:
+    # Decimal units, like the file sizes the Hub and our lists show.
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
