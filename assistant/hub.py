@@ -151,7 +151,7 @@ def token() -> str | None:
         settings = Settings.load()
     except Exception:  # a broken settings file must not break downloads
         return None
-    value = getattr(settings, "hf_token", None) or settings.extra.get("hf_token")
+    value = settings.hf_token
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 

@@ -28,6 +28,9 @@ class Settings:
     top_p: float = 0.95
     # -1: let the fit estimate decide how many layers go to the GPU.
     n_gpu_layers: int = -1
+    # A Hugging Face token for gated repositories (HF_TOKEN wins when set). The file is
+    # written readable by its owner only.
+    hf_token: str | None = None
     window_geometry: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -51,6 +54,7 @@ class Settings:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=path.parent)
         try:
+            os.chmod(tmp, 0o600)  # mkstemp's default too, but say it: the token lives here
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(dataclasses.asdict(self), f, indent=2)
                 f.flush()
