@@ -598,6 +598,8 @@ class DownloadJob:
     progress: Progress | None = None
     path: Path | None = None
     error: str | None = None
+    # The failure itself, so callers can tell a gated repo or a full disk from the rest.
+    exception: AssistantError | None = None
     _cancel: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
     _discard: bool = dataclasses.field(default=False, repr=False)
 
@@ -653,7 +655,7 @@ class DownloadQueue:
             if job.state not in ("paused", "failed"):
                 return
             job._cancel = threading.Event()
-            job.state, job.error = "queued", None
+            job.state, job.error, job.exception = "queued", None, None
             self._waiting.append(job)
             self._cond.notify()
         self._changed(job)
@@ -696,7 +698,11 @@ class DownloadQueue:
         self._thread.join(timeout)
 
     def _changed(self, job: DownloadJob) -> None:
-        if self._on_change is not None:
+        if self._on_change is None:
+            return
+        # Under the lock (an RLock), so listeners see a job's changes in the order they happened,
+        # whichever thread made them. Listeners must be quick: a Qt caller only emits a signal.
+        with self._cond:
             try:
                 self._on_change(job)
             except Exception:
@@ -721,19 +727,20 @@ class DownloadQueue:
                 job.progress = p
                 self._changed(job)
 
+            failure: AssistantError | None = None
             try:
                 job.path = download_variant(job.variant, progress=report, cancel=job._cancel)
                 state, error = "done", None
             except DownloadCancelled:
                 state, error = ("cancelled" if job._discard else "paused"), None
             except AssistantError as exc:
-                state, error = "failed", str(exc)
+                state, error, failure = "failed", str(exc), exc
             except Exception as exc:  # a bug: keep the worker alive, show it as a failure
                 log.exception("download of %s failed", job.variant.spec)
                 state, error = "failed", f"Unexpected error: {exc}"
             if state == "cancelled":
                 self._discard_files(job)
             with self._cond:
-                job.state, job.error = state, error
+                job.state, job.error, job.exception = state, error, failure
                 self._cond.notify_all()
             self._changed(job)

@@ -140,6 +140,30 @@ def check_online() -> None:
         )
 
 
+def check_reachable(timeout: float = 4.0) -> None:
+    """Fail in seconds when the Hub's host refuses or ignores connections.
+
+    huggingface_hub's paginated listings retry a dead connection five times with backoff (about
+    23 s here); one TCP connect tells the user at once. Skipped behind a proxy, where the proxy,
+    not the Hub, answers the connect.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
+                                       "HTTP_PROXY", "http_proxy")):
+        return
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        raise NetworkError(
+            f"Could not reach Hugging Face at {endpoint()}: check your internet connection "
+            f"or proxy ({_short(exc)})."
+        ) from exc
+
+
 def token() -> str | None:
     """``HF_TOKEN``, else a token saved in the settings; None lets huggingface_hub use its login."""
     env = os.environ.get("HF_TOKEN")
@@ -370,6 +394,7 @@ def search(query: str, *, sort: str = "downloads", limit: int = 20) -> list[Repo
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {sorted(SORTS)}")
     limit = max(1, min(int(limit), 100))
+    check_reachable()
     with translate_errors(query or "search"):
         items = api().list_models(
             search=query or None,
@@ -439,6 +464,7 @@ def list_gguf_files(repo: str, *, revision: str | None = None) -> list[RemoteFil
     from huggingface_hub.hf_api import RepoFile
 
     check_online()
+    check_reachable()
     with translate_errors(repo):
         entries = api().list_repo_tree(repo, recursive=True, revision=revision)
         return [

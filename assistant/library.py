@@ -12,6 +12,7 @@ from pathlib import Path
 from assistant import paths
 from assistant.errors import InvalidModelFile, ModelError
 from assistant.gguf_info import read_gguf_info
+from assistant.hub import split_info
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,27 @@ def ensure_starter_model() -> Path | None:
     return target
 
 
+def model_files(path: Path) -> list[Path]:
+    """Every file of a model: the file itself, or all parts of a split one (given its first)."""
+    split = split_info(path.name)
+    if split is None:
+        return [path]
+    stem = path.name[: -len("-00001-of-00003.gguf")]
+    total = split[1]
+    return [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
+
+
 def describe(path: Path) -> LocalModel:
     """A LocalModel for a GGUF file; raises InvalidModelFile if it is not a usable GGUF."""
     info = read_gguf_info(path)
+    parts = model_files(path)
+    missing = [p.name for p in parts if not p.exists()]
+    if missing:
+        raise InvalidModelFile(f"{path.name} is incomplete: {', '.join(missing)} is missing.")
     return LocalModel(
         path=path,
         name=path.name,
-        size=path.stat().st_size,
+        size=sum(p.stat().st_size for p in parts),
         quantization=info.quantization,
         architecture=info.architecture,
         is_starter=path.name == STARTER_FILE,
@@ -85,6 +100,9 @@ def installed_models() -> list[LocalModel]:
     """Valid GGUF files in the models folder, by name; broken files are logged and skipped."""
     models = []
     for path in sorted(paths.models_dir().glob("*.gguf"), key=lambda p: p.name.lower()):
+        split = split_info(path.name)
+        if split is not None and split[0] != 1:
+            continue  # a later part of a split model: listed with its first part
         try:
             models.append(describe(path))
         except InvalidModelFile as exc:
@@ -168,10 +186,13 @@ def resolve_model(name_or_path: str | None, settings: Settings | None = None) ->
 
 
 def delete_model(name: str) -> int:
-    """Delete an installed model file; returns the bytes freed."""
+    """Delete an installed model (every part of a split one); returns the bytes freed."""
     path = find_model(name)
     if path.parent.resolve() != paths.models_dir().resolve():
         raise ModelError(f"{path} is not in the models folder; Assistant only deletes its own files.")
-    size = path.stat().st_size
-    path.unlink()
-    return size
+    freed = 0
+    for part in model_files(path):
+        if part.exists():
+            freed += part.stat().st_size
+            part.unlink()
+    return freed

@@ -129,9 +129,7 @@ def test_token_from_env_then_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from assistant.settings import Settings
 
     assert hub.token() is None
-    s = Settings()
-    s.extra["hf_token"] = "hf_settings"
-    s.save()
+    Settings(hf_token="hf_settings").save()
     assert hub.token() == "hf_settings"
     monkeypatch.setenv("HF_TOKEN", "hf_env")
     assert hub.token() == "hf_env"
@@ -173,3 +171,16 @@ def test_catalog_refresh_reads_live_sizes(hf_server: HFServer) -> None:
     assert fresh.name == entry.name  # curated text kept
     assert [v.quantization for v in fresh.variants] == ["Q4_K_M", "Q6_K"]  # what the Hub has
     assert all(not v.approx and v.sha256 for v in fresh.variants)
+
+
+def test_search_fails_fast_when_the_hub_is_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from assistant import hub
+    from assistant.errors import NetworkError
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(NetworkError, match="Could not reach Hugging Face"):
+        hub.search("qwen")
+    assert time.monotonic() - started < 5

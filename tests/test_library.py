@@ -68,3 +68,14 @@ def test_settings_round_trip_and_damaged_file() -> None:
     assert Settings.load() == settings
     paths.settings_path().write_text("{not json")
     assert Settings.load() == Settings()
+
+
+def test_split_model_is_one_model_and_deleted_whole(tmp_path: Path) -> None:
+    first = write_tiny_model(paths.models_dir() / "big-Q4_K_M-00001-of-00002.gguf")
+    second = paths.models_dir() / "big-Q4_K_M-00002-of-00002.gguf"
+    second.write_bytes(b"GGUF" + b"\0" * 100)  # only its presence and size matter here
+    [model] = library.installed_models()
+    assert model.name == first.name
+    assert model.size == first.stat().st_size + 104
+    assert library.delete_model(first.name) == model.size
+    assert list(paths.models_dir().iterdir()) == []
