@@ -57,6 +57,7 @@ def add_models_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    library.ensure_starter_model()  # the starter model counts as installed once its package is
     models = library.installed_models()
     partials = downloads.pending()
     if args.json:

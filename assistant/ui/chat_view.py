@@ -1,0 +1,369 @@
+"""The transcript: messages rendered as Markdown, code blocks highlighted, replies streamed in."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from PySide6.QtCore import QUrl, Signal, Slot
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QFont,
+    QFontDatabase,
+    QGuiApplication,
+    QPalette,
+    QSyntaxHighlighter,
+    QTextBlock,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+    QTextFormat,
+)
+from PySide6.QtWidgets import QMenu, QTextBrowser, QWidget
+
+_KEYWORDS = (
+    "and as assert async await break case catch class const continue def default del do elif "
+    "else enum except export extends false False final finally fn for from func function go if "
+    "impl import in interface is lambda let loop match mod mut new nil None nonlocal not null or "
+    "package pass pub raise return self static struct super switch this throw true True try type "
+    "typeof use var void while with yield echo then fi done esac local"
+).split()
+_KEYWORD_RE = re.compile(r"\b(?:" + "|".join(map(re.escape, _KEYWORDS)) + r")\b")
+_STRING_RE = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`")
+_NUMBER_RE = re.compile(r"\b\d+(?:\.\d+)?\b")
+_HASH_COMMENT_RE = re.compile(r"#.*$")
+_SLASH_COMMENT_RE = re.compile(r"//.*$|--\s.*$")
+_FEATURES = QTextDocument.MarkdownFeature
+_MARKDOWN = _FEATURES(_FEATURES.MarkdownDialectGitHub.value | _FEATURES.MarkdownNoHTML.value)
+_HASH_LANGS = {
+    "",
+    "python",
+    "py",
+    "bash",
+    "sh",
+    "shell",
+    "zsh",
+    "ruby",
+    "rb",
+    "yaml",
+    "yml",
+    "toml",
+    "r",
+    "perl",
+    "ini",
+    "dockerfile",
+    "makefile",
+    "console",
+}
+
+
+def _is_code(block: QTextBlock) -> bool:
+    return block.blockFormat().hasProperty(QTextFormat.BlockCodeLanguage)
+
+
+def _is_dark(palette: QPalette) -> bool:
+    return palette.color(QPalette.ColorRole.Base).lightness() < 128
+
+
+class CodeHighlighter(QSyntaxHighlighter):
+    """Regex colouring for fenced code blocks: keywords, strings, numbers, comments.
+
+    Colours come from the palette's lightness so light and dark themes both read well.
+    """
+
+    def __init__(self, document: QTextDocument, palette: QPalette):
+        super().__init__(document)
+        self.set_palette(palette)
+
+    def set_palette(self, palette: QPalette) -> None:
+        dark = _is_dark(palette)
+
+        def fmt(color: str, *, bold: bool = False, italic: bool = False) -> QTextCharFormat:
+            f = QTextCharFormat()
+            f.setForeground(QColor(color))
+            if bold:
+                f.setFontWeight(QFont.Weight.Bold)
+            f.setFontItalic(italic)
+            return f
+
+        self._keyword = fmt("#ff7ab2" if dark else "#ad3da4", bold=True)
+        self._string = fmt("#ff8170" if dark else "#c41a16")
+        self._number = fmt("#d9c97c" if dark else "#1c00cf")
+        self._comment = fmt("#7f8c98" if dark else "#5d6c79", italic=True)
+        self.rehighlight()
+
+    def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt override)
+        block = self.currentBlock()
+        if not _is_code(block):
+            return
+        language = str(block.blockFormat().property(QTextFormat.BlockCodeLanguage) or "").lower()
+        for regex, fmt in ((_KEYWORD_RE, self._keyword), (_NUMBER_RE, self._number)):
+            for m in regex.finditer(text):
+                self.setFormat(m.start(), m.end() - m.start(), fmt)
+        strings = [(m.start(), m.end()) for m in _STRING_RE.finditer(text)]
+        for start, end in strings:
+            self.setFormat(start, end - start, self._string)
+        comment_re = _HASH_COMMENT_RE if language in _HASH_LANGS else _SLASH_COMMENT_RE
+        for m in comment_re.finditer(text):
+            # A "#" inside a string is not a comment.
+            if not any(s <= m.start() < e for s, e in strings):
+                self.setFormat(m.start(), len(text) - m.start(), self._comment)
+                break
+
+
+class ChatView(QTextBrowser):
+    """Renders what the controller says; streaming text is appended with a QTextCursor.
+
+    Signals:
+        edit_requested(int): the user clicked "Edit" on one of their messages.
+    """
+
+    edit_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("chatView")
+        self.setAccessibleName("Conversation")
+        self.setOpenLinks(False)
+        self.setReadOnly(True)
+        self.setPlaceholderText("Type a message below to start chatting.")
+        self.anchorClicked.connect(self._on_anchor)
+        self.document().setDocumentMargin(12)
+        self._highlighter = CodeHighlighter(self.document(), self.palette())
+        self._messages: list[Any] = []  # what is shown, to re-render on a theme change
+        self._contents: dict[int, str] = {}  # message id -> text (Copy)
+        self._code: list[str] = []  # code block texts (Copy code)
+        self._reply: Any = None  # the assistant Message streaming now
+        self._reply_start: int | None = None  # where its text begins in the document
+        self.appends = 0  # streaming updates received (the controller batches them)
+
+    # --- rendering -------------------------------------------------------------------------
+
+    @Slot(object, list)
+    def show_conversation(self, _conversation_id: Any, messages: list) -> None:
+        """Render a whole conversation (on opening it; never per token)."""
+        self.clear()
+        self._messages = []
+        self._contents.clear()
+        self._code.clear()
+        self._reply = None
+        self._reply_start = None
+        for message in messages:
+            self.add_message(message)
+        # A reply still streaming (finish_reason None) keeps receiving text.
+        if messages and messages[-1].role == "assistant" and messages[-1].finish_reason is None:
+            self._reply = messages[-1]
+        self._scroll_to_end()
+
+    @Slot(object)
+    def add_message(self, message: Any) -> None:
+        self._messages.append(message)
+        self._contents[message.id] = message.content
+        cursor = self._end_cursor()
+        self._insert_header(cursor, message)
+        start = cursor.position()
+        if message.role == "assistant" and message.finish_reason is None:
+            cursor.insertText(message.content, self._plain_format())
+            self._reply_start = start
+        else:
+            self._insert_body(cursor, message)
+        self._scroll_to_end()
+
+    @Slot(object)
+    def begin_reply(self, message: Any) -> None:
+        self._reply = message
+        self.add_message(message)
+
+    @Slot(str)
+    def append_reply_text(self, text: str) -> None:
+        """Append streamed text at the end: one cursor insert per batch, no re-layout of
+        the whole document."""
+        if self._reply_start is None:
+            return
+        self.appends += 1
+        bar = self.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        cursor = self._end_cursor()
+        cursor.insertText(text, self._plain_format())
+        if at_bottom:
+            bar.setValue(bar.maximum())
+
+    @Slot(object)
+    def finish_reply(self, message: Any) -> None:
+        """Replace the streamed plain text with the rendered Markdown, once."""
+        if self._reply_start is None or self._reply is None or self._reply.id != message.id:
+            return
+        self._contents[message.id] = message.content
+        self._messages = [message if m.id == message.id else m for m in self._messages]
+        cursor = self._end_cursor()
+        cursor.setPosition(self._reply_start, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        self._insert_body(cursor, message)
+        self._reply = None
+        self._reply_start = None
+        self._scroll_to_end()
+
+    def _end_cursor(self) -> QTextCursor:
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        return cursor
+
+    def _scroll_to_end(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _plain_format(self) -> QTextCharFormat:
+        return QTextCharFormat()
+
+    def _muted_format(self) -> QTextCharFormat:
+        f = QTextCharFormat()
+        f.setForeground(
+            self.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.PlaceholderText)
+        )
+        f.setFontPointSize(max(7.0, self.font().pointSizeF() * 0.85))
+        return f
+
+    def _link_format(self, href: str) -> QTextCharFormat:
+        f = self._muted_format()
+        f.setAnchor(True)
+        f.setAnchorHref(href)
+        f.setForeground(self.palette().color(QPalette.ColorRole.Link))
+        return f
+
+    def _insert_header(self, cursor: QTextCursor, message: Any) -> None:
+        block = QTextBlockFormat()
+        block.setTopMargin(14 if not self.document().isEmpty() else 0)
+        block.setBottomMargin(2)
+        if self.document().isEmpty():
+            cursor.setBlockFormat(block)
+        else:
+            cursor.insertBlock(block, QTextCharFormat())
+        name = QTextCharFormat()
+        name.setFontWeight(QFont.Weight.Bold)
+        cursor.insertText("You" if message.role == "user" else "Assistant", name)
+        cursor.insertText("   ", QTextCharFormat())
+        if message.role == "user":
+            cursor.insertText("Edit", self._link_format(f"edit:{message.id}"))
+        else:
+            cursor.insertText("Copy", self._link_format(f"copymsg:{message.id}"))
+        cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+
+    def _insert_body(self, cursor: QTextCursor, message: Any) -> None:
+        start = cursor.position()
+        if message.role == "user":
+            cursor.insertText(message.content, self._plain_format())
+        else:
+            # Model output is text, never markup for us: HTML in it is shown as written.
+            cursor.insertMarkdown(message.content or "", _MARKDOWN)
+            self._decorate_code(start, cursor.position())
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            footer = _footer(message)
+            if footer:
+                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+                cursor.insertText(footer, self._muted_format())
+
+    def _decorate_code(self, start: int, end: int) -> None:
+        """Give each code block a background, a fixed font and a "Copy code" link above it."""
+        doc = self.document()
+        groups: list[list[QTextBlock]] = []
+        block = doc.findBlock(start)
+        while block.isValid() and block.position() < end:
+            if _is_code(block):
+                if groups and groups[-1][-1].next() == block:
+                    groups[-1].append(block)
+                else:
+                    groups.append([block])
+            block = block.next()
+        background = self.palette().color(QPalette.ColorRole.AlternateBase)
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        base = len(self._code)
+        self._code.extend("\n".join(b.text() for b in group) for group in groups)
+        # Last group first, so inserting links keeps the earlier positions valid.
+        for offset, group in reversed(list(enumerate(groups))):
+            index = base + offset
+            first = group[0].position()
+            last = group[-1].position() + group[-1].length() - 1
+            cursor = QTextCursor(doc)
+            cursor.setPosition(first)
+            cursor.setPosition(last, QTextCursor.MoveMode.KeepAnchor)
+            code_block = QTextBlockFormat()
+            code_block.setBackground(background)
+            cursor.mergeBlockFormat(code_block)
+            font = QTextCharFormat()
+            font.setFontFamilies([mono.family()])
+            cursor.mergeCharFormat(font)
+            cursor.setPosition(first)
+            code_format = group[0].blockFormat()
+            cursor.insertBlock(code_format)
+            cursor.movePosition(QTextCursor.MoveOperation.PreviousBlock)
+            plain = QTextBlockFormat()
+            plain.setTopMargin(4)
+            cursor.setBlockFormat(plain)
+            cursor.insertText("Copy code", self._link_format(f"copy:{index}"))
+
+    # --- links, copying and themes ---------------------------------------------------------
+
+    @Slot(QUrl)
+    def _on_anchor(self, url: QUrl) -> None:
+        scheme, rest = url.scheme(), url.path()
+        if scheme == "copy" and rest.isdigit() and int(rest) < len(self._code):
+            QGuiApplication.clipboard().setText(self._code[int(rest)])
+        elif scheme == "copymsg" and rest.isdigit():
+            QGuiApplication.clipboard().setText(self._contents.get(int(rest), ""))
+        elif scheme == "edit" and rest.isdigit():
+            self.edit_requested.emit(int(rest))
+        elif scheme in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)
+
+    def code_blocks(self) -> list[str]:
+        """The code blocks shown, in the order their Copy links refer to them."""
+        return list(self._code)
+
+    def copy_code(self, index: int) -> None:
+        self._on_anchor(QUrl(f"copy:{index}"))
+
+    def contextMenuEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        menu: QMenu = self.createStandardContextMenu(event.pos())
+        block = self.cursorForPosition(event.pos()).block()
+        if _is_code(block):
+            first = block
+            while first.previous().isValid() and _is_code(first.previous()):
+                first = first.previous()
+            lines = []
+            b = first
+            while b.isValid() and _is_code(b):
+                lines.append(b.text())
+                b = b.next()
+            text = "\n".join(lines)
+            action = menu.addAction("Copy code block")
+            action.triggered.connect(lambda: QGuiApplication.clipboard().setText(text))
+        menu.exec(event.globalPos())
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        if event.type() == event.Type.PaletteChange and hasattr(self, "_highlighter"):
+            # Light/dark switched: colours were baked into the document, so render again.
+            self._highlighter.set_palette(self.palette())
+            if self._reply is None:
+                self.show_conversation(None, list(self._messages))
+
+
+def _footer(message: Any) -> str:
+    parts = []
+    if message.model_file:
+        parts.append(message.model_file.removesuffix(".gguf"))
+    if message.completion_tokens:
+        parts.append(f"{message.completion_tokens} tokens")
+        if message.duration_ms:
+            parts.append(f"{message.completion_tokens / (message.duration_ms / 1000):.1f} tok/s")
+    reason = {
+        "cancelled": "stopped",
+        "length": "hit the length limit",
+        "error": "failed",
+        "interrupted": "interrupted",
+    }
+    if message.finish_reason in reason:
+        parts.append(reason[message.finish_reason])
+    return " · ".join(parts)

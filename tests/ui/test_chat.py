@@ -1,0 +1,290 @@
+"""Chatting through the real window: send, stream, stop, regenerate, edit, batching, export."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QUrl
+
+from tests.ui.conftest import fast_settings
+from tests.ui.helpers import REPLY_TIMEOUT_MS, send
+
+
+def test_send_streams_the_reply_into_view_and_database(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    batches: list[str] = []
+    controller.reply_text_appended.connect(batches.append)
+    committed_before_reply: list[bool] = []
+
+    def on_reply_started(row) -> None:
+        # The user's message is already in the database when the reply row appears.
+        roles = [m.role for m in controller.store.messages(row.conversation_id)]
+        committed_before_reply.append(roles == ["user", "assistant"])
+
+    controller.reply_started.connect(on_reply_started)
+    reply = send(qtbot, window, "Hello there, tiny model")
+
+    assert committed_before_reply == [True]
+    conversation_id = controller.conversation_id
+    assert conversation_id is not None
+    stored = controller.store.messages(conversation_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].content == "Hello there, tiny model"
+    assert stored[1].id == reply.id
+    assert stored[1].content and stored[1].content == "".join(batches)
+    assert stored[1].finish_reason == "length"
+    assert stored[1].completion_tokens == 48
+    assert stored[1].model_file == "tiny-a.gguf"
+    assert stored[1].duration_ms is not None and stored[1].ttft_ms is not None
+    # Conversation records its model; the sidebar lists it; the view shows both turns.
+    assert controller.store.conversation(conversation_id).model == "tiny-a.gguf"
+    assert window.sidebar.conversation_list.count() == 1
+    shown = window.chat_view.toPlainText()
+    assert "Hello there, tiny model" in shown and "Assistant" in shown
+    words = re.findall(r"[A-Za-z]{3,}", stored[1].content)
+    assert all(w in shown for w in words[:5])
+    # Status bar: speed, time to first token, context used.
+    assert "tok/s" in window.speed_label.text()
+    assert "first token" in window.ttft_label.text()
+    assert re.fullmatch(r"context \d+ / 2048", window.context_label.text())
+    assert window.backend_label.text()
+    assert window.send_button.text() == "Send"
+
+
+def test_tokens_reach_the_view_in_batches(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=400))
+    batches: list[str] = []
+    window.controller.reply_text_appended.connect(batches.append)
+    reply = send(qtbot, window, "Count please")
+    assert reply.completion_tokens == 400
+    assert window.chat_view.appends == len(batches) >= 1
+    # One view update per 40 ms tick, not one per token.
+    assert len(batches) <= reply.completion_tokens // 2, (len(batches), reply.completion_tokens)
+
+
+def test_stop_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
+    # Without a stop this reply would run until the 2048-token context is full.
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
+    controller = window.controller
+    window.message_box.setPlainText("Tell me everything")
+    with qtbot.waitSignal(controller.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
+        window.send_button.click()
+    assert window.send_button.text() == "Stop"
+    with qtbot.waitSignal(controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+        window.send_button.click()  # sets the stop Event directly
+        assert controller.state == "stopping"
+        assert window.send_button.text() == "Stopping..."
+    reply = blocker.args[0]
+    assert reply.finish_reason == "cancelled"
+    assert reply.content
+    assert reply.completion_tokens < 1900
+    stored = controller.store.messages(controller.conversation_id)[-1]
+    assert stored.finish_reason == "cancelled" and stored.content == reply.content
+    assert "stopped" in window.chat_view.toPlainText()
+    assert window.send_button.text() == "Send"
+    # Chatting goes on afterwards.
+    assert send(qtbot, window, "Shorter, please").finish_reason == "length"
+
+
+def test_escape_stops(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
+    window.message_box.setPlainText("Go on")
+    with qtbot.waitSignal(window.controller.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
+        window.send_button.click()
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+        window.stop_action.trigger()
+    assert blocker.args[0].finish_reason == "cancelled"
+
+
+def test_regenerate_replaces_the_last_reply(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    first = send(qtbot, window, "Say something")
+    assert window.regenerate_button.isEnabled()
+    with qtbot.waitSignal(controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+        window.regenerate_button.click()
+    second = blocker.args[0]
+    stored = controller.store.messages(controller.conversation_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].id == second.id != first.id
+    assert stored[0].content == "Say something"
+    assert window.chat_view.toPlainText().count("Say something") == 1
+
+
+def test_edit_an_earlier_message_and_resend(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    send(qtbot, window, "first question")
+    send(qtbot, window, "second question")
+    stored = controller.store.messages(controller.conversation_id)
+    assert len(stored) == 4
+    # Click "Edit" on the first message in the transcript.
+    window.chat_view.anchorClicked.emit(QUrl(f"edit:{stored[0].id}"))
+    assert window.message_box.toPlainText() == "first question"
+    assert window.edit_label.isVisible()
+    reply = send(qtbot, window, "first question, edited")
+    stored = controller.store.messages(controller.conversation_id)
+    assert [(m.role, m.id) for m in stored][0] == ("user", stored[0].id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].content == "first question, edited"
+    assert stored[1].id == reply.id
+    shown = window.chat_view.toPlainText()
+    assert "second question" not in shown and "first question, edited" in shown
+    assert not window.edit_label.isVisible()
+
+
+def test_edit_can_be_cancelled_with_escape(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    send(qtbot, window, "keep me")
+    message_id = window.controller.store.messages(window.controller.conversation_id)[0].id
+    window.chat_view.anchorClicked.emit(QUrl(f"edit:{message_id}"))
+    assert window.controller.editing == message_id
+    window.stop_action.trigger()  # Esc
+    assert window.controller.editing is None
+    assert window.message_box.toPlainText() == ""
+
+
+def test_history_includes_system_prompt_and_turns(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"], system_prompt="Be brief."))
+    reply = send(qtbot, window, "one")
+    history = window.controller.history(reply.conversation_id)
+    assert history[0] == {"role": "system", "content": "Be brief."}
+    assert [h["role"] for h in history[1:]] == ["user", "assistant"]
+
+
+def test_trimmed_history_is_announced(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"], n_ctx=256, max_tokens=40))
+    notices: list[str] = []
+    window.controller.notice.connect(notices.append)
+    long_text = "word " * 60
+    for _ in range(4):
+        send(qtbot, window, long_text)
+    assert any(
+        re.fullmatch(
+            r"Oldest \d+ messages? didn't fit in the context window and were left out\.", n
+        )
+        for n in notices
+    ), notices
+    assert "didn't fit" in window.notice_label.text()
+
+
+def test_code_blocks_are_rendered_with_copy_links(qtbot, make_window, tiny_models) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    window = make_window(fast_settings(tiny_models["a"]))
+    view = window.chat_view
+    reply = send(qtbot, window, "code please")
+    # Render a stored reply with code through the same path a finished reply takes.
+    code_reply = type(reply)(
+        **{
+            **reply.__dict__,
+            "id": reply.id + 1000,
+            "content": (
+                "Here:\n\n```python\ndef f(x):\n    return x  # done\n```\n\n"
+                "and\n\n```sh\necho hi\n```\n"
+            ),
+        }
+    )
+    view.add_message(code_reply)
+    assert view.code_blocks()[-2:] == ["def f(x):\n    return x  # done", "echo hi"]
+    assert view.toPlainText().count("Copy code") >= 2
+    html_reply = type(reply)(
+        **{**reply.__dict__, "id": reply.id + 1001, "content": "a <b>tag</b> <img src='x.png'>"}
+    )
+    view.add_message(html_reply)
+    assert "a <b>tag</b> <img src='x.png'>" in view.toPlainText()  # shown, not interpreted
+    view.copy_code(len(view.code_blocks()) - 2)
+    assert QGuiApplication.clipboard().text() == "def f(x):\n    return x  # done"
+
+
+def test_export_markdown_and_json(qtbot, make_window, tiny_models, tmp_path: Path) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    send(qtbot, window, "export me")
+    md = tmp_path / "chat.md"
+    with qtbot.waitSignal(controller.export_finished, timeout=10_000):
+        controller.export_conversation(controller.conversation_id, str(md), "markdown")
+    assert "export me" in md.read_text(encoding="utf-8")
+    js = tmp_path / "chat.json"
+    with qtbot.waitSignal(controller.export_finished, timeout=10_000):
+        controller.export_conversation(controller.conversation_id, str(js), "json")
+    assert "export me" in json.dumps(json.loads(js.read_text(encoding="utf-8")))
+
+
+def test_closing_while_generating_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
+    controller = window.controller
+    window.message_box.setPlainText("A long one")
+    with qtbot.waitSignal(controller.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
+        window.send_button.click()
+    conversation_id = controller.conversation_id
+    window.close()
+    assert not controller.thread.isRunning()
+    from assistant.storage import Store
+
+    with Store() as store:
+        reply = store.messages(conversation_id)[-1]
+    assert reply.role == "assistant" and reply.finish_reason == "cancelled" and reply.content
+
+
+def test_streaming_reply_is_checkpointed_at_most_once_a_second(
+    qtbot, make_window, tiny_models, monkeypatch
+) -> None:
+    import sqlite3
+    import time
+
+    from assistant import paths
+    from assistant.ui import controller as controller_module
+
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=1500))
+    controller = window.controller
+    calls: list[float] = []
+    real_checkpoint = controller.store.checkpoint_reply
+
+    def checkpoint(message_id: int, content: str) -> None:
+        calls.append(time.monotonic())
+        real_checkpoint(message_id, content)
+
+    monkeypatch.setattr(controller.store, "checkpoint_reply", checkpoint)
+    started = time.monotonic()
+    reply = send(qtbot, window, "Checkpoint me")
+    elapsed = time.monotonic() - started
+    assert len(calls) <= elapsed / controller_module.CHECKPOINT_INTERVAL_S + 1
+    assert all(b - a >= 0.99 for a, b in zip(calls, calls[1:], strict=False))
+    assert reply.finish_reason == "length"
+
+    # With a short interval the database holds the partial text while the reply streams.
+    monkeypatch.setattr(controller_module, "CHECKPOINT_INTERVAL_S", 0.0)
+    seen_in_db: list[str] = []
+
+    def look(_batch: str) -> None:
+        if controller.state != "generating":
+            return
+        db = sqlite3.connect(paths.database_path())
+        try:
+            row = db.execute(
+                "select content, finish_reason from messages order by id desc limit 1"
+            ).fetchone()
+        finally:
+            db.close()
+        if row[1] is None and row[0]:
+            seen_in_db.append(row[0])
+
+    controller.reply_text_appended.connect(look)
+    reply = send(qtbot, window, "Again")
+    assert seen_in_db and reply.content.startswith(seen_in_db[0])
+
+
+def test_streaming_never_rerenders_the_whole_conversation(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=300))
+    send(qtbot, window, "warm up")
+    opened: list[object] = []
+    window.controller.conversation_opened.connect(lambda *args: opened.append(args))
+    document = window.chat_view.document()
+    blocks_before = document.blockCount()
+    send(qtbot, window, "stream")
+    assert opened == []
+    assert window.chat_view.document() is document and document.blockCount() > blocks_before

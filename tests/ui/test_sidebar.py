@@ -1,0 +1,154 @@
+"""The conversation list: new, open, rename, delete with confirmation, search as you type."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from tests.ui.conftest import fast_settings
+from tests.ui.helpers import send
+
+
+def _search_word(text: str) -> str:
+    """A whole word as the FTS5 tokenizer sees it (runs of letters and digits), plain ASCII.
+
+    Gibberish replies mix in other characters, and a letter run glued to one of them is part of
+    a longer token that a search for the ASCII part alone would not find.
+    """
+    tokens = re.findall(r"[^\W_]+", text)
+    words = [t for t in tokens if re.fullmatch(r"[A-Za-z]{3,}", t)]
+    assert words, text
+    return max(words, key=len)
+
+
+def test_new_chat_and_switching(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    send(qtbot, window, "first chat")
+    first_id = controller.conversation_id
+    window.new_action.trigger()
+    assert controller.conversation_id is None
+    assert window.chat_view.toPlainText() == ""
+    send(qtbot, window, "second chat")
+    second_id = controller.conversation_id
+    assert second_id != first_id
+    titles = [window.sidebar.conversation_list.item(i).text() for i in range(2)]
+    assert titles == ["second chat", "first chat"]  # most recent first
+    item = window.sidebar.conversation_list.item(1)
+    window.sidebar.conversation_list.itemClicked.emit(item)
+    assert controller.conversation_id == first_id
+    assert "first chat" in window.chat_view.toPlainText()
+    assert "second chat" not in window.chat_view.toPlainText()
+
+
+def test_rename(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    send(qtbot, window, "to be renamed")
+    item = window.sidebar.conversation_list.item(0)
+    item.setText("Renamed chat")  # what finishing an in-place edit does
+    conversation_id = window.controller.conversation_id
+    assert window.controller.store.conversation(conversation_id).title == "Renamed chat"
+    assert window.sidebar.conversation_list.item(0).text() == "Renamed chat"
+
+
+def test_search_finds_a_word_from_an_old_reply_and_opens_it(
+    qtbot, make_window, tiny_models
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=200))
+    controller = window.controller
+    reply = send(qtbot, window, "an old conversation")
+    old_id = controller.conversation_id
+    word = _search_word(reply.content)
+    window.new_action.trigger()
+    send(qtbot, window, "something newer")
+    window.search_action.trigger()  # Ctrl+F / Ctrl+K focus the search field
+    assert window.sidebar.search_field.hasFocus() or not window.isActiveWindow()
+    qtbot.keyClicks(window.sidebar.search_field, word)  # as you type
+    hits = window.sidebar.hit_list
+    assert window.sidebar.stack.currentWidget() is hits
+    targets = [hits.item(i).data(Qt.ItemDataRole.UserRole) for i in range(hits.count())]
+    assert (old_id, reply.id) in targets
+    index = targets.index((old_id, reply.id))
+    assert "«" in hits.item(index).text()
+    hits.itemClicked.emit(hits.item(index))
+    assert controller.conversation_id == old_id
+    assert "an old conversation" in window.chat_view.toPlainText()
+    # Clearing the field shows the conversations again.
+    window.sidebar.search_field.clear()
+    assert window.sidebar.stack.currentWidget() is window.sidebar.conversation_list
+
+
+def test_search_with_odd_input_does_not_break(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    send(qtbot, window, "hello")
+    qtbot.keyClicks(window.sidebar.search_field, '"AND (* NEAR')
+    assert window.sidebar.stack.currentWidget() is window.sidebar.no_hits
+    assert not window.banner.isVisible()
+
+
+def test_delete_asks_then_removes_conversation_and_its_hits(
+    qtbot, make_window, tiny_models, monkeypatch
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=200))
+    controller = window.controller
+    reply = send(qtbot, window, "delete this chat please")
+    word = _search_word(reply.content)
+    assert controller.store.search(word)
+    answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+
+    def question(parent, title, text, *args):
+        asked.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    item = window.sidebar.conversation_list.item(0)
+    window.sidebar.confirm_delete(item)  # cancelled: nothing happens
+    assert window.sidebar.conversation_list.count() == 1
+    window.sidebar.conversation_list.setCurrentItem(item)
+    window.sidebar.conversation_list.setFocus()
+    window.sidebar._delete_current()  # the Delete key
+    assert len(asked) == 2 and "delete this chat please" in asked[0]
+    assert window.sidebar.conversation_list.count() == 0
+    assert controller.store.conversations() == []
+    assert controller.store.search(word) == []
+    assert controller.conversation_id is None
+    assert window.chat_view.toPlainText() == ""
+    qtbot.keyClicks(window.sidebar.search_field, word)
+    assert (
+        window.sidebar.hit_list.count() == 0
+        or window.sidebar.stack.currentWidget() is window.sidebar.no_hits
+    )
+
+
+def test_conversations_are_shown_again_after_restart(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    send(qtbot, window, "remember me")
+    window.close()
+    again = make_window(fast_settings(tiny_models["a"]))
+    assert again.sidebar.conversation_list.count() == 1
+    assert "remember me" in again.chat_view.toPlainText()
+
+
+def test_a_new_chat_is_selected_in_the_list_once_sent(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    send(qtbot, window, "select me")
+    current = window.sidebar.conversation_list.currentItem()
+    assert current is not None and current.text() == "select me"
+    assert "select me" in window.chat_view.toPlainText()
+
+
+def test_opening_a_chat_whose_model_is_gone_says_so(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    store = window.controller.store
+    orphan = store.create_conversation("Old chat", model="gone.gguf")
+    store.add_message(orphan.id, "user", "from long ago")
+    with qtbot.waitSignal(window.controller.error, timeout=5000) as blocker:
+        window.controller.open_conversation(orphan.id)
+    assert "gone.gguf" in blocker.args[0] and window.banner.isVisible()
+    assert "from long ago" in window.chat_view.toPlainText()
+    assert window.controller.loaded_model.path.name == "tiny-a.gguf"
+    assert send(qtbot, window, "carry on").model_file == "tiny-a.gguf"
+    assert store.conversation(orphan.id).model == "tiny-a.gguf"
