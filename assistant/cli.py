@@ -154,8 +154,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             if loaded.template_note:
                 print(f"note: {loaded.template_note}", file=sys.stderr)
             state = _state_path(conversation.id)
-            if hasattr(engine, "load_state"):
-                engine.load_state(state)
+            engine.load_state(state)
             history = _history(store, conversation.id, conversation.system_prompt)
             params = GenerationParams(
                 max_tokens=args.max_tokens or settings.max_tokens,
@@ -165,7 +164,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             )
             completion = _stream_reply(store, engine, conversation.id, model_path.name, history,
                                        params)
-            if hasattr(engine, "save_state") and completion.finish_reason != "error":
+            if completion.finish_reason != "error":
                 engine.save_state(state)
         finally:
             engine.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import json
 import logging
 import os
 import threading
@@ -236,6 +237,59 @@ class Engine:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+    # -- saved state -------------------------------------------------------------------------
+
+    def save_state(self, path: str | Path) -> bool:
+        """Write the KV cache and its tokens to ``path``, so that another process (the next
+        ``assistant chat`` of a conversation) starts with this prefix already evaluated."""
+        self._require_model()
+        assert self._loaded is not None
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tokens = (llama_cpp.llama_token * len(self._kv_tokens))(*self._kv_tokens)
+        ok = llama_cpp.llama_state_save_file(
+            self._ctx, str(tmp).encode("utf-8"), tokens, len(self._kv_tokens)
+        )
+        if not ok:
+            tmp.unlink(missing_ok=True)
+            log.warning("Could not save the KV cache to %s", path)
+            return False
+        _state_meta(path).write_text(json.dumps(self._state_identity()), encoding="utf-8")
+        os.replace(tmp, path)
+        return True
+
+    def load_state(self, path: str | Path) -> int:
+        """Restore a KV cache saved by save_state for this same model and context size.
+
+        Returns the number of tokens restored; 0 when there is none, or it belongs to another
+        model, or llama.cpp rejects it (then the cache is simply empty: nothing is lost).
+        """
+        self._require_model()
+        path = Path(path)
+        try:
+            identity = json.loads(_state_meta(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+        if identity != self._state_identity() or not path.exists():
+            return 0
+        capacity = self._n_ctx
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = ctypes.c_size_t(0)
+        ok = llama_cpp.llama_state_load_file(
+            self._ctx, str(path).encode("utf-8"), tokens, capacity, ctypes.byref(count)
+        )
+        if not ok:
+            log.warning("Ignoring the saved KV cache %s: llama.cpp could not load it", path)
+            self._reset_cache()
+            return 0
+        self._kv_tokens = list(tokens[: count.value])
+        return count.value
+
+    def _state_identity(self) -> dict[str, object]:
+        assert self._loaded is not None
+        model = self._loaded.path
+        return {"model": model.name, "size": model.stat().st_size, "n_ctx": self._n_ctx}
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -525,6 +579,11 @@ class Engine:
 
 
 _NO_ABORT = ctypes.cast(None, llama_cpp.ggml_abort_callback)
+
+
+def _state_meta(path: Path) -> Path:
+    """The small JSON file beside a saved state naming the model it belongs to."""
+    return path.with_name(path.name + ".json")
 
 
 @dataclass
