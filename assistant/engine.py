@@ -27,7 +27,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from . import llama_log
+from . import fit, hardware, llama_log
 from .chat_format import ChatFormat, fit_messages
 from .errors import AssistantError, GenerationError, ModelError, ModelNotLoaded
 from .gguf_info import GGUFInfo, read_gguf_info
@@ -131,7 +131,9 @@ class Engine:
         if not gpu_build:
             layers = 0
         elif n_gpu_layers < 0:
-            layers = info.n_layers + 1  # + 1: the output layer too
+            # As many layers as the fit estimate says fit in free VRAM at this context size.
+            planned = fit.plan_gpu_layers(path, n_ctx if n_ctx > 0 else info.context_length)
+            layers = info.n_layers + 1 if planned < 0 else planned  # + 1: the output layer
         else:
             layers = n_gpu_layers
         params = llama_cpp.llama_model_default_params()
@@ -702,52 +704,10 @@ def _decode_failure(result: int, what: str) -> str:
     return f"llama.cpp failed while evaluating {what} (error {result})."
 
 
-@dataclass(frozen=True)
-class _Device:
-    name: str
-    description: str
-    kind: int  # enum ggml_backend_dev_type: 0 CPU, 1 GPU, 2 integrated GPU, 3 accelerator
-    backend: str
-
-
-def _devices() -> list[_Device]:
-    """ggml's devices, read through libllama (llama-cpp-python does not wrap these calls)."""
-    try:
-        lib = llama_cpp.llama_cpp._lib
-        count = lib.ggml_backend_dev_count
-        count.restype = ctypes.c_size_t
-        get = lib.ggml_backend_dev_get
-        get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-        texts = []
-        for fn_name in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
-            fn = getattr(lib, fn_name)
-            fn.restype, fn.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-            texts.append(fn)
-        dev_type = lib.ggml_backend_dev_type
-        dev_type.restype, dev_type.argtypes = ctypes.c_int, [ctypes.c_void_p]
-        reg = lib.ggml_backend_dev_backend_reg
-        reg.restype, reg.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
-        reg_name = lib.ggml_backend_reg_name
-        reg_name.restype, reg_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-        devices = []
-        for i in range(count()):
-            dev = get(i)
-            name, description = (
-                (fn(dev) or b"").decode("utf-8", errors="replace") for fn in texts
-            )
-            devices.append(
-                _Device(name, description, dev_type(dev),
-                        (reg_name(reg(dev)) or b"").decode("utf-8", errors="replace"))
-            )
-        return devices
-    except (AttributeError, OSError):
-        return []  # symbols not reachable through this build's libllama (e.g. on Windows)
-
-
 def _describe_backend(gpu_build: bool, layers: int, n_layers: int) -> tuple[str, str]:
     if not gpu_build:
         return "CPU", "This llama.cpp build has no GPU support; running on CPU."
-    gpus = [d for d in _devices() if d.kind in (1, 2)]
+    gpus = list(hardware.detect().devices)
     if layers == 0:
         return "CPU", "GPU offload is off (0 layers); running on CPU."
     if not gpus:

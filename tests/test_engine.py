@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,7 +190,7 @@ def test_second_turn_reuses_the_prefix(engine: Engine) -> None:
     # Everything up to the first reply is reused (its text tokenizes back almost the same way).
     assert second.cached_tokens >= first.prompt_tokens
     assert second.prompt_tokens - second.cached_tokens < 60
-    assert second.ttft_s < first.ttft_s
+    # (What the reuse saves in time to first token is measured by benchmarks/bench_engine.py.)
 
 
 def test_history_is_trimmed_to_fit(models: dict[str, Path]) -> None:
@@ -346,8 +345,6 @@ def test_starter_model_generates(starter_model: Path) -> None:
         assert c.error is None
         assert c.finish_reason in ("length", "stop")
         assert c.text
-        started = time.perf_counter()
         assert e.count_tokens("Hello world") == 2
-        assert time.perf_counter() - started < 0.1
     finally:
         e.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -139,9 +138,7 @@ def test_quantization_names(file_type: int, name: str | None) -> None:
 
 @pytest.mark.starter
 def test_starter_model(starter_model_file: Path) -> None:
-    started = time.perf_counter()
     info = read_gguf_info(starter_model_file)
-    seconds = time.perf_counter() - started
     assert info.architecture == "gemma3"
     assert info.quantization == "Q4_K_M"
     assert info.context_length == 32768
@@ -151,5 +148,3 @@ def test_starter_model(starter_model_file: Path) -> None:
     assert info.chat_template is None  # a base model
     assert info.metadata["tokenizer.ggml.tokens"] == 262144
     assert info.data_offset + info.tensor_data_bytes == starter_model_file.stat().st_size
-    # 262k vocabulary strings are skipped, not decoded (about 0.06 s on an idle machine).
-    assert seconds < 1.0

