@@ -22,9 +22,7 @@ log = logging.getLogger(__name__)
 
 Messages = Sequence[dict[str, str]]
 
-PLAIN_TEMPLATE_NOTE = (
-    "This model has no chat template; using a plain System/User/Assistant format."
-)
+PLAIN_TEMPLATE_NOTE = "This model has no chat template; using a plain System/User/Assistant format."
 _PLAIN_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 # The plain format's reply ends where the model starts writing the next turn itself.
 PLAIN_STOP_STRINGS = ("\nUser:", "\nSystem:")

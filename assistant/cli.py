@@ -44,15 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("prompt", nargs="+", help="the message ('-' reads it from stdin)")
     chat.add_argument("-m", "--model", help="model file name or path (default: the default model)")
     chat.add_argument("-c", "--conversation", type=int, help="continue this conversation id")
-    chat.add_argument("--continue", dest="continue_last", action="store_true",
-                      help="continue the most recent conversation")
+    chat.add_argument(
+        "--continue",
+        dest="continue_last",
+        action="store_true",
+        help="continue the most recent conversation",
+    )
     chat.add_argument("-n", "--max-tokens", type=int, help="longest reply, in tokens")
     chat.add_argument("-s", "--system", help="system prompt for a new conversation")
     chat.add_argument("--ctx", type=int, help="context window in tokens (default from settings)")
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable replies")
     chat.add_argument("--temperature", type=float)
-    chat.add_argument("--stats", action="store_true",
-                      help="print tokens/s, time to first token and reused tokens to stderr")
+    chat.add_argument(
+        "--stats",
+        action="store_true",
+        help="print tokens/s, time to first token and reused tokens to stderr",
+    )
     chat.set_defaults(handler=cmd_chat)
 
     chats = sub.add_parser("chats", help="list conversations")
@@ -142,8 +149,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
         )
         engine = Engine()
         try:
-            loaded = engine.load(model_path, n_ctx=args.ctx or settings.n_ctx,
-                                 n_gpu_layers=settings.n_gpu_layers)
+            loaded = engine.load(
+                model_path, n_ctx=args.ctx or settings.n_ctx, n_gpu_layers=settings.n_gpu_layers
+            )
             if conversation is None:
                 conversation = store.create_conversation(
                     _title_from(prompt), system_prompt=args.system or settings.system_prompt
@@ -162,8 +170,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 top_p=settings.top_p,
                 seed=args.seed,
             )
-            completion = _stream_reply(store, engine, conversation.id, model_path.name, history,
-                                       params)
+            completion = _stream_reply(
+                store, engine, conversation.id, model_path.name, history, params
+            )
             if completion.finish_reason != "error":
                 engine.save_state(state)
         finally:
@@ -172,8 +181,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
         store.close()
 
     if completion.trimmed_messages:
-        print(f"note: the oldest {completion.trimmed_messages} messages did not fit in the "
-              "context window and were left out", file=sys.stderr)
+        print(
+            f"note: the oldest {completion.trimmed_messages} messages did not fit in the "
+            "context window and were left out",
+            file=sys.stderr,
+        )
     if args.stats:
         print(
             f"conversation {conversation.id}: {completion.completion_tokens} tokens, "
@@ -255,8 +267,10 @@ def cmd_chats(args: argparse.Namespace) -> int:
             print(json.dumps([c.__dict__ for c in conversations], indent=2))
             return EXIT_OK
         for c in conversations:
-            print(f"{c.id:>5}  {c.updated_at[:16].replace('T', ' ')}  {c.title}"
-                  + (f"  [{c.model}]" if c.model else ""))
+            print(
+                f"{c.id:>5}  {c.updated_at[:16].replace('T', ' ')}  {c.title}"
+                + (f"  [{c.model}]" if c.model else "")
+            )
     finally:
         store.close()
     return EXIT_OK
@@ -298,13 +312,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def self_test(model: str | None) -> int:
     """Load a model, generate a few tokens, round-trip the database; one line, exit 0 or 1."""
-    import os
     import tempfile
 
     from assistant.engine import Engine, GenerationParams
     from assistant.storage import Store
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     started = time.monotonic()
     try:
         path = library.resolve_model(model)
@@ -332,10 +344,9 @@ def self_test(model: str | None) -> int:
                 store.close()
         if not ok:
             raise AssistantError("the database round trip returned different messages")
-        # The GUI toolkit must at least import and start offscreen.
-        from PySide6.QtWidgets import QApplication
+        from assistant.ui.app import check_gui  # the GUI toolkit starts offscreen
 
-        _app = QApplication.instance() or QApplication(["assistant-self-test"])
+        check_gui()
     except AssistantError as exc:
         print(f"self-test failed: {exc}")
         return EXIT_FAILED

@@ -189,7 +189,11 @@ class Engine:
         )
         log.info(
             "Loaded %s (n_ctx %d, %s: %s) in %.2f s",
-            path.name, n_ctx, backend, note, self._loaded.load_seconds,
+            path.name,
+            n_ctx,
+            backend,
+            note,
+            self._loaded.load_seconds,
         )
         return self._loaded
 
@@ -394,8 +398,11 @@ class Engine:
         )
 
     def _generate(
-        self, messages: list[dict[str, str]], params: GenerationParams,
-        stop: threading.Event, run: _Run,
+        self,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+        stop: threading.Event,
+        run: _Run,
     ) -> str:
         prompt, run.trimmed_messages = self._fit_prompt(messages, params.max_tokens)
         if not prompt:
@@ -509,7 +516,7 @@ class Engine:
                 last_chunk = i + len(chunk) == len(prompt)
                 for j, token in enumerate(chunk):
                     batch.token[j] = token
-                    batch.pos[j] = i + j
+                    batch.pos[j] = i + j  # type: ignore[call-overload]  # ctypes stubs
                     batch.n_seq_id[j] = 1
                     batch.seq_id[j][0] = 0
                     batch.logits[j] = 0
@@ -534,7 +541,7 @@ class Engine:
         batch = self._batch
         assert batch is not None
         batch.token[0] = token
-        batch.pos[0] = len(self._kv_tokens)
+        batch.pos[0] = len(self._kv_tokens)  # type: ignore[call-overload]
         batch.n_seq_id[0] = 1
         batch.seq_id[0][0] = 0
         batch.logits[0] = 1
@@ -559,9 +566,9 @@ class Engine:
         if params.repeat_penalty != 1.0:
             # After top-k: penalties scan every candidate, and a vocabulary can be 262k tokens.
             n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-            add(llama_cpp.llama_sampler_init_penalties(
-                n_vocab, 64, params.repeat_penalty, 0.0, 0.0
-            ))
+            add(
+                llama_cpp.llama_sampler_init_penalties(n_vocab, 64, params.repeat_penalty, 0.0, 0.0)
+            )
         if params.temperature <= 0:
             add(llama_cpp.llama_sampler_init_greedy())
             return chain
@@ -580,7 +587,7 @@ class Engine:
         self._kv_tokens = []
 
 
-_NO_ABORT = ctypes.cast(None, llama_cpp.ggml_abort_callback)
+_NO_ABORT = ctypes.cast(None, llama_cpp.ggml_abort_callback)  # type: ignore[arg-type]
 
 
 def _state_meta(path: Path) -> Path:

@@ -28,8 +28,17 @@ DEFAULT_ALIGNMENT = 32
 _UINT8, _INT8, _UINT16, _INT16, _UINT32, _INT32, _FLOAT32, _BOOL = range(8)
 _STRING, _ARRAY, _UINT64, _INT64, _FLOAT64 = 8, 9, 10, 11, 12
 _SCALAR_FORMATS: dict[int, str] = {
-    _UINT8: "<B", _INT8: "<b", _UINT16: "<H", _INT16: "<h", _UINT32: "<I", _INT32: "<i",
-    _FLOAT32: "<f", _BOOL: "<?", _UINT64: "<Q", _INT64: "<q", _FLOAT64: "<d",
+    _UINT8: "<B",
+    _INT8: "<b",
+    _UINT16: "<H",
+    _INT16: "<h",
+    _UINT32: "<I",
+    _INT32: "<i",
+    _FLOAT32: "<f",
+    _BOOL: "<?",
+    _UINT64: "<Q",
+    _INT64: "<q",
+    _FLOAT64: "<d",
 }
 _SCALAR_SIZES = {t: struct.calcsize(f) for t, f in _SCALAR_FORMATS.items()}
 
@@ -201,9 +210,7 @@ def _parse(buf: _Buffer, file_size: int | None, name: str) -> GGUFInfo:
     (version,) = struct.unpack_from("<I", buf.data, 4)
     if version not in SUPPORTED_VERSIONS:
         if version & 0xFFFF == 0 and (version >> 24) in SUPPORTED_VERSIONS:
-            raise InvalidModelFile(
-                f"{name} is a big-endian GGUF file, which this app cannot read."
-            )
+            raise InvalidModelFile(f"{name} is a big-endian GGUF file, which this app cannot read.")
         raise InvalidModelFile(
             f"{name} uses GGUF version {version}, which this app cannot read "
             "(it reads versions 2 and 3)."

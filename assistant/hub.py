@@ -147,8 +147,17 @@ def check_reachable(timeout: float = 4.0) -> None:
     23 s here); one TCP connect tells the user at once. Skipped behind a proxy, where the proxy,
     not the Hub, answers the connect.
     """
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
-                                       "HTTP_PROXY", "http_proxy")):
+    if any(
+        os.environ.get(v)
+        for v in (
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+        )
+    ):
         return
     import socket
     from urllib.parse import urlsplit

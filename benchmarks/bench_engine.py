@@ -31,9 +31,17 @@ from assistant.engine import Engine, GenerationParams  # noqa: E402
 
 PROMPT = "Count from 1 to 2000, separated by commas."
 TURN_QUESTIONS = [
-    "Tell me about the moon.", "Why is the sky blue?", "Name three rivers.",
-    "What is a prime number?", "How do birds fly?", "What is rain?", "Who built the pyramids?",
-    "What is an atom?", "Why do cats purr?", "What is music?", "What is a volcano?",
+    "Tell me about the moon.",
+    "Why is the sky blue?",
+    "Name three rivers.",
+    "What is a prime number?",
+    "How do birds fly?",
+    "What is rain?",
+    "Who built the pyramids?",
+    "What is an atom?",
+    "Why do cats purr?",
+    "What is music?",
+    "What is a volcano?",
 ]
 
 
@@ -84,8 +92,15 @@ def starter_model() -> Path:
 
 
 def sampling(max_tokens: int) -> GenerationParams:
-    return GenerationParams(max_tokens=max_tokens, temperature=0.7, top_p=0.95, top_k=40,
-                            min_p=0.05, repeat_penalty=1.0, seed=1)
+    return GenerationParams(
+        max_tokens=max_tokens,
+        temperature=0.7,
+        top_p=0.95,
+        top_k=40,
+        min_p=0.05,
+        repeat_penalty=1.0,
+        seed=1,
+    )
 
 
 def engine_run(engine: Engine, n: int) -> tuple[int, float, float]:
@@ -100,8 +115,11 @@ def engine_run(engine: Engine, n: int) -> tuple[int, float, float]:
         c = engine.generate([{"role": "user", "content": PROMPT}], sampling(n), on_text=on_text)
         end, native_end = time.thread_time(), clock.seconds
     tokens = max(c.completion_tokens - 1, 1)
-    return (c.completion_tokens, (c.duration_s - c.ttft_s) / tokens * 1000,
-            ((end - first[0]) - (native_end - first[1])) / tokens * 1000)
+    return (
+        c.completion_tokens,
+        (c.duration_s - c.ttft_s) / tokens * 1000,
+        ((end - first[0]) - (native_end - first[1])) / tokens * 1000,
+    )
 
 
 def raw_run(items, count: int) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
@@ -117,8 +135,11 @@ def raw_run(items, count: int) -> tuple[int, float, float]:  # type: ignore[no-u
                 break
         end, cpu_end, native_end = time.perf_counter(), time.thread_time(), clock.seconds
     tokens = max(n - 1, 1)
-    return (n, (end - start) / tokens * 1000,
-            ((cpu_end - cpu_start) - (native_end - native_start)) / tokens * 1000)
+    return (
+        n,
+        (end - start) / tokens * 1000,
+        ((cpu_end - cpu_start) - (native_end - native_start)) / tokens * 1000,
+    )
 
 
 def bench_speed(model: Path, n_ctx: int, counts: list[int], repeats: int) -> dict:
@@ -127,15 +148,25 @@ def bench_speed(model: Path, n_ctx: int, counts: list[int], repeats: int) -> dic
 
     engine = Engine()
     loaded = engine.load(model, n_ctx=n_ctx)
-    print(f"model: {model.name} ({loaded.info.architecture}, {loaded.info.quantization}), "
-          f"n_ctx {loaded.n_ctx}, {loaded.backend}: {loaded.backend_note}")
+    print(
+        f"model: {model.name} ({loaded.info.architecture}, {loaded.info.quantization}), "
+        f"n_ctx {loaded.n_ctx}, {loaded.backend}: {loaded.backend_note}"
+    )
     if loaded.template_note:
         print(f"template: {loaded.template_note}")
     cpus = os.cpu_count() or 2
     # verbose=False only redirects output during load here: harmless in a script.
-    llm = llama_cpp.Llama(str(model), n_ctx=n_ctx, n_batch=512, n_ubatch=512,
-                          n_threads=max(1, cpus // 2), n_threads_batch=cpus, flash_attn=True,
-                          seed=1, verbose=False)
+    llm = llama_cpp.Llama(
+        str(model),
+        n_ctx=n_ctx,
+        n_batch=512,
+        n_ubatch=512,
+        n_threads=max(1, cpus // 2),
+        n_threads_batch=cpus,
+        flash_attn=True,
+        seed=1,
+        verbose=False,
+    )
     fmt = ChatFormat(loaded.info.chat_template)
     prompt_text = fmt.render([{"role": "user", "content": PROMPT}])
     prompt = llm.tokenize(prompt_text.encode(), add_bos=True, special=True)
@@ -154,18 +185,41 @@ def bench_speed(model: Path, n_ctx: int, counts: list[int], repeats: int) -> dic
         def run_generate() -> None:
             # Bare loop: eval + sample, token ids only.
             llm.reset()
-            keep("generate", raw_run(
-                llm.generate(prompt, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
-                             temp=p.temperature, repeat_penalty=p.repeat_penalty), count))
+            keep(
+                "generate",
+                raw_run(
+                    llm.generate(
+                        prompt,
+                        top_k=p.top_k,
+                        top_p=p.top_p,
+                        min_p=p.min_p,
+                        temp=p.temperature,
+                        repeat_penalty=p.repeat_penalty,
+                    ),
+                    count,
+                ),
+            )
 
         def run_stream() -> None:
             # The streaming completion API: it detokenizes the whole reply for every token.
             llm.reset()
-            keep("stream", raw_run(
-                llm.create_completion(prompt, max_tokens=count, top_k=p.top_k, top_p=p.top_p,
-                                      min_p=p.min_p, temperature=p.temperature,
-                                      repeat_penalty=p.repeat_penalty, seed=1, stream=True),
-                count))
+            keep(
+                "stream",
+                raw_run(
+                    llm.create_completion(
+                        prompt,
+                        max_tokens=count,
+                        top_k=p.top_k,
+                        top_p=p.top_p,
+                        min_p=p.min_p,
+                        temperature=p.temperature,
+                        repeat_penalty=p.repeat_penalty,
+                        seed=1,
+                        stream=True,
+                    ),
+                    count,
+                ),
+            )
 
         runs = [lambda: keep("engine", engine_run(engine, n)), run_generate, run_stream]
         for i in range(repeats):
@@ -217,30 +271,41 @@ def main(argv: list[str] | None = None) -> int:
     raw = speed
 
     print("\ndecode speed: tokens/s after the first token (same model, params, token count)")
-    print(f"{'tokens':>7} {'Engine':>8} {'Llama.generate':>15} {'ratio':>6} "
-          f"{'create_completion(stream)':>26} {'ratio':>6}")
+    print(
+        f"{'tokens':>7} {'Engine':>8} {'Llama.generate':>15} {'ratio':>6} "
+        f"{'create_completion(stream)':>26} {'ratio':>6}"
+    )
     for n, (count, ms, _) in eng["runs"].items():
         g_count, g_ms, _ = raw["generate"][n]
         s_count, s_ms, _ = raw["stream"][n]
-        print(f"{count:>7} {1000 / ms:>8.1f} {1000 / g_ms:>15.1f} {g_ms / ms:>6.3f} "
-              f"{1000 / s_ms:>26.1f} {s_ms / ms:>6.3f}")
+        print(
+            f"{count:>7} {1000 / ms:>8.1f} {1000 / g_ms:>15.1f} {g_ms / ms:>6.3f} "
+            f"{1000 / s_ms:>26.1f} {s_ms / ms:>6.3f}"
+        )
     print("  ratio: Engine tokens/s / other tokens/s (> 1: Engine is faster)")
 
-    print("\nPython time per token (CPU time of the generating thread less its time inside "
-          "llama_decode and sampling)")
+    print(
+        "\nPython time per token (CPU time of the generating thread less its time inside "
+        "llama_decode and sampling)"
+    )
     for n, (count, _, py_ms) in eng["runs"].items():
-        print(f"  at {count:>5} tokens: Engine {py_ms:.3f} ms, "
-              f"Llama.generate {raw['generate'][n][2]:.3f} ms, "
-              f"create_completion(stream) {raw['stream'][n][2]:.3f} ms")
+        print(
+            f"  at {count:>5} tokens: Engine {py_ms:.3f} ms, "
+            f"Llama.generate {raw['generate'][n][2]:.3f} ms, "
+            f"create_completion(stream) {raw['stream'][n][2]:.3f} ms"
+        )
 
     print("\ntime to first token in a growing conversation (prefix reuse)")
     for turn in (1, len(eng["ttft"])):
         t, prompt_tokens, cached = eng["ttft"][turn - 1]
-        print(f"  turn {turn:>2}: {t * 1000:7.1f} ms  prompt {prompt_tokens} tokens, "
-              f"{cached} reused")
+        print(
+            f"  turn {turn:>2}: {t * 1000:7.1f} ms  prompt {prompt_tokens} tokens, {cached} reused"
+        )
     t, prompt_tokens = eng["ttft_cold"]
-    print(f"  turn {len(eng['ttft']):>2} with a cold cache: {t * 1000:7.1f} ms  "
-          f"prompt {prompt_tokens} tokens")
+    print(
+        f"  turn {len(eng['ttft']):>2} with a cold cache: {t * 1000:7.1f} ms  "
+        f"prompt {prompt_tokens} tokens"
+    )
     return 0
 
 

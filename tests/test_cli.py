@@ -14,7 +14,9 @@ import pytest
 from assistant import __version__
 
 
-def run_cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "assistant", *args],
         capture_output=True,
@@ -40,14 +42,25 @@ def test_version() -> None:
 
 
 @pytest.mark.starter
-def test_chat_twice_in_one_conversation_reuses_the_prefix(starter_model: Path, assistant_home: Path) -> None:
+def test_chat_twice_in_one_conversation_reuses_the_prefix(
+    starter_model: Path, assistant_home: Path
+) -> None:
     first = run_cli("chat", "--stats", "--seed", "1", "-n", "12", "The capital of France is")
     assert first.returncode == 0, first.stderr
     conversation = int(re.search(r"conversation (\d+):", first.stderr).group(1))
     first_prompt = int(re.search(r"prompt (\d+) tokens \((\d+) reused\)", first.stderr).group(1))
 
-    second = run_cli("chat", "--stats", "--seed", "1", "-n", "12", "-c", str(conversation),
-                     "And the capital of Italy is")
+    second = run_cli(
+        "chat",
+        "--stats",
+        "--seed",
+        "1",
+        "-n",
+        "12",
+        "-c",
+        str(conversation),
+        "And the capital of Italy is",
+    )
     assert second.returncode == 0, second.stderr
     match = re.search(r"prompt (\d+) tokens \((\d+) reused\)", second.stderr)
     prompt_tokens, reused = int(match.group(1)), int(match.group(2))
@@ -86,7 +99,9 @@ def test_self_test_fails_in_one_line(assistant_home: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["truncated", "text", "missing"])
-def test_bad_model_files_give_one_clear_line(kind: str, tmp_path: Path, assistant_home: Path) -> None:
+def test_bad_model_files_give_one_clear_line(
+    kind: str, tmp_path: Path, assistant_home: Path
+) -> None:
     from tests.tinymodel import write_tiny_model
 
     path = tmp_path / f"{kind}.gguf"

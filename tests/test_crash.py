@@ -24,12 +24,31 @@ def test_sigkill_while_streaming_keeps_the_reply(tmp_path: Path, assistant_home:
     # A real model that never ends its reply by itself and streams a few hundred tokens a second
     # for about 20 s: a small random-weight llama (the starter model's replies are too short).
     model = write_tiny_model(
-        tmp_path / "streamer.gguf", chat_template=CHATML_TEMPLATE, n_embd=512, n_layers=8,
-        n_ff=1408, n_head=8, n_head_kv=8, context_length=8192, f16=True,
+        tmp_path / "streamer.gguf",
+        chat_template=CHATML_TEMPLATE,
+        n_embd=512,
+        n_layers=8,
+        n_ff=1408,
+        n_head=8,
+        n_head_kv=8,
+        context_length=8192,
+        f16=True,
     )
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "assistant", "chat", "--model", str(model), "--ctx", "8192",
-         "-n", "8000", PROMPT],
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "assistant",
+            "chat",
+            "--model",
+            str(model),
+            "--ctx",
+            "8192",
+            "-n",
+            "8000",
+            PROMPT,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -46,7 +65,9 @@ def test_sigkill_while_streaming_keeps_the_reply(tmp_path: Path, assistant_home:
     thread.start()
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (not received or time.monotonic() - received[0][0] < 3):
+        while time.monotonic() < deadline and (
+            not received or time.monotonic() - received[0][0] < 3
+        ):
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             time.sleep(0.05)
         assert received, "the reply never started streaming"
@@ -61,18 +82,23 @@ def test_sigkill_while_streaming_keeps_the_reply(tmp_path: Path, assistant_home:
     db = sqlite3.connect(assistant_home / "assistant.db")
     try:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)
-        rows = db.execute("select role, content, finish_reason from messages order by id").fetchall()
+        rows = db.execute(
+            "select role, content, finish_reason from messages order by id"
+        ).fetchall()
     finally:
         db.close()
     assert rows[0][0] == "user" and rows[0][1] == PROMPT
     assert len(rows) == 2 and rows[1][0] == "assistant"
     stored = rows[1][1]
 
-    streamed_by = lambda t: b"".join(c for at, c in received if at <= t).decode("utf-8", "replace")
+    def streamed_by(moment: float) -> str:
+        return b"".join(c for at, c in received if at <= moment).decode("utf-8", "replace")
+
     one_second_before = streamed_by(killed_at - 1.0).strip()
     assert len(streamed_by(killed_at)) > 20, "too little streamed to judge"
     # Everything that reached the terminal up to a second before the kill is in the database.
     assert stored.strip().startswith(one_second_before[:-5] if one_second_before else ""), (
-        stored, one_second_before)
+        stored,
+        one_second_before,
+    )
     assert len(stored) >= len(one_second_before) - 5
-    print(f"streamed {len(streamed_by(killed_at))} chars by the kill, {len(one_second_before)} a second before; stored {len(stored)}")

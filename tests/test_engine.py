@@ -32,8 +32,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         # Big enough that a long prompt takes a noticeable time to evaluate.
         "wide": write_tiny_model(
-            folder / "wide.gguf", chat_template=CHATML_TEMPLATE, n_embd=512, n_head=8,
-            n_head_kv=4, n_ff=2048, n_layers=4, context_length=4096,
+            folder / "wide.gguf",
+            chat_template=CHATML_TEMPLATE,
+            n_embd=512,
+            n_head=8,
+            n_head_kv=4,
+            n_ff=2048,
+            n_layers=4,
+            context_length=4096,
         ),
     }
 
@@ -134,8 +140,9 @@ def test_stop_during_generation_keeps_text(engine: Engine) -> None:
         if len(pieces) == 5:
             stop.set()
 
-    c = engine.generate(chat("Tell me a story"), GenerationParams(max_tokens=500), on_text=on_text,
-                        stop=stop)
+    c = engine.generate(
+        chat("Tell me a story"), GenerationParams(max_tokens=500), on_text=on_text, stop=stop
+    )
     assert c.finish_reason == "cancelled"
     assert c.text == "".join(pieces) and len(pieces) >= 5
     assert c.completion_tokens < 50

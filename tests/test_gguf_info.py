@@ -129,8 +129,20 @@ def test_folder_is_not_a_model(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("file_type", "name"),
-    [(0, "F32"), (1, "F16"), (2, "Q4_0"), (7, "Q8_0"), (10, "Q2_K"), (12, "Q3_K_M"),
-     (15, "Q4_K_M"), (17, "Q5_K_M"), (18, "Q6_K"), (32, "BF16"), (1024, None), (9999, None)],
+    [
+        (0, "F32"),
+        (1, "F16"),
+        (2, "Q4_0"),
+        (7, "Q8_0"),
+        (10, "Q2_K"),
+        (12, "Q3_K_M"),
+        (15, "Q4_K_M"),
+        (17, "Q5_K_M"),
+        (18, "Q6_K"),
+        (32, "BF16"),
+        (1024, None),
+        (9999, None),
+    ],
 )
 def test_quantization_names(file_type: int, name: str | None) -> None:
     assert quantization_name(file_type) == name

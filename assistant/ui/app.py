@@ -171,6 +171,16 @@ def _quit_on_signals(app: QApplication) -> Callable[[], None]:
     return restore
 
 
+def check_gui() -> None:
+    """Start Qt offscreen and build the main window's widgets once (``assistant --self-test``)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = QApplication.instance() or QApplication(["assistant-self-test"])
+    from PySide6.QtWidgets import QTextEdit
+
+    QTextEdit().setMarkdown("**ok**")
+    app.processEvents()
+
+
 def run(argv: list[str] | None = None) -> int:
     """Start the GUI; returns the process exit status."""
     argv = list(sys.argv if argv is None else argv)

@@ -9,7 +9,6 @@ thread, in order, as immutable ``JobView`` snapshots.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
