@@ -15,10 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant import __version__, library, paths
 from assistant.errors import AssistantError
 from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +179,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             )
             if completion.finish_reason != "error":
                 engine.save_state(state)
+            _prune_states(store)
         finally:
             engine.close()
     finally:
@@ -250,6 +255,30 @@ def _state_path(conversation_id: int) -> Path:
     folder = paths.data_dir() / "kv-cache"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"conversation-{conversation_id}.state"
+
+
+KEEP_STATES = 3
+
+
+def _prune_states(store: Store) -> None:
+    """Keep the saved KV caches of the few most recent conversations that still exist.
+
+    A 7B model's cache is about 0.5 GB at 4k tokens, so they are a cache, not an archive.
+    """
+    alive = {c.id for c in store.conversations()}
+    states = sorted(
+        _state_path(0).parent.glob("conversation-*.state"),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    kept = 0
+    for state in states:
+        conversation_id = state.stem.removeprefix("conversation-")
+        if kept < KEEP_STATES and conversation_id.isdigit() and int(conversation_id) in alive:
+            kept += 1
+            continue
+        state.unlink(missing_ok=True)
+        state.with_name(state.name + ".json").unlink(missing_ok=True)
 
 
 def _title_from(prompt: str) -> str:

@@ -52,14 +52,19 @@ def starter_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(starter.assemble(target))
 
 
+def install_model(source: Path, home: Path) -> Path:
+    """Put a model file into the models folder of ``home`` (hard link, no copy)."""
+    models = home / "models"
+    models.mkdir(exist_ok=True)
+    target = models / source.name
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    return target
+
+
 @pytest.fixture
 def starter_model(starter_model_file: Path, assistant_home: Path) -> Path:
-    """The starter model installed in this test's models folder (hard link, no copy)."""
-    models = assistant_home / "models"
-    models.mkdir(exist_ok=True)
-    target = models / starter_model_file.name
-    try:
-        os.link(starter_model_file, target)
-    except OSError:
-        shutil.copyfile(starter_model_file, target)
-    return target
+    """The starter model installed in this test's models folder."""
+    return install_model(starter_model_file, assistant_home)

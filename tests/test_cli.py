@@ -133,3 +133,14 @@ def test_export_and_search_on_an_empty_profile() -> None:
     result = run_cli("search", "anything")
     assert result.returncode == 0
     assert result.stdout == ""
+
+
+def test_saved_kv_caches_are_pruned(tmp_path: Path, assistant_home: Path) -> None:
+    from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
+
+    model = write_tiny_model(tmp_path / "tiny.gguf", chat_template=CHATML_TEMPLATE)
+    for i in range(5):
+        result = run_cli("chat", "--model", str(model), "-n", "4", f"Question {i}")
+        assert result.returncode == 0, result.stderr
+    states = sorted(p.name for p in (assistant_home / "kv-cache").glob("*.state"))
+    assert states == [f"conversation-{i}.state" for i in (3, 4, 5)]

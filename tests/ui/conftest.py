@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from assistant.settings import Settings
+from tests.conftest import install_model
 from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
 from tests.ui.helpers import wait_ready
 
@@ -39,21 +38,9 @@ def tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     }
 
 
-def install(source: Path, home: Path) -> Path:
-    """Put a model file into this test's models folder (hard link, no copy)."""
-    models = home / "models"
-    models.mkdir(exist_ok=True)
-    target = models / source.name
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-    return target
-
-
 @pytest.fixture
 def tiny_models(tiny_model_files: dict[str, Path], assistant_home: Path) -> dict[str, Path]:
-    return {key: install(path, assistant_home) for key, path in tiny_model_files.items()}
+    return {key: install_model(path, assistant_home) for key, path in tiny_model_files.items()}
 
 
 def fast_settings(model: Path | None, **changes: object) -> Settings:
