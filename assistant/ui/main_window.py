@@ -261,6 +261,7 @@ class MainWindow(QMainWindow):
         c.conversation_opened.connect(self.chat_view.show_conversation)
         c.conversation_opened.connect(self._on_conversation_opened)
         c.message_added.connect(self.chat_view.add_message)
+        c.message_added.connect(self._on_message_added)
         c.reply_started.connect(self.chat_view.begin_reply)
         c.reply_text_appended.connect(self.chat_view.append_reply_text)
         c.reply_finished.connect(self.chat_view.finish_reply)
@@ -354,6 +355,11 @@ class MainWindow(QMainWindow):
             self.controller.cancel_edit()
         else:
             self.controller.stop()
+
+    @Slot(object)
+    def _on_message_added(self, message: object) -> None:
+        if getattr(message, "role", None) == "user":
+            self.message_box.clear()  # stored: only now is the typed text safe to drop
 
     @Slot(int, str)
     def _on_edit_started(self, _message_id: int, text: str) -> None:

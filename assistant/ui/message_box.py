@@ -13,7 +13,8 @@ class MessageBox(QPlainTextEdit):
     """A multi-line input that emits the text on Enter.
 
     Signals:
-        send_requested(str): Enter was pressed with some text; the box is then cleared.
+        send_requested(str): Enter was pressed with some text. The box keeps the text until the
+            window clears it, once the message is stored: a failed send loses nothing.
     """
 
     send_requested = Signal(str)
@@ -41,7 +42,6 @@ class MessageBox(QPlainTextEdit):
         text = self.toPlainText()
         if not text.strip() or not self.send_enabled:
             return
-        self.clear()
         self.send_requested.emit(text)
 
     def set_text(self, text: str) -> None:

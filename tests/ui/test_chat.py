@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import REPLY_TIMEOUT_MS, send
@@ -288,3 +288,19 @@ def test_streaming_never_rerenders_the_whole_conversation(qtbot, make_window, ti
     send(qtbot, window, "stream")
     assert opened == []
     assert window.chat_view.document() is document and document.blockCount() > blocks_before
+
+
+def test_a_message_that_cannot_be_stored_stays_in_the_box(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    db = window.controller.store.db
+    db.execute("pragma query_only = 1")  # the database turns read-only under the app
+    box = window.message_box
+    box.setPlainText("Please keep me")
+    with qtbot.waitSignal(window.controller.error, timeout=REPLY_TIMEOUT_MS) as blocker:
+        qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert "read-only" in blocker.args[0].lower() or "cannot" in blocker.args[0].lower()
+    assert box.toPlainText() == "Please keep me"
+    assert window.banner.isVisible()
+    db.execute("pragma query_only = 0")
+    reply = send(qtbot, window, box.toPlainText())
+    assert reply.content and box.toPlainText() == ""
