@@ -138,6 +138,22 @@ class ChatFormat:
             raise ChatTemplateError(f"The model's chat template failed: {e!r}") from e
 
 
+def merge_turns(messages: Messages) -> list[dict[str, str]]:
+    """Join consecutive messages of the same role into one turn.
+
+    A stopped or failed reply leaves two user messages in a row, and many templates (Gemma,
+    Mistral) refuse anything but strictly alternating roles: without this one empty reply would
+    make the whole conversation unusable.
+    """
+    merged: list[dict[str, str]] = []
+    for m in messages:
+        if merged and merged[-1].get("role") == m.get("role") and m.get("role") != "system":
+            merged[-1]["content"] = f"{merged[-1]['content']}\n\n{m.get('content', '')}"
+        else:
+            merged.append(dict(m))
+    return merged
+
+
 def fold_system(messages: Messages) -> list[dict[str, str]]:
     """The system prompt moved into the first user message, for templates without a system role."""
     system, rest = messages[0]["content"], [dict(m) for m in messages[1:]]

@@ -141,7 +141,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     prompt = _prompt_text(args.prompt).strip()
     if not prompt:
         raise AssistantError("The message is empty.")
-    store = Store()
+    store = Store(recover=False)
     try:
         conversation = None
         if args.conversation is not None:
@@ -167,7 +167,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"note: {loaded.template_note}", file=sys.stderr)
             state = _state_path(conversation.id)
             engine.load_state(state)
-            history = _history(store, conversation.id, conversation.system_prompt)
+            history = store.chat_history(conversation.id, settings.system_prompt)
             params = GenerationParams(
                 max_tokens=args.max_tokens or settings.max_tokens,
                 temperature=settings.temperature if args.temperature is None else args.temperature,
@@ -240,16 +240,6 @@ def _stream_reply(store, engine, conversation_id, model_file, history, params): 
     return completion
 
 
-def _history(store, conversation_id: int, system_prompt: str | None) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    for message in store.messages(conversation_id):
-        if message.role == "assistant" and message.finish_reason is None:
-            continue  # the reply being written now
-        if message.content or message.role == "user":
-            messages.append({"role": message.role, "content": message.content})
-    return messages
-
-
 def _state_path(conversation_id: int) -> Path:
     """Where the CLI keeps a conversation's KV cache between runs, so turn 2 reuses turn 1."""
     folder = paths.data_dir() / "kv-cache"
@@ -289,7 +279,7 @@ def _title_from(prompt: str) -> str:
 def cmd_chats(args: argparse.Namespace) -> int:
     from assistant.storage import Store
 
-    store = Store()
+    store = Store(recover=False)
     try:
         conversations = store.conversations()
         if args.json:
@@ -308,7 +298,7 @@ def cmd_chats(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from assistant.storage import Store, format_snippet
 
-    store = Store()
+    store = Store(recover=False)
     try:
         for hit in store.search(args.query, limit=args.limit):
             snippet = " ".join(format_snippet(hit.snippet, "[", "]").split())
@@ -321,7 +311,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from assistant.storage import Store
 
-    store = Store()
+    store = Store(recover=False)
     try:
         if args.format == "json":
             text = json.dumps(store.export_json(args.conversation), indent=2, ensure_ascii=False)

@@ -28,7 +28,7 @@ from pathlib import Path
 import llama_cpp
 
 from . import fit, hardware, llama_log
-from .chat_format import ChatFormat, fit_messages
+from .chat_format import ChatFormat, fit_messages, merge_turns
 from .errors import AssistantError, GenerationError, ModelError, ModelNotLoaded
 from .gguf_info import GGUFInfo, read_gguf_info
 
@@ -132,7 +132,9 @@ class Engine:
             layers = 0
         elif n_gpu_layers < 0:
             # As many layers as the fit estimate says fit in free VRAM at this context size.
-            planned = fit.plan_gpu_layers(path, n_ctx if n_ctx > 0 else info.context_length)
+            # The context is clamped to the model's training length below: plan for that one.
+            planned_ctx = min(n_ctx, info.context_length) if n_ctx > 0 else info.context_length
+            planned = fit.plan_gpu_layers(path, planned_ctx or 4096)
             layers = info.n_layers + 1 if planned < 0 else planned  # + 1: the output layer
         else:
             layers = n_gpu_layers
@@ -404,7 +406,7 @@ class Engine:
         stop: threading.Event,
         run: _Run,
     ) -> str:
-        prompt, run.trimmed_messages = self._fit_prompt(messages, params.max_tokens)
+        prompt, run.trimmed_messages = self._fit_prompt(merge_turns(messages), params.max_tokens)
         if not prompt:
             raise GenerationError("The chat template produced an empty prompt.")
         run.prompt_tokens = len(prompt)
@@ -527,7 +529,8 @@ class Engine:
                 if result != 0:
                     # Aborted or failed: batches that got through stay in the cache; drop them
                     # so the cache holds exactly self._kv_tokens.
-                    llama_cpp.llama_memory_seq_rm(self._mem, 0, len(self._kv_tokens), -1)
+                    if not llama_cpp.llama_memory_seq_rm(self._mem, 0, len(self._kv_tokens), -1):
+                        self._reset_cache()  # (recurrent memory cannot cut part of a sequence)
                     if result == 2 or stop.is_set():
                         return False
                     raise GenerationError(_decode_failure(result, "the prompt"))

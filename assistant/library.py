@@ -116,6 +116,11 @@ def import_model(source: str | Path) -> LocalModel:
     """Validate a GGUF file and copy it into the models folder (atomically)."""
     source = Path(source).expanduser()
     read_gguf_info(source)  # a clear InvalidModelFile before any copying
+    if split_info(source.name) is not None:
+        raise ModelError(
+            f"{source.name} is one part of a split model. Copy all of its parts into "
+            f"{paths.models_dir()} instead; Assistant lists them as one model."
+        )
     target = paths.models_dir() / source.name
     if target.exists() and target.resolve() == source.resolve():
         return describe(target)
@@ -197,6 +202,13 @@ def delete_model(name: str) -> int:
     freed = 0
     for part in model_files(path):
         if part.exists():
-            freed += part.stat().st_size
-            part.unlink()
+            size = part.stat().st_size
+            try:
+                part.unlink()
+            except OSError as exc:  # e.g. Windows refuses to delete a file that is in use
+                raise ModelError(
+                    f"Could not delete {part.name}: {exc.strerror or exc}. "
+                    "If it is the model in use, pick another model first."
+                ) from exc
+            freed += size
     return freed

@@ -354,6 +354,24 @@ class Store:
     # -- messages -----------------------------------------------------------------------------
 
     @_boundary
+    def chat_history(
+        self, conversation_id: int, default_system_prompt: str | None = None
+    ) -> list[dict[str, str]]:
+        """What the engine is given: the system prompt, then every turn with text in it.
+
+        Replies that failed are left out; stopped, interrupted and partial ones stay, since the
+        user saw them. The engine joins consecutive turns of one role.
+        """
+        system = self.conversation(conversation_id).system_prompt or default_system_prompt
+        turns = [{"role": "system", "content": system}] if system else []
+        for m in self.messages(conversation_id):
+            if m.role not in ("user", "assistant") or not m.content:
+                continue
+            if m.role == "assistant" and m.finish_reason == "error":
+                continue
+            turns.append({"role": m.role, "content": m.content})
+        return turns
+
     def messages(self, conversation_id: int) -> list[Message]:
         """The conversation's messages, oldest first (ConversationNotFound if it is gone)."""
         conn = self.db.conn

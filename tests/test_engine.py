@@ -355,3 +355,25 @@ def test_starter_model_generates(starter_model: Path) -> None:
         assert e.count_tokens("Hello world") == 2
     finally:
         e.close()
+
+
+def test_two_user_turns_in_a_row_still_render_for_strict_templates(models: dict[str, Path]) -> None:
+    """A stopped, empty reply leaves two user messages in a row: Gemma-like templates that
+    insist on alternating roles must still get a valid conversation."""
+    from assistant.chat_format import merge_turns
+
+    strict = (
+        "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate') }}{% endif %}"
+        "{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}assistant:"
+    )
+    path = write_tiny_model(models["chatml"].parent / "alternating.gguf", chat_template=strict)
+    e = Engine()
+    e.load(path, n_ctx=512)
+    try:
+        turns = [{"role": "user", "content": "first"}, {"role": "user", "content": "again"}]
+        c = e.generate(turns, GenerationParams(max_tokens=3))
+        assert c.error is None and c.finish_reason == "length"
+    finally:
+        e.close()
+    assert merge_turns(turns) == [{"role": "user", "content": "first\n\nagain"}]

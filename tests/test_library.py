@@ -79,3 +79,10 @@ def test_split_model_is_one_model_and_deleted_whole(tmp_path: Path) -> None:
     assert model.size == first.stat().st_size + 104
     assert library.delete_model(first.name) == model.size
     assert list(paths.models_dir().iterdir()) == []
+
+
+def test_importing_one_part_of_a_split_model_is_refused(tmp_path: Path) -> None:
+    part = write_tiny_model(tmp_path / "big-Q4_K_M-00001-of-00002.gguf")
+    with pytest.raises(ModelError, match="one part of a split model"):
+        library.import_model(part)
+    assert list(paths.models_dir().iterdir()) == []

@@ -447,19 +447,8 @@ class ChatController(QObject):
         return True
 
     def history(self, conversation_id: int) -> list[dict[str, str]]:
-        """What the engine sees: the system prompt, then every finished turn."""
-        conversation = self.store.conversation(conversation_id)
-        system = conversation.system_prompt or self.settings.system_prompt
-        turns: list[dict[str, str]] = []
-        if system:
-            turns.append({"role": "system", "content": system})
-        for m in self.store.messages(conversation_id):
-            if m.role not in ("user", "assistant") or not m.content:
-                continue
-            if m.role == "assistant" and m.finish_reason == "error":
-                continue
-            turns.append({"role": m.role, "content": m.content})
-        return turns
+        """What the engine sees: the system prompt, then every turn."""
+        return self.store.chat_history(conversation_id, self.settings.system_prompt)
 
     def _generate(self) -> None:
         from assistant.engine import GenerationParams
@@ -570,10 +559,20 @@ class ChatController(QObject):
 
     @Slot()
     def refresh_models(self) -> None:
-        try:
-            self.models_changed.emit(library.installed_models())
-        except AssistantError as exc:
-            self.error.emit(str(exc))
+        # Off the GUI thread: every model's header is read (several MB of vocabulary each).
+        run_task(
+            library.installed_models,
+            on_done=self._on_models_listed,
+            on_error=self._on_models_list_failed,
+        )
+
+    def _on_models_listed(self, models: list) -> None:
+        self.models_changed.emit(models)
+
+    def _on_models_list_failed(self, exc: BaseException) -> None:
+        self.error.emit(
+            str(exc) if isinstance(exc, AssistantError) else f"Could not list models: {exc}"
+        )
 
     @Slot(str)
     def select_model(self, path: str) -> None:
@@ -695,7 +694,9 @@ class ChatController(QObject):
     def update_settings(self, new: Settings) -> None:
         """Apply edited settings; a new context size reloads the model."""
         reload = new.n_ctx != self.settings.n_ctx
-        self.settings = new
+        # In place: the Models page shares this object (its token and context size).
+        for f in dataclasses.fields(new):
+            setattr(self.settings, f.name, getattr(new, f.name))
         self.save_settings()
         if reload and self._loaded is not None:
             self.select_model(str(self._loaded.path))
