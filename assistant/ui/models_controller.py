@@ -16,11 +16,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from assistant import downloads, hub, library
+from assistant import downloads, hub, library, paths
 from assistant.errors import AssistantError, GatedRepoError
 from assistant.hub import ModelVariant, RemoteFile, RepoView
 from assistant.settings import Settings
-from assistant.ui.workers import run_task
+from assistant.ui.workers import resolved_path, run_task
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,9 @@ class ModelsController(QObject):
         pending_listed(list): [PendingVariant] partial downloads from earlier runs.
         installed_listed(list): [library.LocalModel].
         model_deleted(str, int): file name and bytes freed.
+        delete_failed(str, str): file name and the sentence to show.
+        release_requested(str): the chat must stop using the model at this path before its file
+            is deleted; answered by on_model_released(path) (see attach_chat).
         model_installed(str): a download finished; the path of the file to load.
         models_changed(): the installed models changed (download finished, model deleted).
         use_model_requested(str): the user asked to chat with the model at this path.
@@ -197,6 +200,8 @@ class ModelsController(QObject):
     pending_listed = Signal(list)
     installed_listed = Signal(list)
     model_deleted = Signal(str, int)
+    delete_failed = Signal(str, str)
+    release_requested = Signal(str)
     model_installed = Signal(str)
     models_changed = Signal()
     use_model_requested = Signal(str)
@@ -218,6 +223,9 @@ class ModelsController(QObject):
         self._search_seq = 0
         self._repo_seq = 0
         self._closed = False
+        self._chat_attached = False
+        self._in_use: Path | None = None  # the chat's model
+        self._awaiting_release: set[str] = set()  # names to delete once the chat lets go
         self._job_event.connect(self._on_job_event, Qt.ConnectionType.QueuedConnection)
 
     # --- state the views may read --------------------------------------------------------
@@ -424,14 +432,52 @@ class ModelsController(QObject):
         if not self._closed:
             self.installed_listed.emit(models)
 
+    def attach_chat(self, chat: Any) -> None:
+        """Coordinate deletions with the chat controller: it lets go of a model first."""
+        self._chat_attached = True
+        self.release_requested.connect(chat.release_model)
+        chat.model_released.connect(self.on_model_released)
+        chat.model_changed.connect(self.set_model_in_use)
+        self.set_model_in_use(chat.loaded_model)
+
+    @Slot(object)
+    def set_model_in_use(self, loaded: Any) -> None:
+        """The chat's model (a LoadedModel, or None)."""
+        path = getattr(loaded, "path", None)
+        self._in_use = resolved_path(path) if path is not None else None
+
+    def is_in_use(self, name: str) -> bool:
+        """Whether the installed model with this file name is the one the chat uses."""
+        return self._in_use is not None and self._in_use == resolved_path(paths.models_dir() / name)
+
     @Slot(str)
     def delete_model(self, name: str) -> None:
+        """Delete an installed model; the chat switches away from it first if it uses it."""
+        if self._chat_attached:
+            self._awaiting_release.add(name)
+            self.release_requested.emit(str(paths.models_dir() / name))
+            return
+        self._delete_now(name)
+
+    @Slot(str)
+    def on_model_released(self, path: str) -> None:
+        name = Path(path).name
+        if name in self._awaiting_release and not self._closed:
+            self._awaiting_release.discard(name)
+            self._delete_now(name)
+
+    def _delete_now(self, name: str) -> None:
         run_task(
             library.delete_model,
             name,
             on_done=lambda freed: self._deleted(name, freed),
-            on_error=self._report_error,
+            on_error=lambda exc: self._delete_error(name, exc),
         )
+
+    def _delete_error(self, name: str, exc: BaseException) -> None:
+        if not self._closed:
+            self.delete_failed.emit(name, _message(exc))
+            self.refresh_installed()
 
     def _deleted(self, name: str, freed: int) -> None:
         if self._closed:

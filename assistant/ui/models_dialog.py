@@ -319,6 +319,7 @@ class InstalledTab(QWidget):
         layout.addWidget(self.status)
         controller.installed_listed.connect(self._on_listed)
         controller.model_deleted.connect(self._on_deleted)
+        controller.delete_failed.connect(self._on_delete_failed)
         controller.error.connect(self.status.setText)
 
     @Slot(list)
@@ -361,17 +362,33 @@ class InstalledTab(QWidget):
         model = self._selected()
         if model is None:
             return
+        in_use = self._controller.is_in_use(model.name)
+        text = (
+            f"{model.name} is the model in use. Delete it? Assistant switches to another "
+            "installed model first (or, if there is none, leaves no model loaded). "
+            if in_use
+            else f"Delete {model.name}? "
+        )
         answer = QMessageBox.question(
             self,
             "Delete model",
-            f"Delete {model.name}? This frees {human_size(model.size)} of disk space; "
+            text + f"This frees {human_size(model.size)} of disk space; "
             "you would have to download it again to use it.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )
         if answer == QMessageBox.StandardButton.Yes:
-            self.status.setText(f"Deleting {model.name}...")
+            self.status.setText(
+                f"Switching away from {model.name}, then deleting it..."
+                if in_use
+                else f"Deleting {model.name}..."
+            )
             self._controller.delete_model(model.name)
+
+    @Slot(str, str)
+    def _on_delete_failed(self, name: str, message: str) -> None:
+        self.status.setText(message)
+        QMessageBox.warning(self, "Delete model", f"{name} was not deleted. {message}")
 
     @Slot(str, int)
     def _on_deleted(self, name: str, freed: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, Signal, Slot
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -30,9 +32,24 @@ def _plain_snippet(snippet: str) -> str:
     return " ".join(format_snippet(snippet, "«", "»").split())
 
 
+class _ElidingDelegate(QStyledItemDelegate):
+    """Items as wide as the list, not as their text: a long title is elided, not scrolled.
+
+    QListView makes each row max(its size hint, the viewport) wide, so a hint of no width
+    leaves the viewport's width, and the style elides the text to fit it.
+    """
+
+    def sizeHint(  # noqa: N802 (Qt override)
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        size = super().sizeHint(option, index)
+        return QSize(0, size.height())
+
+
 class Sidebar(QWidget):
     """Signals:
     new_requested(), open_requested(int), rename_requested(int, str), delete_requested(int),
+    settings_requested(int): the conversation's own settings (its system prompt),
     search_requested(str): the text in the search field, on every change.
     """
 
@@ -40,6 +57,7 @@ class Sidebar(QWidget):
     open_requested = Signal(int)
     rename_requested = Signal(int, str)
     delete_requested = Signal(int)
+    settings_requested = Signal(int)
     search_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
@@ -58,6 +76,11 @@ class Sidebar(QWidget):
 
         self.conversation_list = QListWidget()
         self.conversation_list.setAccessibleName("Conversations")
+        # Long titles end in "…" (the full title is the tooltip) instead of scrolling sideways.
+        self.conversation_list.setItemDelegate(_ElidingDelegate(self.conversation_list))
+        self.conversation_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.conversation_list.setWordWrap(False)
+        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.conversation_list.setEditTriggers(
             QAbstractItemView.EditTrigger.EditKeyPressed
             | QAbstractItemView.EditTrigger.SelectedClicked
@@ -169,14 +192,32 @@ class Sidebar(QWidget):
         item = self.conversation_list.itemAt(pos)
         if item is None:
             return
+        menu = self.context_menu(item)
+        menu.exec(self.conversation_list.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
+        """The menu for one conversation: rename, its settings, delete."""
+        conversation_id = item.data(_ID)
         menu = QMenu(self)
+        # By id, not by item: the list may be refilled (its items deleted) while the menu is open.
         rename = menu.addAction("Rename")
+        rename.triggered.connect(lambda: self._with_item(conversation_id, self._edit))
+        settings = menu.addAction("Conversation settings...")
+        settings.triggered.connect(lambda: self.settings_requested.emit(conversation_id))
+        menu.addSeparator()
         delete = menu.addAction("Delete...")
-        chosen = menu.exec(self.conversation_list.viewport().mapToGlobal(pos))
-        if chosen is rename:
-            self.conversation_list.editItem(item)
-        elif chosen is delete:
-            self.confirm_delete(item)
+        delete.triggered.connect(lambda: self._with_item(conversation_id, self.confirm_delete))
+        return menu
+
+    def _with_item(self, conversation_id: int, fn: Any) -> None:
+        for item in self._items():
+            if item.data(_ID) == conversation_id:
+                fn(item)
+                return
+
+    def _edit(self, item: QListWidgetItem) -> None:
+        self.conversation_list.editItem(item)
 
     @Slot()
     def _delete_current(self) -> None:

@@ -52,6 +52,8 @@ class InferenceWorker(QObject):
         load_failed(str, str): path and the sentence to show; the previous model (if any) stays.
         model_restored(object): after a failed load closed the old model, the LoadedModel
             reloaded (or None if that failed too).
+        model_released(str, object, str): the model at this path is closed (its file may be
+            deleted); the LoadedModel now active (None when none) and a problem to show.
         text_generated(str): one decoded piece of the reply (the controller batches them).
         generation_finished(object): the Completion, also for cancelled and failed replies.
         closed(): the engine is closed; the thread can quit.
@@ -61,6 +63,7 @@ class InferenceWorker(QObject):
     model_loaded = Signal(object)
     load_failed = Signal(str, str)
     model_restored = Signal(object)
+    model_released = Signal(str, object, str)
     text_generated = Signal(str)
     generation_finished = Signal(object)
     closed = Signal()
@@ -82,6 +85,11 @@ class InferenceWorker(QObject):
                 self._engine = self._engine_factory()
         return self._engine
 
+    @Slot()
+    def name_thread(self) -> None:
+        """Log records from this thread say "inference" instead of Python's "Dummy-N"."""
+        threading.current_thread().name = "inference"
+
     @Slot(str, int, int)
     def load(self, path: str, n_ctx: int, n_gpu_layers: int) -> None:
         engine = self._get_engine()
@@ -101,6 +109,39 @@ class InferenceWorker(QObject):
             self._restore(previous)
             return
         self.model_loaded.emit(loaded)
+
+    @Slot(str, str, int, int)
+    def release(self, path: str, fallback: str, n_ctx: int, n_gpu_layers: int) -> None:
+        """Close the model at ``path`` if it is loaded, then load ``fallback`` (if any).
+
+        Closed first, so the file is no longer open when it is deleted, whatever the fallback
+        does; the old model is never restored.
+        """
+        engine = self._engine
+        current = engine.model if engine is not None else None
+        if current is None or resolved_path(current.path) != resolved_path(path):
+            self.model_released.emit(path, current, "")  # not in use (any more): nothing to do
+            return
+        try:
+            engine.close()
+        except Exception:
+            log.exception("Error closing %s", path)
+        if not fallback:
+            self.model_released.emit(path, None, "")
+            return
+        try:
+            loaded = engine.load(
+                Path(fallback), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, progress=self._progress
+            )
+        except AssistantError as exc:
+            log.warning("Could not load %s: %s", fallback, exc)
+            self.model_released.emit(path, None, str(exc))
+            return
+        except Exception as exc:
+            log.exception("Unexpected error loading %s", fallback)
+            self.model_released.emit(path, None, f"Could not load {Path(fallback).name}: {exc}")
+            return
+        self.model_released.emit(path, loaded, "")
 
     def _restore(self, previous: Any) -> None:
         """Engine.load validates before closing the old model, but if llama.cpp failed after
@@ -147,6 +188,14 @@ class InferenceWorker(QObject):
                 log.exception("Error closing the engine")
             self._engine = None
         self.closed.emit()
+
+
+def resolved_path(path: str | Path) -> Path:
+    """The path resolved, for comparing two names of one file; as given if that fails."""
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return Path(path)
 
 
 # --- one-shot tasks -----------------------------------------------------------------------------

@@ -304,3 +304,64 @@ def test_a_message_that_cannot_be_stored_stays_in_the_box(qtbot, make_window, ti
     db.execute("pragma query_only = 0")
     reply = send(qtbot, window, box.toPlainText())
     assert reply.content and box.toPlainText() == ""
+
+
+def test_conversation_system_prompt_is_used_for_the_next_reply(
+    qtbot, make_window, tiny_models, monkeypatch
+) -> None:
+    from assistant.ui.conversation_dialog import ConversationSettingsDialog
+
+    window = make_window(fast_settings(tiny_models["a"], system_prompt="Be brief."))
+    controller = window.controller
+    first = send(qtbot, window, "one")
+    conversation_id = first.conversation_id
+    shown: list[str] = []
+    answer = {"prompt": "Talk like a pirate."}
+
+    def exec_(dialog: ConversationSettingsDialog) -> int:
+        shown.append(dialog.system_prompt.toPlainText())
+        assert dialog.system_prompt.placeholderText() == "Be brief."  # what empty means
+        dialog.system_prompt.setPlainText(answer["prompt"])
+        return 1
+
+    monkeypatch.setattr(ConversationSettingsDialog, "exec", exec_)
+    sent: list[list] = []
+    controller._generate_requested.connect(lambda messages, _params: sent.append(messages))
+    assert window.conversation_settings_action in window.menuBar().actions()[1].menu().actions()
+    window.conversation_settings_action.trigger()
+    assert shown == [""]
+    assert controller.history(conversation_id)[0]["content"] == "Talk like a pirate."
+    send(qtbot, window, "two")
+    assert sent[-1][0] == {"role": "system", "content": "Talk like a pirate."}
+
+    # From the sidebar's menu: the dialog shows the prompt; emptied, the default applies again.
+    answer["prompt"] = "  "
+    item = window.sidebar.conversation_list.currentItem()
+    menu = window.sidebar.context_menu(item)
+    [action] = [a for a in menu.actions() if a.text() == "Conversation settings..."]
+    action.trigger()
+    assert shown[-1] == "Talk like a pirate."
+    assert controller.history(conversation_id)[0]["content"] == "Be brief."
+    assert controller.store.conversation(conversation_id).system_prompt is None
+
+    # A new chat keeps the prompt chosen before its first message.
+    window.new_action.trigger()
+    answer["prompt"] = "Answer in French."
+    window.conversation_settings_action.trigger()
+    reply = send(qtbot, window, "bonjour")
+    assert sent[-1][0]["content"] == "Answer in French."
+    assert controller.history(reply.conversation_id)[0]["content"] == "Answer in French."
+    assert controller.history(conversation_id)[0]["content"] == "Be brief."
+
+
+def test_log_records_from_the_inference_thread_are_named(
+    qtbot, make_window, tiny_models, caplog
+) -> None:
+    import logging
+    import threading
+
+    caplog.set_level(logging.INFO, logger="assistant")
+    make_window(fast_settings(tiny_models["a"]))
+    loaded = [r for r in caplog.records if r.name == "assistant.engine" and "Loaded" in r.message]
+    assert loaded and {r.threadName for r in loaded} == {"inference"}
+    assert threading.current_thread().name == "MainThread"

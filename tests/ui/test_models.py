@@ -203,3 +203,16 @@ def test_starter_model_chats_and_swaps_with_a_tiny_one(
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     assert gaps and max(gaps) < 0.5, max(gaps)
     assert send(qtbot, window, "Say yes.").content.strip()
+
+
+def test_template_note_goes_when_a_model_with_a_template_loads(
+    qtbot, make_window, tiny_models
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    _pick(qtbot, window, tiny_models["plain"])
+    note = window.notice_label.text()
+    assert "template" in note.lower() and window.notice_label.isVisible()
+    _pick(qtbot, window, tiny_models["b"])
+    assert not window.notice_label.isVisible()
+    assert window.statusBar().currentMessage() != note
+    assert "tiny-b" in window.model_label.text()

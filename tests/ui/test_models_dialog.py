@@ -347,3 +347,97 @@ def test_installed_delete_confirms_and_shows_space_freed(
 
     assert f"{human_size(size)} of disk space freed" in tab.status.text()
     qtbot.waitUntil(lambda: "tiny-a.gguf" not in tab.names(), timeout=TIMEOUT)
+
+
+def _installed_tab(qtbot, window) -> tuple[ModelsDialog, object]:
+    window.models_action.trigger()
+    dialog = window._models_dialog
+    tab = dialog.installed_tab
+    dialog.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: "tiny-a.gguf" in tab.names(), timeout=TIMEOUT)
+    tab.select("tiny-a.gguf")
+    return dialog, tab
+
+
+def test_deleting_the_model_in_use_switches_first(
+    qtbot, make_window, tiny_models, monkeypatch
+) -> None:
+    from assistant import library
+
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    dialog, tab = _installed_tab(qtbot, window)
+    asked: list[str] = []
+
+    def yes(_parent, _title, text, *_a, **_k):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", yes)
+    in_use_when_deleted: list[str] = []
+    real_delete = library.delete_model
+
+    def delete(name: str) -> int:
+        loaded = controller.loaded_model
+        in_use_when_deleted.append(loaded.path.name if loaded else "")
+        return real_delete(name)
+
+    monkeypatch.setattr(library, "delete_model", delete)
+    with qtbot.waitSignal(dialog.models_changed, timeout=TIMEOUT):
+        qtbot.mouseClick(tab.delete_button, LEFT)
+    assert "tiny-a.gguf is the model in use" in asked[0]
+    assert not tiny_models["a"].exists()
+    assert in_use_when_deleted == ["tiny-b.gguf"]  # switched before the file went
+    assert controller.loaded_model.path.name == "tiny-b.gguf" and not controller.is_loading
+    assert controller.settings.default_model == "tiny-b.gguf"
+    assert "tiny-b" in window.model_label.text()
+    assert send(qtbot, window, "still here").model_file == "tiny-b.gguf"
+
+    # Another model (not in use) is deleted without touching the chat's model.
+    qtbot.waitUntil(lambda: "tiny-plain.gguf" in tab.names(), timeout=TIMEOUT)
+    tab.select("tiny-plain.gguf")
+    with qtbot.waitSignal(dialog.models_changed, timeout=TIMEOUT):
+        qtbot.mouseClick(tab.delete_button, LEFT)
+    assert "model in use" not in asked[1]
+    assert controller.loaded_model.path.name == "tiny-b.gguf"
+    dialog.close()
+
+
+def test_deleting_the_only_model_in_use_unloads_it(
+    qtbot, make_window, tiny_models, monkeypatch
+) -> None:
+    from assistant import library
+
+    for key in ("b", "plain"):
+        tiny_models[key].unlink()
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    qtbot.waitUntil(lambda: window.model_picker.combo.count() == 1, timeout=TIMEOUT)
+    dialog, tab = _installed_tab(qtbot, window)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+
+    # A failure to delete is shown as a message (the model is unloaded all the same).
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a, **k: warnings.append(text))
+
+    def refuse(name: str) -> int:
+        raise library.ModelError(f"Could not delete {name}: it is busy.")
+
+    real_delete = library.delete_model
+    monkeypatch.setattr(library, "delete_model", refuse)
+    with qtbot.waitSignal(dialog.controller.delete_failed, timeout=TIMEOUT):
+        qtbot.mouseClick(tab.delete_button, LEFT)
+    assert warnings and "Could not delete tiny-a.gguf: it is busy." in warnings[0]
+    assert "busy" in tab.status.text()
+    assert controller.loaded_model is None and not controller.is_loading
+    assert window.stack.currentWidget() is window.empty_state
+    assert window.model_label.text() == "No model" and not window.send_button.isEnabled()
+    assert controller.settings.default_model is None
+
+    monkeypatch.setattr(library, "delete_model", real_delete)
+    tab.select("tiny-a.gguf")
+    with qtbot.waitSignal(dialog.models_changed, timeout=TIMEOUT):
+        qtbot.mouseClick(tab.delete_button, LEFT)
+    assert not tiny_models["a"].exists()
+    qtbot.waitUntil(lambda: tab.names() == [], timeout=TIMEOUT)
+    dialog.close()

@@ -152,3 +152,23 @@ def test_opening_a_chat_whose_model_is_gone_says_so(qtbot, make_window, tiny_mod
     assert window.controller.loaded_model.path.name == "tiny-a.gguf"
     assert send(qtbot, window, "carry on").model_file == "tiny-a.gguf"
     assert store.conversation(orphan.id).model == "tiny-a.gguf"
+
+
+def test_long_titles_are_elided_with_the_full_title_in_the_tooltip(
+    qtbot, make_window, tiny_models
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    window.resize(900, 600)
+    reply = send(qtbot, window, "short")
+    title = "A very long conversation title " * 8
+    window.controller.rename_conversation(reply.conversation_id, title)
+    qtbot.wait(50)  # a layout pass
+    lst = window.sidebar.conversation_list
+    assert lst.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    assert lst.textElideMode() == Qt.TextElideMode.ElideRight
+    item = lst.item(0)
+    assert item.toolTip() == title.strip()
+    # The row is as wide as the list, not as its text: the style elides what doesn't fit.
+    assert lst.fontMetrics().horizontalAdvance(title) > lst.viewport().width()
+    assert lst.visualItemRect(item).width() <= lst.viewport().width()
+    assert lst.horizontalScrollBar().maximum() == 0
