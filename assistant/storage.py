@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -75,9 +76,9 @@ class Message:
 @dataclass
 class SearchHit:
     conversation_id: int
-    message_id: int
+    message_id: int | None  # None for a match in the conversation's title
     title: str
-    role: str
+    role: str  # "user", "assistant", or "title"
     snippet: str  # matched terms wrapped in HIGHLIGHT_START / HIGHLIGHT_END
 
 
@@ -99,6 +100,14 @@ def split_snippet(snippet: str) -> list[tuple[str, bool]]:
         if rest:
             runs.append((rest, False))
     return runs
+
+
+def _highlight(text: str, words: list[str]) -> str:
+    """Wrap each occurrence of ``words`` in ``text`` (case-insensitive) in the highlight marks."""
+    pattern = re.compile(
+        "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.IGNORECASE
+    )
+    return pattern.sub(lambda m: f"{HIGHLIGHT_START}{m.group(0)}{HIGHLIGHT_END}", text)
 
 
 def format_snippet(snippet: str, start: str = "[", end: str = "]") -> str:
@@ -535,7 +544,27 @@ class Store:
                 log.warning("Search for %r (%r) failed: %s", query, match, exc)
                 return []
             raise
-        return [SearchHit(*row) for row in rows]
+        return self._title_hits(query, limit) + [SearchHit(*row) for row in rows]
+
+    def _title_hits(self, query: str, limit: int) -> list[SearchHit]:
+        """Conversations whose title holds every word of ``query`` (titles are few and short:
+        a LIKE scan, with the words as bound parameters)."""
+        words = query.replace("\x00", " ").split()
+        if not words:
+            return []
+        like = " AND ".join(["title LIKE ? ESCAPE '\\'"] * len(words))
+        patterns = [
+            "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            for w in words
+        ]
+        rows = self.db.conn.execute(
+            f"SELECT id, title FROM conversations WHERE {like} ORDER BY updated_at DESC LIMIT ?",
+            (*patterns, int(limit)),
+        ).fetchall()
+        return [
+            SearchHit(conversation_id, None, title, "title", _highlight(title, words))
+            for conversation_id, title in rows
+        ]
 
     @_boundary
     def export_markdown(self, conversation_id: int) -> str:

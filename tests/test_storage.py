@@ -520,3 +520,16 @@ def test_read_only_file_or_folder_refused_on_open(shared_dir: Path, case: str) -
     named = db_path if case == "file" else folder
     assert str(named) in message and ("read-only" in message or "not writable" in message)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_search_finds_conversation_titles(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    trip = store.create_conversation("Trip to Lisbon in May")
+    other = store.create_conversation("Groceries")
+    store.add_message(other.id, "user", "Lisbon is lovely")
+    hits = store.search("lisbon")
+    assert [(h.conversation_id, h.role) for h in hits][:1] == [(trip.id, "title")]
+    assert format_snippet(hits[0].snippet) == "Trip to [Lisbon] in May"
+    assert any(h.conversation_id == other.id and h.role == "user" for h in hits)
+    assert store.search("100%_\\") == []  # LIKE wildcards are literal
+    store.close()

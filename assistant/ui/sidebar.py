@@ -156,8 +156,11 @@ class Sidebar(QWidget):
             return
         self.hit_list.clear()
         for hit in hits:
-            who = "You" if hit.role == "user" else "Assistant"
-            item = QListWidgetItem(f"{hit.title}\n{who}: {_plain_snippet(hit.snippet)}")
+            if hit.role == "title":
+                item = QListWidgetItem(f"{_plain_snippet(hit.snippet)}\nTitle")
+            else:
+                who = "You" if hit.role == "user" else "Assistant"
+                item = QListWidgetItem(f"{hit.title}\n{who}: {_plain_snippet(hit.snippet)}")
             item.setData(_ID, (hit.conversation_id, hit.message_id))
             self.hit_list.addItem(item)
         self.stack.setCurrentWidget(self.hit_list if hits else self.no_hits)
