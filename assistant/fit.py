@@ -1,11 +1,15 @@
 """Will this model fit? Memory a GGUF needs at a given context size, and where it can live.
 
 The numbers follow what llama.cpp (0.3.36's build) allocates on load, as its log reports them:
-- model buffers: the tensor bytes of the file (``tensor_data_bytes``);
+- model buffers: the tensor bytes of the file (``tensor_data_bytes``). The token embedding stays
+  on the CPU; a model without an ``output.weight`` (tied embeddings) uses the embedding matrix as
+  its output head, and llama.cpp loads a second copy of it wherever the output layer runs (the
+  GPU, on full offload; in RAM it is the same mapped bytes);
 - KV cache: per token, K and V for every layer: ``n_layers * n_head_kv * (key_length +
-  value_length) * 2`` bytes (f16). Sliding-window layers (Gemma 2/3) get the full size too,
-  because llama.cpp's context default is ``swa_full = true`` ("using full-size SWA cache" in its
-  log); pass ``swa_full=False`` only if the engine turns that off;
+  value_length) * 2`` bytes (f16), summed layer by layer when the file gives per-layer head
+  counts (hybrid models: their recurrent layers have none). Sliding-window layers (Gemma 2/3)
+  get the full size too, because llama.cpp's context default is ``swa_full = true`` ("using
+  full-size SWA cache" in its log); pass ``swa_full=False`` only if the engine turns that off;
 - compute buffer: the largest intermediate of one micro-batch (n_ubatch = 512 tokens): usually
   the logits (``n_vocab * n_ubatch`` floats), or, at long contexts without flash attention, the
   attention scores (``n_ctx * n_ubatch * n_head`` floats), plus a few activations. The engine
@@ -17,7 +21,7 @@ The numbers follow what llama.cpp (0.3.36's build) allocates on load, as its log
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,16 +71,29 @@ class ModelShape:
     swa_pattern: int | None = None
     quantization: str | None = None
     weights_bytes: int | None = None
+    # Per-layer KV heads (hybrid models; 0 for recurrent layers), None when all have n_head_kv.
+    kv_heads_per_layer: tuple[int, ...] | None = None
+    # One matrix for the token embedding and the output head? None: unknown (two assumed).
+    tied_embeddings: bool | None = None
+    # Their exact bytes in the file whose header was read (None: estimate from the quantization).
+    embd_bytes: int | None = None
+    output_bytes: int | None = None
 
     @classmethod
     def from_info(cls, info: GGUFInfo) -> ModelShape:
+        from assistant.gguf_info import GGUFArray
+
         meta = info.metadata
 
         def integer(key: str) -> int:
             value = meta.get(key)
+            if isinstance(value, GGUFArray):  # per-layer numbers: the largest
+                return max(value.integers() or (0,), default=0)
             return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
-        n_vocab = integer("tokenizer.ggml.tokens") or integer(f"{info.architecture}.vocab_size")
+        tokens = meta.get("tokenizer.ggml.tokens")
+        n_vocab = tokens.count if isinstance(tokens, GGUFArray) else 0
+        n_vocab = n_vocab or integer(f"{info.architecture}.vocab_size")
         return cls(
             architecture=info.architecture,
             n_layers=info.n_layers,
@@ -92,6 +109,10 @@ class ModelShape:
             swa_pattern=_SWA_PATTERN.get(info.architecture) if info.sliding_window else None,
             quantization=info.quantization,
             weights_bytes=info.tensor_data_bytes or info.file_size,
+            kv_heads_per_layer=info.kv_heads_per_layer,
+            tied_embeddings=info.tied_embeddings,
+            embd_bytes=info.token_embd_bytes,
+            output_bytes=info.output_bytes,
         )
 
     @classmethod
@@ -139,21 +160,32 @@ def _shape(model: GGUFInfo | ModelShape) -> ModelShape:
     return model if isinstance(model, ModelShape) else ModelShape.from_info(model)
 
 
+def _kv_heads(s: ModelShape) -> tuple[int, ...]:
+    """KV heads of each layer: the per-layer counts when known, else n_head_kv for every layer."""
+    if s.kv_heads_per_layer is not None and len(s.kv_heads_per_layer) == s.n_layers:
+        return s.kv_heads_per_layer
+    return (s.n_head_kv,) * s.n_layers
+
+
 def kv_bytes_per_token(model: GGUFInfo | ModelShape) -> int:
-    """K and V for every layer, f16: ``n_layers * n_head_kv * (key_len + value_len) * 2``."""
+    """K and V for every layer, f16: ``sum(n_head_kv of the layer) * (key_len + value_len) * 2``
+    (``n_layers * n_head_kv * ...`` when every layer has the same heads)."""
     s = _shape(model)
-    return s.n_layers * s.n_head_kv * (s.key_length + s.value_length) * KV_BYTES_PER_ELEM
+    return sum(_kv_heads(s)) * (s.key_length + s.value_length) * KV_BYTES_PER_ELEM
 
 
 def kv_cache_bytes(model: GGUFInfo | ModelShape, n_ctx: int, *, swa_full: bool = True) -> int:
     s = _shape(model)
-    per_layer_token = s.n_head_kv * (s.key_length + s.value_length) * KV_BYTES_PER_ELEM
+    per_head_token = (s.key_length + s.value_length) * KV_BYTES_PER_ELEM
+    heads = _kv_heads(s)
     if swa_full or not s.sliding_window or not s.swa_pattern:
-        return per_layer_token * s.n_layers * n_ctx
-    # llama.cpp's iSWA cache: global layers keep n_ctx cells, windowed ones n_swa + n_ubatch.
-    n_global = s.n_layers // s.swa_pattern
+        return per_head_token * sum(heads) * n_ctx
+    # llama.cpp's iSWA cache: global layers (every swa_pattern-th) keep n_ctx cells, windowed
+    # ones n_swa + n_ubatch.
     swa_cells = min(n_ctx, s.sliding_window + N_UBATCH)
-    return per_layer_token * (n_global * n_ctx + (s.n_layers - n_global) * swa_cells)
+    return per_head_token * sum(
+        h * (n_ctx if (il + 1) % s.swa_pattern == 0 else swa_cells) for il, h in enumerate(heads)
+    )
 
 
 def overhead_bytes(model: GGUFInfo | ModelShape, n_ctx: int, *, flash_attn: bool = True) -> int:
@@ -168,13 +200,27 @@ def overhead_bytes(model: GGUFInfo | ModelShape, n_ctx: int, *, flash_attn: bool
 
 
 def _non_repeating_bytes(s: ModelShape, weights: int) -> tuple[int, int]:
-    """(token embedding, output head) bytes: they do not belong to any layer."""
+    """(token embedding, output head) bytes in the file: they do not belong to any layer.
+
+    The output head is 0 when the model ties it to the embedding (one matrix in the file).
+    """
     bits = quant_rank(s.quantization) if s.quantization else 4.85
     bits = 16.0 if bits >= 99 else bits
-    one = int(s.n_vocab * s.n_embd * bits / 8)
-    # Never more than a third of the file each: tied embeddings, odd quant mixes.
-    one = min(one, weights // 3)
-    return one, one
+    guess = int(s.n_vocab * s.n_embd * bits / 8)
+    if s.tied_embeddings:
+        # Small models' shared matrix is often most of the file (Gemma 3 270M: 70%).
+        embd = s.embd_bytes if s.embd_bytes is not None else min(guess, weights // 2)
+        return min(embd, weights), 0
+    if s.tied_embeddings is None:
+        # Unknown: assume two matrices, never more than a third of the file each (the matrix
+        # may be shared, the quant mix odd).
+        one = min(guess, weights // 3)
+        return one, one
+    embd = s.embd_bytes if s.embd_bytes is not None else min(guess, weights // 3)
+    head = s.output_bytes if s.output_bytes is not None else min(guess, weights // 3)
+    if embd + head > weights:
+        embd, head = min(embd, weights // 3), min(head, weights // 3)
+    return embd, head
 
 
 def estimate(
@@ -197,6 +243,9 @@ def estimate(
     n_layers = max(s.n_layers, 1)
     embd, head = _non_repeating_bytes(s, weights)
     per_layer_w = max(0, weights - embd - head) / n_layers
+    # On full offload the output head goes to the GPU too; a tied one is a second copy of the
+    # embedding (which stays in RAM).
+    output_copy = embd if s.tied_embeddings else 0
     per_layer_kv = kv / n_layers
     ram = hardware.available_ram
     sizes = (
@@ -224,7 +273,7 @@ def estimate(
         )
         if hardware.unified_memory:
             budget = min(budget, ram)
-        full_gpu = total - embd
+        full_gpu = total - embd + output_copy
         if full_gpu <= budget:
             return result(
                 FULL_GPU,
@@ -298,7 +347,10 @@ def estimate_variant(
     if variant.size is None:
         return None
     s = _shape(model)
-    s = ModelShape(**{**s.__dict__, "quantization": variant.quantization})
+    if variant.quantization != s.quantization:
+        # Another quantization: the header's tensor sizes are not this variant's; keep only
+        # whether the embedding is tied.
+        s = replace(s, quantization=variant.quantization, embd_bytes=None, output_bytes=None)
     return estimate(s, n_ctx, hardware, weights_bytes=variant.size, **kw)
 
 

@@ -2,8 +2,9 @@
 
 The same parser reads a local file and the first few megabytes of a remote file fetched with an
 HTTP Range request: ``parse_gguf_header`` raises ``IncompleteHeader(needed=...)`` when the bytes
-it was given end before the header does, so the caller can fetch more and try again. Big arrays
-(the tokenizer's vocabulary: 262k strings for Gemma 3) are skipped, never decoded.
+it was given end before the header does, so the caller can fetch more and try again. Arrays become
+``GGUFArray``: small numeric ones (per-layer head counts) keep their values, big ones (the
+tokenizer's vocabulary: 262k strings for Gemma 3) only their length, never decoded.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ _SCALAR_FORMATS: dict[int, str] = {
 }
 _SCALAR_SIZES = {t: struct.calcsize(f) for t, f in _SCALAR_FORMATS.items()}
 
+# Numeric arrays up to this many items keep their values (per-layer numbers); longer ones, and
+# arrays of strings or arrays, keep only their length.
+MAX_ARRAY_VALUES = 4096
+_ARRAY_ITEM_CHARS = {t: f[1] for t, f in _SCALAR_FORMATS.items()}
+# Tensor names the fit estimate needs: the input embedding and the output head (absent when the
+# model ties the two, i.e. uses the embedding matrix as the output head too).
+_TOKEN_EMBD = b"token_embd.weight"
+_OUTPUT = b"output.weight"
+
 # Sanity limits: a corrupt header must fail with a message, not ask for a 2**63-byte read.
 _MAX_STRING = 1 << 28
 _MAX_COUNT = 1 << 40
@@ -65,6 +75,22 @@ def quantization_name(file_type: int) -> str | None:
 
 
 @dataclass(frozen=True)
+class GGUFArray:
+    """A metadata array: its length, and its items when it is a short numeric array."""
+
+    count: int
+    values: tuple[int | float | bool, ...] | None = None
+
+    def integers(self) -> tuple[int, ...] | None:
+        """The items as ints, if every one is an int (not a bool, not a float); else None."""
+        if self.values is None or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in self.values
+        ):
+            return None
+        return tuple(int(v) for v in self.values)
+
+
+@dataclass(frozen=True)
 class GGUFInfo:
     architecture: str
     name: str | None
@@ -83,6 +109,16 @@ class GGUFInfo:
     tensor_data_bytes: int | None
     file_size: int | None
     metadata: Mapping[str, object] = field(repr=False)
+    # KV heads of each layer when the file gives them per layer (hybrid models: 0 for a recurrent
+    # or convolution layer, which has no KV cache); None when every layer has n_head_kv.
+    kv_heads_per_layer: tuple[int, ...] | None = None
+    # Bytes of the token embedding and of the output head, from the tensor list; None when this
+    # header does not list them (or their type is unknown).
+    token_embd_bytes: int | None = None
+    output_bytes: int | None = None
+    # True if the embedding matrix doubles as the output head (no ``output.weight``: Gemma, Llama
+    # 3.2 1B/3B, small Qwen), False if the model has its own, None if this header cannot tell.
+    tied_embeddings: bool | None = None
 
 
 class IncompleteHeader(Exception):
@@ -235,8 +271,11 @@ def _parse(buf: _Buffer, file_size: int | None, name: str) -> GGUFInfo:
 
     tensor_end = 0
     sizes_known = True
+    named: dict[bytes, int | None] = {}
     for _ in range(n_tensors):
+        name_start = pos + 8
         _tname, pos = _read_string(buf, pos, decode=False)
+        tname = bytes(buf.data[name_start:pos]) if pos - name_start <= len(_TOKEN_EMBD) else b""
         buf.ensure(pos + 4)
         (n_dims,) = struct.unpack_from("<I", buf.data, pos)
         pos += 4
@@ -248,6 +287,8 @@ def _parse(buf: _Buffer, file_size: int | None, name: str) -> GGUFInfo:
         ggml_type, offset = struct.unpack_from("<IQ", buf.data, pos)
         pos += 12
         nbytes = _tensor_bytes(ggml_type, dims)
+        if tname in (_TOKEN_EMBD, _OUTPUT):
+            named[tname] = nbytes
         if nbytes is None:
             sizes_known = False
         else:
@@ -261,7 +302,19 @@ def _parse(buf: _Buffer, file_size: int | None, name: str) -> GGUFInfo:
         tensor_data_bytes=tensor_end if sizes_known else None,
         file_size=file_size,
         name=name,
+        token_embd_bytes=named.get(_TOKEN_EMBD),
+        output_bytes=named.get(_OUTPUT),
+        tied_embeddings=_tied(metadata, named),
     )
+
+
+def _tied(metadata: Mapping[str, object], named: Mapping[bytes, object]) -> bool | None:
+    if _OUTPUT in named:
+        return False
+    split_count = metadata.get("split.count")
+    if isinstance(split_count, int) and split_count > 1:
+        return None  # part 1 of a split model: the output head may be in a later part
+    return True if _TOKEN_EMBD in named else None
 
 
 def _read_string(buf: _Buffer, pos: int, *, decode: bool = True) -> tuple[str, int]:
@@ -291,12 +344,17 @@ def _read_value(buf: _Buffer, pos: int, vtype: int) -> tuple[object, int]:
         pos += 12
         if count > _MAX_COUNT:
             raise _Corrupt(f"array of {count} items")
-        return count, _skip_array(buf, pos, item_type, count)
+        char = _ARRAY_ITEM_CHARS.get(item_type)
+        if char is not None and count <= MAX_ARRAY_VALUES:
+            end = pos + _SCALAR_SIZES[item_type] * count
+            buf.ensure(end)
+            return GGUFArray(count, struct.unpack_from(f"<{count}{char}", buf.data, pos)), end
+        return GGUFArray(count), _skip_array(buf, pos, item_type, count)
     raise _Corrupt(f"unknown value type {vtype}")
 
 
 def _skip_array(buf: _Buffer, pos: int, item_type: int, count: int) -> int:
-    """Step over an array without building it (arrays are summarised as their length)."""
+    """Step over an array without building it (big arrays are summarised as their length)."""
     size = _SCALAR_SIZES.get(item_type)
     if size is not None:
         end = pos + size * count
@@ -344,6 +402,9 @@ def _info(
     tensor_data_bytes: int | None,
     file_size: int | None,
     name: str,
+    token_embd_bytes: int | None = None,
+    output_bytes: int | None = None,
+    tied_embeddings: bool | None = None,
 ) -> GGUFInfo:
     arch = metadata.get("general.architecture")
     if not isinstance(arch, str) or not arch:
@@ -357,12 +418,31 @@ def _info(
 
     def integer(key: str, default: int = 0) -> int:
         value = metadata.get(f"{arch}.{key}")
-        # Some architectures store per-layer arrays (summarised here as a length): not a count.
         return value if isinstance(value, int) and not isinstance(value, bool) else default
 
+    def per_layer(key: str) -> tuple[int, ...] | None:
+        # Hybrid models (LFM2, Jamba, Granite hybrid) and OpenELM give some counts per layer.
+        value = metadata.get(f"{arch}.{key}")
+        return value.integers() if isinstance(value, GGUFArray) else None
+
+    n_layers = integer("block_count")
     n_embd = integer("embedding_length")
-    n_head = integer("attention.head_count")
-    head_dim = n_embd // n_head if n_head else 0
+    heads = per_layer("attention.head_count")
+    n_head = max(heads, default=0) if heads is not None else integer("attention.head_count")
+    # llama.cpp: n_head_kv defaults to n_head, layer by layer; the head size to n_embd / the
+    # first layer's n_head.
+    kv_heads = per_layer("attention.head_count_kv")
+    if kv_heads is None and f"{arch}.attention.head_count_kv" not in metadata:
+        kv_heads = heads
+    n_head_kv = (
+        max(kv_heads, default=0)
+        if kv_heads is not None
+        else integer("attention.head_count_kv", n_head)
+    )
+    if kv_heads is not None and len(kv_heads) != n_layers:
+        kv_heads = None  # not one per layer: keep only the largest count
+    first_head = heads[0] if heads else 0
+    head_dim = n_embd // (first_head or n_head) if (first_head or n_head) else 0
     sliding = metadata.get(f"{arch}.attention.sliding_window")
     file_type = metadata.get("general.file_type")
     general_name = metadata.get("general.name")
@@ -372,10 +452,10 @@ def _info(
         name=general_name if isinstance(general_name, str) else None,
         quantization=quantization_name(file_type) if isinstance(file_type, int) else None,
         context_length=integer("context_length"),
-        n_layers=integer("block_count"),
+        n_layers=n_layers,
         n_embd=n_embd,
         n_head=n_head,
-        n_head_kv=integer("attention.head_count_kv", n_head),
+        n_head_kv=n_head_kv,
         key_length=integer("attention.key_length", head_dim),
         value_length=integer("attention.value_length", head_dim),
         sliding_window=sliding if isinstance(sliding, int) and sliding > 0 else None,
@@ -385,4 +465,8 @@ def _info(
         tensor_data_bytes=tensor_data_bytes,
         file_size=file_size,
         metadata=MappingProxyType(metadata),
+        kv_heads_per_layer=kv_heads,
+        token_embd_bytes=token_embd_bytes,
+        output_bytes=output_bytes,
+        tied_embeddings=tied_embeddings,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -11,10 +12,10 @@ import pytest
 
 from assistant import fit, hardware
 from assistant.fit import FitEstimate, ModelShape
-from assistant.gguf_info import read_gguf_info
+from assistant.gguf_info import parse_gguf_header, read_gguf_info
 from assistant.hardware import GpuDevice, Hardware
 from assistant.hub import ModelVariant, RemoteFile
-from tests.tinymodel import write_tiny_model
+from tests.tinymodel import write_header_only, write_tiny_model
 
 if TYPE_CHECKING:
     from tests.hfserver import HFServer
@@ -51,6 +52,24 @@ LLAMA8B = ModelShape(
     weights_bytes=4_920_000_000,
 )
 
+# Llama 3.2 1B's shape in Q8_0: one matrix for the embedding and the output head (tied).
+LLAMA1B_TIED = ModelShape(
+    "llama",
+    n_layers=16,
+    n_head=32,
+    n_head_kv=8,
+    key_length=64,
+    value_length=64,
+    n_embd=2048,
+    n_vocab=128256,
+    n_ff=8192,
+    context_length=131072,
+    quantization="Q8_0",
+    weights_bytes=1_320_000_000,
+    tied_embeddings=True,
+    embd_bytes=128256 * 2048 // 32 * 34,
+)
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -80,6 +99,28 @@ def test_kv_matches_what_llama_cpp_allocates(tiny: Path, caplog: pytest.LogCaptu
     assert kv, "llama.cpp did not log its KV buffer"
     # 384 B x 2048 = 0.75 MiB exactly (the log rounds to 2 decimals).
     assert sum(kv) * MiB == fit.kv_cache_bytes(read_gguf_info(tiny), 2048)
+
+
+def test_kv_counts_only_the_layers_with_kv_heads(tmp_path: Path) -> None:
+    # LFM2-like: attention (2 KV heads of 16) in 2 of 6 layers, convolutions in the others.
+    path = write_header_only(
+        tmp_path / "hybrid.gguf", "lfm2", n_layers=6, n_embd=128, n_head=8, n_head_kv=[0, 0, 2] * 2
+    )
+    info = parse_gguf_header(path.read_bytes())
+    assert fit.kv_bytes_per_token(info) == 2 * 2 * (16 + 16) * 2 == 256
+    assert fit.kv_cache_bytes(info, 1000) == 256_000
+    assert fit.estimate(info, 1000, cpu_box()).kv_cache_bytes == 256_000
+    # A uniform per-layer array is the plain formula.
+    shape = dataclasses.replace(LLAMA8B, kv_heads_per_layer=(8,) * 32)
+    assert fit.kv_bytes_per_token(shape) == fit.kv_bytes_per_token(LLAMA8B)
+    # Windowed layers with per-layer heads: every 2nd layer is global.
+    swa = ModelShape(
+        "gemma2", 4, 8, 2, 16, 16, 128, 1000, 0, 8192, sliding_window=1024, swa_pattern=2,
+        kv_heads_per_layer=(1, 2, 0, 2),
+    )  # fmt: skip
+    assert fit.kv_cache_bytes(swa, 8192, swa_full=False) == 64 * (
+        1 * 1536 + 2 * 8192 + 0 + 2 * 8192
+    )
 
 
 def test_sliding_window_layers_only_when_swa_cache_is_not_full() -> None:
@@ -122,6 +163,100 @@ def test_labels() -> None:
     assert "Too large" == fit.estimate(LLAMA8B, 8192, gpu_box(2, ram_gib=2)).label
     # A longer context moves the same model from full to partial offload.
     assert fit.estimate(LLAMA8B, 131072, gpu_box(12)).label == fit.PARTIAL_GPU
+
+
+def test_tied_embeddings_counted_once_and_copied_for_the_gpu() -> None:
+    s = LLAMA1B_TIED
+    embd = s.embd_bytes
+    assert embd is not None
+    big = fit.estimate(s, 8192, gpu_box(24))
+    assert big.label == fit.FULL_GPU
+    # Weights once (the file); on full offload the GPU also holds the output copy of the matrix.
+    assert big.weights_bytes == s.weights_bytes
+    assert big.total_bytes == big.weights_bytes + big.kv_cache_bytes + big.overhead_bytes
+    assert big.gpu_bytes == big.total_bytes and big.cpu_bytes == embd
+
+    # Free VRAM between "all but the embedding" and "all plus the output copy": not a full fit.
+    reserve = fit.GPU_RESERVE_MIN
+    vram = (big.total_bytes - embd // 2 + reserve) / GiB
+    between = fit.estimate(s, 8192, gpu_box(vram))
+    assert between.label == fit.PARTIAL_GPU
+    untied = dataclasses.replace(s, tied_embeddings=None, embd_bytes=None)
+    assert fit.estimate(untied, 8192, gpu_box(vram)).label == fit.FULL_GPU  # the old mistake
+
+    # Partial offload: a layer is the file less the one shared matrix, divided by the layers.
+    small = fit.estimate(s, 8192, gpu_box(1))
+    assert small.label == fit.PARTIAL_GPU
+    per_layer = (1_320_000_000 - embd) / 16 + small.kv_cache_bytes / 16
+    assert small.gpu_bytes == int(small.n_gpu_layers * per_layer) + small.overhead_bytes
+    budget = 1 * GiB - reserve
+    assert small.n_gpu_layers == int((budget - small.overhead_bytes) // per_layer)
+    # Assuming two matrices made layers look ~20% lighter: more of them were planned.
+    assert fit.estimate(untied, 8192, gpu_box(1)).n_gpu_layers > small.n_gpu_layers
+
+
+def test_own_output_head_is_in_the_file_and_on_the_gpu() -> None:
+    embd = 128256 * 2048 // 32 * 34
+    weights = 1_320_000_000 + embd
+    s = dataclasses.replace(
+        LLAMA1B_TIED,
+        weights_bytes=weights,
+        tied_embeddings=False,
+        output_bytes=embd,
+    )
+    est = fit.estimate(s, 8192, gpu_box(24))
+    assert est.label == fit.FULL_GPU
+    assert est.gpu_bytes == est.total_bytes - embd and est.cpu_bytes == embd
+    small = fit.estimate(s, 8192, gpu_box(1))
+    per_layer = (weights - 2 * embd) / 16 + small.kv_cache_bytes / 16
+    assert small.gpu_bytes == int(small.n_gpu_layers * per_layer) + small.overhead_bytes
+
+
+def test_tied_embeddings_from_local_and_remote_headers(hf_server: HFServer, tmp_path: Path) -> None:
+    tied = read_gguf_info(write_tiny_model(tmp_path / "tied.gguf", tied=True, n_layers=3))
+    shape = ModelShape.from_info(tied)
+    assert shape.tied_embeddings is True and shape.embd_bytes == tied.token_embd_bytes
+    assert shape.output_bytes is None
+    own = ModelShape.from_info(read_gguf_info(write_tiny_model(tmp_path / "own.gguf")))
+    assert own.tied_embeddings is False and own.output_bytes == own.embd_bytes
+
+    # A remote header lists the tensors too (they come before the data).
+    header = write_header_only(
+        tmp_path / "h.gguf", "llama", n_layers=4, n_embd=256, n_head=4, n_ff=512, tied=True
+    ).read_bytes()
+    part = write_header_only(
+        tmp_path / "p.gguf", "llama", n_layers=4, n_embd=256, n_head=4, tied=True, split_count=2
+    ).read_bytes()
+    hf_server.add_repo("t/h-GGUF", {"h.gguf": header, "p-00001-of-00002.gguf": part})
+    remote = fit.remote_info("t/h-GGUF", "h.gguf", size=len(header))
+    assert remote.tied_embeddings is True and remote.token_embd_bytes == 1000 * 256 * 2
+    shape = ModelShape.from_info(remote)
+    # Another quantization of the same model: still tied, its sizes estimated, not the header's.
+    variant = ModelVariant("t/h-GGUF", "Q4_K_M", (RemoteFile("h-Q4_K_M.gguf", 10**9, None),))
+    est = fit.estimate_variant(variant, shape, 4096, gpu_box(24))
+    assert est is not None and est.gpu_bytes == est.total_bytes  # the output copy is counted
+    # Part 1 of a split model cannot tell: the estimate assumes two matrices, as before.
+    remote_part = fit.remote_info("t/h-GGUF", "p-00001-of-00002.gguf", size=len(part))
+    assert remote_part.tied_embeddings is None
+    assert ModelShape.from_info(remote_part).tied_embeddings is None
+
+
+def test_tied_model_is_one_copy_in_ram(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """On the CPU llama.cpp maps the file: the tied output head costs no second copy."""
+    from assistant.engine import Engine
+
+    path = write_tiny_model(tmp_path / "tied.gguf", tied=True, n_layers=3)
+    info = read_gguf_info(path)
+    caplog.set_level(logging.DEBUG, logger="llama_cpp")
+    engine = Engine()
+    try:
+        engine.load(path, n_ctx=512, n_gpu_layers=0)
+    finally:
+        engine.close()
+    model = [float(m) for m in re.findall(r"model buffer size =\s*([\d.]+) MiB", caplog.text)]
+    assert model and sum(model) * MiB == pytest.approx(info.tensor_data_bytes, abs=0.01 * MiB)
+    est = fit.estimate(info, 512, cpu_box())
+    assert est.weights_bytes == info.tensor_data_bytes and est.cpu_bytes == est.total_bytes
 
 
 def _variants(sizes: dict[str, float]) -> list[ModelVariant]:

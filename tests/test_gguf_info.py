@@ -8,12 +8,14 @@ import pytest
 
 from assistant.errors import InvalidModelFile
 from assistant.gguf_info import (
+    MAX_ARRAY_VALUES,
+    GGUFArray,
     IncompleteHeader,
     parse_gguf_header,
     quantization_name,
     read_gguf_info,
 )
-from tests.tinymodel import CHATML_TEMPLATE, vocabulary, write_tiny_model
+from tests.tinymodel import CHATML_TEMPLATE, vocabulary, write_header_only, write_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +38,68 @@ def test_tiny_model_metadata(tiny: Path) -> None:
     assert info.file_size == tiny.stat().st_size
     assert info.data_offset is not None and info.tensor_data_bytes is not None
     assert info.data_offset + info.tensor_data_bytes == info.file_size
-    # Arrays are summarised as their length, scalars kept as they are.
-    assert info.metadata["tokenizer.ggml.tokens"] == len(vocabulary()[0])
+    # Arrays are GGUFArrays (short numeric ones with their items), scalars kept as they are.
+    tokens, token_types = vocabulary()
+    assert info.metadata["tokenizer.ggml.tokens"] == GGUFArray(len(tokens))
+    assert info.metadata["tokenizer.ggml.token_type"] == GGUFArray(len(tokens), tuple(token_types))
     assert info.metadata["tokenizer.ggml.model"] == "gpt2"
+    # Its own output head: both matrices are in the file.
+    assert info.tied_embeddings is False
+    assert info.token_embd_bytes == info.output_bytes == len(tokens) * 64 * 4
+    assert info.kv_heads_per_layer is None
+
+
+def test_tied_embeddings_from_the_tensor_list(tmp_path: Path) -> None:
+    tied = read_gguf_info(write_tiny_model(tmp_path / "tied.gguf", tied=True))
+    assert tied.tied_embeddings is True
+    assert tied.output_bytes is None and tied.token_embd_bytes == len(vocabulary()[0]) * 64 * 4
+    # Part 1 of a split model: the output head may be in another part, so it cannot tell.
+    part = write_header_only(
+        tmp_path / "part.gguf", "llama", n_layers=2, n_embd=64, n_head=4, tied=True, split_count=2
+    )
+    info = parse_gguf_header(part.read_bytes())
+    assert info.tied_embeddings is None and info.token_embd_bytes == 1000 * 64 * 2
+
+
+def test_per_layer_head_counts(tmp_path: Path) -> None:
+    # LFM2-like: attention in 2 of 6 layers, convolutions (no KV heads) in the others.
+    path = write_header_only(
+        tmp_path / "hybrid.gguf",
+        "lfm2",
+        n_layers=6,
+        n_embd=128,
+        n_head=8,
+        n_head_kv=[0, 0, 2, 0, 0, 2],
+    )
+    info = parse_gguf_header(path.read_bytes())
+    assert (info.n_layers, info.n_head, info.n_head_kv, info.key_length) == (6, 8, 2, 16)
+    assert info.kv_heads_per_layer == (0, 0, 2, 0, 0, 2)
+    assert info.metadata["lfm2.attention.head_count_kv"] == GGUFArray(6, (0, 0, 2, 0, 0, 2))
+
+    # OpenELM-like: heads per layer, no KV count (it defaults to the heads, layer by layer).
+    path = write_header_only(
+        tmp_path / "elm.gguf", "openelm", n_layers=3, n_embd=96, n_head=[2, 3, 4], key_length=32
+    )
+    info = parse_gguf_header(path.read_bytes())
+    assert (info.n_head, info.n_head_kv, info.key_length) == (4, 4, 32)
+    assert info.kv_heads_per_layer == (2, 3, 4)
+
+    # An array that is not one count per layer is not taken for one.
+    path = write_header_only(
+        tmp_path / "odd.gguf", "lfm2", n_layers=3, n_embd=64, n_head=4, n_head_kv=[1, 2]
+    )
+    info = parse_gguf_header(path.read_bytes())
+    assert info.n_head_kv == 2 and info.kv_heads_per_layer is None
+
+
+def test_long_arrays_keep_only_their_length(tmp_path: Path) -> None:
+    n = MAX_ARRAY_VALUES + 1
+    path = write_header_only(
+        tmp_path / "vocab.gguf", "llama", n_layers=1, n_embd=8, n_head=1, n_vocab=n
+    )
+    info = parse_gguf_header(path.read_bytes())
+    assert info.metadata["tokenizer.ggml.token_type"] == GGUFArray(n)
+    assert info.metadata["tokenizer.ggml.tokens"] == GGUFArray(n)
 
 
 def test_f16_model_and_no_template(tmp_path: Path) -> None:
@@ -158,5 +219,8 @@ def test_starter_model(starter_model_file: Path) -> None:
     assert info.key_length == 256
     assert info.sliding_window == 512
     assert info.chat_template is None  # a base model
-    assert info.metadata["tokenizer.ggml.tokens"] == 262144
+    assert info.metadata["tokenizer.ggml.tokens"] == GGUFArray(262144)
+    assert info.tied_embeddings is True and info.output_bytes is None
+    assert info.token_embd_bytes == 640 * 262144 // 32 * 34  # Q8_0
+    assert info.kv_heads_per_layer is None
     assert info.data_offset + info.tensor_data_bytes == starter_model_file.stat().st_size

@@ -12,6 +12,7 @@ Two tricks make the gibberish predictable enough to test with:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,12 @@ def write_tiny_model(
     name: str = "Tiny Llama",
     eos_first: bool = False,
     f16: bool = False,
+    tied: bool = False,
 ) -> Path:
-    """Write a loadable llama-architecture GGUF to ``path`` and return the path."""
+    """Write a loadable llama-architecture GGUF to ``path`` and return the path.
+
+    ``tied=True`` leaves out ``output.weight``: llama.cpp then uses the embedding as output head.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -141,7 +146,8 @@ def write_tiny_model(
 
     add("token_embd.weight", embd)
     add("output_norm.weight", np.ones(n_embd, np.float32), keep_f32=True)
-    add("output.weight", output)
+    if not tied:
+        add("output.weight", output)
     for i in range(n_layers):
         add(f"blk.{i}.attn_norm.weight", np.ones(n_embd, np.float32), keep_f32=True)
         add(f"blk.{i}.attn_q.weight", normal(n_head * head_dim, n_embd))
@@ -156,5 +162,61 @@ def write_tiny_model(
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def write_header_only(
+    path: str | Path,
+    arch: str,
+    *,
+    n_layers: int,
+    n_embd: int,
+    n_head: int | Sequence[int],
+    n_head_kv: int | Sequence[int] | None = None,
+    key_length: int | None = None,
+    n_vocab: int = 1000,
+    n_ff: int = 0,
+    tied: bool = False,
+    split_count: int | None = None,
+) -> Path:
+    """Write a GGUF header (metadata and tensor infos, no tensor data: a remote header's bytes).
+
+    The tensors are F16: ``token_embd.weight``, ``output.weight`` unless ``tied``, and per layer
+    an ``ffn_up`` of ``n_ff x n_embd``. Parse the bytes with ``parse_gguf_header``.
+    """
+    path = Path(path)
+    w = GGUFWriter(str(path), arch)
+    w.add_name(f"Header-only {arch}")
+    w.add_file_type(LlamaFileType.MOSTLY_F16)
+    w.add_context_length(4096)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layers)
+    if n_ff:
+        w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    if n_head_kv is not None:
+        w.add_head_count_kv(n_head_kv)
+    if key_length is not None:
+        w.add_key_length(key_length)
+        w.add_value_length(key_length)
+    if split_count is not None:
+        w.add_uint16("split.no", 0)
+        w.add_uint16("split.count", split_count)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"t{i}" for i in range(n_vocab)])
+    w.add_token_types([int(TokenType.NORMAL)] * n_vocab)
+
+    def info(name: str, *shape: int) -> None:
+        w.add_tensor_info(name, shape, np.dtype(np.float16), int(np.prod(shape)) * 2)
+
+    info("token_embd.weight", n_vocab, n_embd)
+    if not tied:
+        info("output.weight", n_vocab, n_embd)
+    for i in range(n_layers):
+        info(f"blk.{i}.ffn_up.weight", max(n_ff, 1), n_embd)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
     w.close()
     return path
