@@ -366,13 +366,25 @@ class _Meter:
         self.callback(Progress(filename, done, self.total, speed, eta, part, self.parts, status))
 
 
+def _disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC here or earlier in the chain: the flush and fsync after a failed write raise again
+    (EINVAL on some devices) and would hide the real cause."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc, seen = exc.__context__, seen + 1
+    return False
+
+
 def _rehash(
     part: Path, hasher, cancel: threading.Event | None, meter: _Meter, filename: str, index: int
 ) -> int:
     """Feed the bytes already on disk to the hasher (resuming after a restart)."""
     done = 0
+    size = part.stat().st_size  # exactly what is on disk now, whatever the file turns out to be
     with part.open("rb") as f:
-        while chunk := f.read(CHUNK * 4):
+        while done < size and (chunk := f.read(min(CHUNK * 4, size - done))):
             hasher.update(chunk)
             done += len(chunk)
             meter.report(filename, index, done, status="checking")
@@ -451,7 +463,7 @@ def _transfer(
                 raise DownloadCancelled(f"The download of {name} was paused.") from exc
             if isinstance(exc, httpx.TransportError):
                 raise
-            if exc.errno == errno.ENOSPC:
+            if _disk_full(exc):
                 raise NotEnoughDiskSpace(
                     f"The disk filled up while downloading {name}; free some space and run "
                     "the download again to resume it."

@@ -302,3 +302,19 @@ def test_pause_is_prompt_even_when_the_server_stalls(server: HFServer) -> None:
         downloads.download_file(REPO, FILE, progress=progress, cancel=cancel)
     assert time.monotonic() - t0 < 5
     assert downloads.partial_path(REPO, FILE).stat().st_size == 65536
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_disk_filling_up_midway_is_a_clear_error(server: HFServer) -> None:
+    """A disk that fills up during the transfer (writes fail with ENOSPC): a clear message,
+    nothing installed, and the app's download machinery carries on."""
+    resolved = downloads.resolve(REPO, FILE)
+    part = downloads.partial_path(REPO, FILE)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.symlink_to("/dev/full")  # every write to it fails with "No space left on device"
+    downloads._write_sidecar(part, resolved)
+    with pytest.raises(NotEnoughDiskSpace, match="disk filled up"):
+        downloads.download_file(REPO, FILE)
+    assert _installed() == []
+    part.unlink()
+    assert downloads.download_file(REPO, FILE).exists()  # with space again, it completes
