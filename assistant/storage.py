@@ -102,6 +102,27 @@ def split_snippet(snippet: str) -> list[tuple[str, bool]]:
     return runs
 
 
+# Scripts written without spaces between words: Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar.
+_UNSPACED_SCRIPT = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]"
+)
+
+
+def _like_patterns(words: list[str]) -> list[str]:
+    """``%word%`` for LIKE ... ESCAPE '\\', with the user's own % and _ taken literally."""
+    return [
+        "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words
+    ]
+
+
+def _window(text: str, word: str, width: int = 60) -> str:
+    """About ``width`` characters of ``text`` around the first occurrence of ``word``."""
+    at = text.lower().find(word.lower())
+    start = max(0, at - width // 2) if at >= 0 else 0
+    piece = " ".join(text[start : start + width].split())
+    return ("…" if start > 0 else "") + piece + ("…" if start + width < len(text) else "")
+
+
 def _highlight(text: str, words: list[str]) -> str:
     """Wrap each occurrence of ``words`` in ``text`` (case-insensitive) in the highlight marks."""
     pattern = re.compile(
@@ -544,7 +565,33 @@ class Store:
                 log.warning("Search for %r (%r) failed: %s", query, match, exc)
                 return []
             raise
-        return self._title_hits(query, limit) + [SearchHit(*row) for row in rows]
+        hits = [SearchHit(*row) for row in rows]
+        if _UNSPACED_SCRIPT.search(query):
+            hits += self._substring_hits(query, limit - len(hits), {h.message_id for h in hits})
+        return self._title_hits(query, limit) + hits
+
+    def _substring_hits(self, query: str, limit: int, seen: set[int | None]) -> list[SearchHit]:
+        """Messages holding every word of ``query`` as a substring.
+
+        FTS5's unicode61 tokenizer splits only at spaces and punctuation, so a Chinese or
+        Japanese word inside a sentence is not a token of its own and FTS finds nothing; for
+        such queries a LIKE scan (words bound as parameters) fills in.
+        """
+        words = query.replace("\x00", " ").split()
+        if not words or limit <= 0:
+            return []
+        like = " AND ".join(["m.content LIKE ? ESCAPE '\\'"] * len(words))
+        rows = self.db.conn.execute(
+            "SELECT m.conversation_id, m.id, c.title, m.role, m.content FROM messages m "
+            f"JOIN conversations c ON c.id = m.conversation_id WHERE {like} "
+            "ORDER BY m.id DESC LIMIT ?",
+            (*_like_patterns(words), int(limit) + len(seen)),
+        ).fetchall()
+        return [
+            SearchHit(cid, mid, title, role, _highlight(_window(content, words[0]), words))
+            for cid, mid, title, role, content in rows
+            if mid not in seen
+        ][:limit]
 
     def _title_hits(self, query: str, limit: int) -> list[SearchHit]:
         """Conversations whose title holds every word of ``query`` (titles are few and short:
@@ -553,13 +600,9 @@ class Store:
         if not words:
             return []
         like = " AND ".join(["title LIKE ? ESCAPE '\\'"] * len(words))
-        patterns = [
-            "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            for w in words
-        ]
         rows = self.db.conn.execute(
             f"SELECT id, title FROM conversations WHERE {like} ORDER BY updated_at DESC LIMIT ?",
-            (*patterns, int(limit)),
+            (*_like_patterns(words), int(limit)),
         ).fetchall()
         return [
             SearchHit(conversation_id, None, title, "title", _highlight(title, words))

@@ -533,3 +533,17 @@ def test_search_finds_conversation_titles(tmp_path: Path) -> None:
     assert any(h.conversation_id == other.id and h.role == "user" for h in hits)
     assert store.search("100%_\\") == []  # LIKE wildcards are literal
     store.close()
+
+
+def test_search_finds_words_inside_chinese_and_japanese_sentences(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    c = store.create_conversation("旅行")
+    store.add_message(c.id, "user", "我想去北京旅游，有什么建议？")
+    reply = store.start_reply(c.id, None)
+    store.finish_reply(reply.id, "東京の天気は晴れです。", "stop")
+    [hit] = store.search("北京")
+    assert (hit.conversation_id, hit.role) == (c.id, "user")
+    assert "[北京]" in format_snippet(hit.snippet)
+    assert [h.message_id for h in store.search("天気")] == [reply.id]
+    assert store.search("上海") == []
+    store.close()
