@@ -7,6 +7,7 @@ stderr and exit 1; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -22,6 +23,7 @@ from assistant.errors import AssistantError
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
+    from assistant.engine import Completion, Engine, GenerationParams
     from assistant.storage import Store
 
 log = logging.getLogger(__name__)
@@ -158,7 +160,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             )
             if conversation is None:
                 conversation = store.create_conversation(
-                    _title_from(prompt), system_prompt=args.system or settings.system_prompt
+                    _title_from(prompt), system_prompt=args.system
                 )
             # Saved before generation starts, so a crash from here on keeps the question.
             store.add_message(conversation.id, "user", prompt)
@@ -204,8 +206,19 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 130 if completion.finish_reason == "cancelled" else EXIT_OK
 
 
-def _stream_reply(store, engine, conversation_id, model_file, history, params):  # type: ignore[no-untyped-def]
-    """Generate one reply, printing it as it streams and checkpointing it once a second."""
+def _stream_reply(
+    store: Store,
+    engine: Engine,
+    conversation_id: int,
+    model_file: str,
+    history: list[dict[str, str]],
+    params: GenerationParams,
+) -> Completion:
+    """Generate one reply, printing it as it streams and checkpointing it twice a second.
+
+    Whatever ends it (Ctrl+C, SIGTERM, a closed pipe, a failing database), the reply row is
+    finished with the text received so far: it never stays "streaming" in the database.
+    """
     stop = threading.Event()
     reply = store.start_reply(conversation_id, model_file)
     text: list[str] = []
@@ -214,20 +227,35 @@ def _stream_reply(store, engine, conversation_id, model_file, history, params): 
     def on_text(piece: str) -> None:
         nonlocal last_checkpoint
         text.append(piece)
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        except OSError:  # the reader went away (`| head`): stop, keep what was made
+            stop.set()
         now = time.monotonic()
         if now - last_checkpoint >= 0.5:
             store.checkpoint_reply(reply.id, "".join(text))
             last_checkpoint = now
 
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    def on_signal(*_: object) -> None:
+        stop.set()
+
+    signals = [signal.SIGINT] + [
+        getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+    ]
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+    completion: Completion | None = None
     try:
         completion = engine.generate(history, params, on_text=on_text, stop=stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with contextlib.suppress(OSError):
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        if completion is None:  # generate() itself raised: record what arrived, then re-raise
+            with contextlib.suppress(AssistantError):
+                store.finish_reply(reply.id, "".join(text), "error")
     store.finish_reply(
         reply.id,
         completion.text,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -81,12 +82,22 @@ def model_files(path: Path) -> list[Path]:
     return [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
 
 
+def _read_umask() -> int:
+    # Read once, at import (single-threaded): os.umask() can only be read by setting it, and
+    # setting it while another thread creates a file would give that file the wrong mode.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def _publish(tmp: str, target: Path) -> None:
     """Move a finished temporary file into place, readable like any file the user saves
     (mkstemp makes it owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    with contextlib.suppress(OSError):  # some filesystems (FAT, exFAT) have no modes
+        os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, target)
 
 
@@ -124,12 +135,12 @@ def installed_models() -> list[LocalModel]:
 def import_model(source: str | Path) -> LocalModel:
     """Validate a GGUF file and copy it into the models folder (atomically)."""
     source = Path(source).expanduser()
-    read_gguf_info(source)  # a clear InvalidModelFile before any copying
     if split_info(source.name) is not None:
         raise ModelError(
             f"{source.name} is one part of a split model. Copy all of its parts into "
             f"{paths.models_dir()} instead; Assistant lists them as one model."
         )
+    read_gguf_info(source)  # a clear InvalidModelFile before any copying
     target = paths.models_dir() / source.name
     if target.exists() and target.resolve() == source.resolve():
         return describe(target)

@@ -568,7 +568,9 @@ class Store:
         hits = [SearchHit(*row) for row in rows]
         if _UNSPACED_SCRIPT.search(query):
             hits += self._substring_hits(query, limit - len(hits), {h.message_id for h in hits})
-        return self._title_hits(query, limit) + hits
+        # Title matches first, a few at most: one letter typed must not bury the messages.
+        titles = self._title_hits(query, min(5, limit))
+        return (titles + hits)[:limit]
 
     def _substring_hits(self, query: str, limit: int, seen: set[int | None]) -> list[SearchHit]:
         """Messages holding every word of ``query`` as a substring.

@@ -144,3 +144,25 @@ def test_saved_kv_caches_are_pruned(tmp_path: Path, assistant_home: Path) -> Non
         assert result.returncode == 0, result.stderr
     states = sorted(p.name for p in (assistant_home / "kv-cache").glob("*.state"))
     assert states == [f"conversation-{i}.state" for i in (3, 4, 5)]
+
+
+def test_a_closed_pipe_still_finishes_the_reply(tmp_path: Path, assistant_home: Path) -> None:
+    """`assistant chat ... | head -c 20`: the reader goes away mid-reply; the reply is stored
+    as stopped, never left "streaming"."""
+    from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
+
+    model = write_tiny_model(tmp_path / "tiny.gguf", chat_template=CHATML_TEMPLATE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "chat", "--model", str(model), "-n", "2000", "Hi"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(20)) == 20
+    proc.stdout.close()  # like `head` exiting
+    proc.wait(timeout=120)
+    assert "Traceback" not in proc.stderr.read().decode()
+    rows = messages(assistant_home)
+    assert [r[1] for r in rows] == ["user", "assistant"]
+    assert rows[1][3] in ("cancelled", "length") and len(rows[1][2]) >= 20

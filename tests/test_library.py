@@ -89,11 +89,8 @@ def test_importing_one_part_of_a_split_model_is_refused(tmp_path: Path) -> None:
 
 
 def test_installed_files_get_ordinary_permissions(tmp_path: Path) -> None:
-    import os
     import stat
 
     source = write_tiny_model(tmp_path / "perm.gguf")
     installed = library.import_model(source)
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(installed.path.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(installed.path.stat().st_mode) == 0o666 & ~library._UMASK

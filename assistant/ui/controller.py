@@ -401,14 +401,12 @@ class ChatController(QObject):
         try:
             if self._conversation_id is None:
                 conversation = self.store.create_conversation(
-                    _title_from(text), model=model_reference(self._loaded.path)
+                    _title_from(text),
+                    model=model_reference(self._loaded.path),
+                    system_prompt=self._new_system_prompt or None,
                 )
                 self._conversation_id = conversation.id
-                if self._new_system_prompt:
-                    self.store.set_conversation_system_prompt(
-                        conversation.id, self._new_system_prompt
-                    )
-                    self._new_system_prompt = None
+                self._new_system_prompt = None
                 self.conversation_opened.emit(conversation.id, [])  # now it has an id to select
             # Committed before generation starts: the user's words survive any crash.
             message = self.store.add_message(self._conversation_id, "user", text)

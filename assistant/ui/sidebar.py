@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSize, Qt, Signal, Slot
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,6 +41,9 @@ def _plain_snippet(snippet: str) -> str:
     return " ".join(format_snippet(snippet, "«", "»").split())
 
 
+SEARCH_DELAY_MS = 150
+
+
 class _ElidingDelegate(QStyledItemDelegate):
     """Items as wide as the list, not as their text: a long title is elided, not scrolled.
 
@@ -50,7 +62,8 @@ class Sidebar(QWidget):
     """Signals:
     new_requested(), open_requested(int), rename_requested(int, str), delete_requested(int),
     settings_requested(int): the conversation's own settings (its system prompt),
-    search_requested(str): the text in the search field, on every change.
+    search_requested(str): the text in the search field, once typing pauses (SEARCH_DELAY_MS;
+        at once when the field is cleared).
     """
 
     new_requested = Signal()
@@ -72,7 +85,10 @@ class Sidebar(QWidget):
         self.search_field.setAccessibleName("Search all chats")
         self.search_field.setPlaceholderText("Search all chats (Ctrl+K)")
         self.search_field.setClearButtonEnabled(True)
-        self.search_field.textChanged.connect(self.search_requested)
+        # One search once typing pauses, not one per keystroke: a search may scan the messages.
+        self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self._search_now)
+        self.search_field.textChanged.connect(self._on_search_text)
 
         self.conversation_list = QListWidget()
         self.conversation_list.setAccessibleName("Conversations")
@@ -164,6 +180,18 @@ class Sidebar(QWidget):
             item.setData(_ID, (hit.conversation_id, hit.message_id))
             self.hit_list.addItem(item)
         self.stack.setCurrentWidget(self.hit_list if hits else self.no_hits)
+
+    @Slot(str)
+    def _on_search_text(self, text: str) -> None:
+        if text.strip():
+            self._search_timer.start()
+        else:
+            self._search_timer.stop()
+            self.search_requested.emit(text)
+
+    @Slot()
+    def _search_now(self) -> None:
+        self.search_requested.emit(self.search_field.text())
 
     def focus_search(self) -> None:
         self.search_field.setFocus()

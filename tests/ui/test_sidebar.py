@@ -67,7 +67,7 @@ def test_search_finds_a_word_from_an_old_reply_and_opens_it(
     assert window.sidebar.search_field.hasFocus() or not window.isActiveWindow()
     qtbot.keyClicks(window.sidebar.search_field, word)  # as you type
     hits = window.sidebar.hit_list
-    assert window.sidebar.stack.currentWidget() is hits
+    qtbot.waitUntil(lambda: window.sidebar.stack.currentWidget() is hits)
     targets = [hits.item(i).data(Qt.ItemDataRole.UserRole) for i in range(hits.count())]
     assert (old_id, reply.id) in targets
     index = targets.index((old_id, reply.id))
@@ -80,11 +80,21 @@ def test_search_finds_a_word_from_an_old_reply_and_opens_it(
     assert window.sidebar.stack.currentWidget() is window.sidebar.conversation_list
 
 
+def test_search_waits_for_a_pause_in_typing(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    searched: list[str] = []
+    window.sidebar.search_requested.connect(searched.append)
+    qtbot.keyClicks(window.sidebar.search_field, "hello world")
+    qtbot.waitUntil(lambda: searched == ["hello world"])  # one search, not eleven
+    window.sidebar.search_field.clear()
+    assert searched == ["hello world", ""]  # clearing is immediate
+
+
 def test_search_with_odd_input_does_not_break(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
     send(qtbot, window, "hello")
     qtbot.keyClicks(window.sidebar.search_field, '"AND (* NEAR')
-    assert window.sidebar.stack.currentWidget() is window.sidebar.no_hits
+    qtbot.waitUntil(lambda: window.sidebar.stack.currentWidget() is window.sidebar.no_hits)
     assert not window.banner.isVisible()
 
 
@@ -116,7 +126,8 @@ def test_delete_asks_then_removes_conversation_and_its_hits(
     assert controller.store.search(word) == []
     assert controller.conversation_id is None
     assert window.chat_view.toPlainText() == ""
-    qtbot.keyClicks(window.sidebar.search_field, word)
+    with qtbot.waitSignal(window.sidebar.search_requested):
+        qtbot.keyClicks(window.sidebar.search_field, word)
     assert (
         window.sidebar.hit_list.count() == 0
         or window.sidebar.stack.currentWidget() is window.sidebar.no_hits
