@@ -140,6 +140,7 @@ class ChatController(QObject):
         # The system prompt chosen for the new chat before its first message saves it.
         self._new_system_prompt: str | None = None
         self._models: list = []  # LocalModel records, as last listed
+        self._releasing: set[Path] = set()  # models let go of so that they can be deleted
         self._loaded: Any = None  # LoadedModel
         self._loading: str | None = None  # the path asked for last ("" while finding one)
         self._pending_loads = 0  # loads asked for and not yet answered
@@ -711,7 +712,14 @@ class ChatController(QObject):
         if self._state != "idle":
             self.stop()  # the release is queued behind the reply on the worker thread
         target = resolved_path(path)
-        others = [m for m in self._models if resolved_path(str(m.path)) != target]
+        # Paths released for deletion; those already deleted need no more remembering.
+        self._releasing = {p for p in self._releasing if p.exists()} | {target}
+        # Not a model on its way out too (two deletions in a row), nor one already gone.
+        others = [
+            m
+            for m in self._models
+            if resolved_path(str(m.path)) not in self._releasing and m.path.exists()
+        ]
         fallback = str(others[0].path) if others else ""
         self._loading = fallback
         self._pending_loads += 1
