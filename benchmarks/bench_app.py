@@ -171,21 +171,11 @@ def main(argv: list[str] | None = None) -> int:
 def long_reply_model() -> Path:
     """A real llama.cpp model that never ends a reply early: random weights, llama layout,
     50 MB, a few hundred tokens a second here (tests/tinymodel.py writes it)."""
-    from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
+    from tests.tinymodel import write_streaming_model
 
     path = Path(tempfile.gettempdir()) / "assistant-bench" / "random-llama-50mb.gguf"
     if not path.exists():
-        write_tiny_model(
-            path,
-            chat_template=CHATML_TEMPLATE,
-            n_embd=512,
-            n_layers=8,
-            n_ff=1408,
-            n_head=8,
-            n_head_kv=8,
-            context_length=8192,
-            f16=True,
-        )
+        write_streaming_model(path)
     return path
 
 

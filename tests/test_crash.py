@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
+from tests.tinymodel import write_streaming_model
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -23,17 +23,7 @@ PROMPT = "Write a long story about a lighthouse keeper and the sea."
 def test_sigkill_while_streaming_keeps_the_reply(tmp_path: Path, assistant_home: Path) -> None:
     # A real model that never ends its reply by itself and streams a few hundred tokens a second
     # for about 20 s: a small random-weight llama (the starter model's replies are too short).
-    model = write_tiny_model(
-        tmp_path / "streamer.gguf",
-        chat_template=CHATML_TEMPLATE,
-        n_embd=512,
-        n_layers=8,
-        n_ff=1408,
-        n_head=8,
-        n_head_kv=8,
-        context_length=8192,
-        f16=True,
-    )
+    model = write_streaming_model(tmp_path / "streamer.gguf")
     proc = subprocess.Popen(
         [
             sys.executable,

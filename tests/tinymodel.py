@@ -220,3 +220,19 @@ def write_header_only(
     w.write_ti_data_to_file()
     w.close()
     return path
+
+
+def write_streaming_model(path: str | Path) -> Path:
+    """A 50 MB random-weight llama that never ends a reply by itself and streams a few hundred
+    tokens a second on a small CPU: for tests and benchmarks that need a long, steady reply."""
+    return write_tiny_model(
+        path,
+        chat_template=CHATML_TEMPLATE,
+        n_embd=512,
+        n_layers=8,
+        n_ff=1408,
+        n_head=8,
+        n_head_kv=8,
+        context_length=8192,
+        f16=True,
+    )
