@@ -166,3 +166,18 @@ def test_a_closed_pipe_still_finishes_the_reply(tmp_path: Path, assistant_home: 
     rows = messages(assistant_home)
     assert [r[1] for r in rows] == ["user", "assistant"]
     assert rows[1][3] in ("cancelled", "length") and len(rows[1][2]) >= 20
+
+
+def test_cli_never_marks_a_reply_streaming_elsewhere_as_interrupted(assistant_home: Path) -> None:
+    from assistant.storage import Store
+
+    store = Store()  # stands for the app, streaming a reply right now
+    c = store.create_conversation("live")
+    store.add_message(c.id, "user", "hello")
+    reply = store.start_reply(c.id, "m.gguf")
+    for args in (["chats"], ["search", "hello"], ["export", str(c.id)]):
+        assert run_cli(*args).returncode == 0
+    assert store.message(reply.id).finish_reason is None
+    store.checkpoint_reply(reply.id, "still streaming")
+    assert store.message(reply.id).content == "still streaming"
+    store.close()

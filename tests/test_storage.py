@@ -547,3 +547,14 @@ def test_search_finds_words_inside_chinese_and_japanese_sentences(tmp_path: Path
     assert [h.message_id for h in store.search("天気")] == [reply.id]
     assert store.search("上海") == []
     store.close()
+
+
+def test_search_returns_at_most_limit_hits(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    for i in range(8):
+        c = store.create_conversation(f"Lisbon plan {i}")
+        store.add_message(c.id, "user", f"Lisbon day {i}")
+    hits = store.search("lisbon", limit=6)
+    assert len(hits) == 6
+    assert sum(h.role == "title" for h in hits) <= 5  # messages are not buried under titles
+    store.close()

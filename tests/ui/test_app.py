@@ -169,12 +169,15 @@ def test_follows_a_dark_palette(qtbot, make_window, tiny_models) -> None:
 
 def test_settings_dialog_changes_settings(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
+    shared = window.controller.settings
+    shared.hf_token = "hf_saved_on_the_models_page"  # the Models page shares this object
     dialog = SettingsDialog(window.controller.settings, window)
     qtbot.addWidget(dialog)
     dialog.system_prompt.setPlainText("Answer in French.")
     dialog.max_tokens.setValue(12)
     dialog.temperature.setValue(0.3)
     window.controller.update_settings(dialog.result_settings())
+    assert window.controller.settings is shared  # edited in place: nobody holds a stale copy
     from assistant.settings import Settings
 
     saved = Settings.load()
@@ -183,6 +186,7 @@ def test_settings_dialog_changes_settings(qtbot, make_window, tiny_models) -> No
         12,
         0.3,
     )
+    assert saved.hf_token == "hf_saved_on_the_models_page"
     assert send(qtbot, window, "bonjour").completion_tokens == 12
     # A new context size reloads the model.
     with qtbot.waitSignal(window.controller.model_changed, timeout=60_000):
