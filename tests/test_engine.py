@@ -197,7 +197,7 @@ def test_second_turn_reuses_the_prefix(engine: Engine) -> None:
     # Everything up to the first reply is reused (its text tokenizes back almost the same way).
     assert second.cached_tokens >= first.prompt_tokens
     assert second.prompt_tokens - second.cached_tokens < 60
-    # (What the reuse saves in time to first token is measured by benchmarks/bench_engine.py.)
+    # (What the reuse saves in time to first token is measured by tests/benchmarks/bench_engine.py.)
 
 
 def test_history_is_trimmed_to_fit(models: dict[str, Path]) -> None:

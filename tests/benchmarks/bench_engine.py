@@ -7,7 +7,7 @@ Prints:
 - time to first token at turn 1 and turn 10 of a growing conversation, with the KV prefix
   reused and, for comparison, with a cold cache.
 
-    python benchmarks/bench_engine.py [--model PATH] [--tokens 100 1000] [--turns 10]
+    python tests/benchmarks/bench_engine.py [--model PATH] [--tokens 100 1000] [--turns 10]
 
 Without --model it uses the starter model (Gemma 3 270M Q4_K_M), assembled once into a cache
 folder. Both sides use the same context size, threads, flash attention and sampling parameters
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from assistant.chat_format import ChatFormat  # noqa: E402
 from assistant.engine import Engine, GenerationParams  # noqa: E402

@@ -1,6 +1,6 @@
 """Download throughput: assistant.downloads vs a plain HTTP client, same file, same local server.
 
-    .venv/bin/python benchmarks/bench_downloads.py [--mb 256] [--runs 3]
+    .venv/bin/python tests/benchmarks/bench_downloads.py [--mb 256] [--runs 3]
 
 Both fetch the file from tests/hfserver.py's fake Hub over loopback. downloads.py does more work
 per byte (sha256, fsync, progress callbacks) and resolves through huggingface_hub first; the
@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.hfserver import HFServer  # noqa: E402
 

@@ -10,7 +10,7 @@ Prints:
   sampling and model, over the same number of tokens, as a ratio;
 - time to first token at turn 1 and turn 10 of one conversation in the app.
 
-    python benchmarks/bench_app.py [--model PATH] [--tokens 200] [--runs 3]
+    python tests/benchmarks/bench_app.py [--model PATH] [--tokens 200] [--runs 3]
 
 Without --model it measures the starter model (Gemma 3 270M Q4_K_M, a base model whose chat
 replies are short) and a generated random-weight llama that always replies to the token limit.
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 PROMPT = "Count from 1 to 2000, separated by commas."
