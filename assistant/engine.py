@@ -134,7 +134,7 @@ class Engine:
             # As many layers as the fit estimate says fit in free VRAM at this context size.
             # The context is clamped to the model's training length below: plan for that one.
             planned_ctx = min(n_ctx, info.context_length) if n_ctx > 0 else info.context_length
-            planned = fit.plan_gpu_layers(path, planned_ctx or 4096)
+            planned = fit.plan_gpu_layers(path, planned_ctx or 4096, info=info)
             layers = info.n_layers + 1 if planned < 0 else planned  # + 1: the output layer
         else:
             layers = n_gpu_layers

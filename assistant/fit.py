@@ -380,12 +380,20 @@ def recommend(
     return None
 
 
-def plan_gpu_layers(path: str | Path, n_ctx: int, hardware: Hardware | None = None) -> int:
-    """n_gpu_layers to load a local GGUF with: -1 for all, 0 for CPU only, else a layer count."""
+def plan_gpu_layers(
+    path: str | Path,
+    n_ctx: int,
+    hardware: Hardware | None = None,
+    info: GGUFInfo | None = None,
+) -> int:
+    """n_gpu_layers to load a local GGUF with: -1 for all, 0 for CPU only, else a layer count.
+
+    ``info``: the file's header when the caller has read it already (the engine has).
+    """
     from assistant import hardware as hw
     from assistant.gguf_info import read_gguf_info
 
-    info = read_gguf_info(path)
+    info = info or read_gguf_info(path)
     hardware = hardware or hw.detect()
     if not hardware.gpu_offload:
         return 0
@@ -395,19 +403,12 @@ def plan_gpu_layers(path: str | Path, n_ctx: int, hardware: Hardware | None = No
 
 def _local_weights(path: Path, info: GGUFInfo) -> int | None:
     """Tensor bytes, summing every part of a split GGUF (the first part's header lists its own)."""
-    from assistant import hub
+    from assistant.library import model_files
 
-    split = hub.split_info(path.name)
-    if not split:
+    parts = model_files(path)
+    if len(parts) == 1:
         return info.tensor_data_bytes or info.file_size
-    total = 0
-    for i in range(1, split[1] + 1):
-        part = path.with_name(
-            path.name.replace(f"-00001-of-{split[1]:05d}", f"-{i:05d}-of-{split[1]:05d}")
-        )
-        if part.exists():
-            total += part.stat().st_size
-    return total or None
+    return sum(p.stat().st_size for p in parts if p.exists()) or None
 
 
 def remote_info(
