@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,10 @@ from assistant.errors import AssistantError
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
-    from assistant.engine import Completion, Engine, GenerationParams
+    from assistant.chat import Reply
+    from assistant.client import EngineClient
+    from assistant.engine.records import Completion, GenerationParams
+    from assistant.engine.supervisor import Supervisor
     from assistant.storage import Store
 
 log = logging.getLogger(__name__)
@@ -68,9 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.set_defaults(handler=cmd_chat)
 
-    chats = sub.add_parser("chats", help="list conversations")
+    chats = sub.add_parser("chats", help="list conversations (or `chats rm ID` to delete)")
     chats.add_argument("--json", action="store_true")
     chats.set_defaults(handler=cmd_chats)
+    chats_sub = chats.add_subparsers(dest="chats_command", metavar="ACTION")
+    rm = chats_sub.add_parser("rm", help="delete conversations and their saved KV caches")
+    rm.add_argument("ids", type=int, nargs="+", metavar="ID")
+    rm.set_defaults(handler=cmd_chats_rm)
+
+    serve = sub.add_parser(
+        "serve", help="run the engine: an OpenAI-compatible API for other apps on this machine"
+    )
+    serve.add_argument("--model", help="model to load at start (file name or path)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: the Local API port, 8484)")
+    serve.add_argument("--api-key", help="the key clients must send (default: from Settings)")
+    serve.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    serve.add_argument("--ctx", type=int, help="context size for models loaded by name")
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin allowed to call the API from a browser (CORS); repeatable",
+    )
+    serve.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--no-announce", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(handler=cmd_serve)
 
     search = sub.add_parser("search", help="full-text search across all conversations")
     search.add_argument("query")
@@ -136,7 +163,8 @@ def _prompt_text(parts: list[str]) -> str:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant.engine import Engine, GenerationParams
+    from assistant import chat
+    from assistant.engine.records import GenerationParams
     from assistant.storage import Store
 
     settings = Settings.load()
@@ -150,25 +178,28 @@ def cmd_chat(args: argparse.Namespace) -> int:
             conversation = store.conversation(args.conversation)
         elif args.continue_last and store.conversations():
             conversation = store.conversations()[0]
-        model_path = library.resolve_model(
-            args.model or (conversation.model if conversation else None), settings
-        )
-        engine = Engine()
-        try:
-            loaded = engine.load(
+        wanted = args.model or (conversation.model if conversation else None)
+        with _engine(settings) as (client, supervisor):
+            if wanted is None and supervisor is None:
+                # Someone else's engine (the app's, a `serve`): use what it has loaded.
+                loaded_now = client.status().get("loaded")
+                if loaded_now:
+                    wanted = loaded_now["path"]
+            model_path = library.resolve_model(wanted, settings)
+            loaded = client.load(
                 model_path, n_ctx=args.ctx or settings.n_ctx, n_gpu_layers=settings.n_gpu_layers
             )
-            if conversation is None:
-                conversation = store.create_conversation(
-                    _title_from(prompt), system_prompt=args.system
-                )
-            # Saved before generation starts, so a crash from here on keeps the question.
-            store.add_message(conversation.id, "user", prompt)
-            store.set_conversation_model(conversation.id, model_path.name)
+            conversation, _ = chat.begin_turn(
+                store,
+                conversation.id if conversation else None,
+                prompt,
+                model=model_path,
+                system_prompt=args.system,
+            )
             if loaded.template_note:
                 print(f"note: {loaded.template_note}", file=sys.stderr)
-            state = _state_path(conversation.id)
-            engine.load_state(state)
+            if loaded.safe_mode_note:
+                print(f"note: {loaded.safe_mode_note}", file=sys.stderr)
             history = store.chat_history(conversation.id, settings.system_prompt)
             params = GenerationParams(
                 max_tokens=args.max_tokens or settings.max_tokens,
@@ -176,14 +207,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 top_p=settings.top_p,
                 seed=args.seed,
             )
-            completion = _stream_reply(
-                store, engine, conversation.id, model_path.name, history, params
-            )
-            if completion.finish_reason != "error":
-                engine.save_state(state)
-            _prune_states(store)
-        finally:
-            engine.close()
+            reply = chat.Reply(store, conversation.id, model_path)
+            # An engine of our own ends with this command: keep the conversation's KV cache
+            # on disk so that the next turn starts where this one ended.
+            kv_state = f"conversation-{conversation.id}" if supervisor is not None else None
+            completion = _stream_reply(client, supervisor, reply, history, params, kv_state)
+        _prune_states(store)
     finally:
         store.close()
 
@@ -206,36 +235,51 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 130 if completion.finish_reason == "cancelled" else EXIT_OK
 
 
+@contextlib.contextmanager
+def _engine(settings: Settings) -> Iterator[tuple[EngineClient, Supervisor | None]]:
+    """A running engine of this data directory, else one started for this command."""
+    from assistant.engine.supervisor import Supervisor, find_running
+
+    running = find_running()
+    if running is not None:
+        try:
+            yield running, None
+        finally:
+            running.close()
+        return
+    supervisor = Supervisor(threads=settings.threads, n_ctx=settings.n_ctx, announce=False)
+    try:
+        client = supervisor.start()
+        yield client, supervisor
+    finally:
+        supervisor.stop()
+
+
 def _stream_reply(
-    store: Store,
-    engine: Engine,
-    conversation_id: int,
-    model_file: str,
+    client: EngineClient,
+    supervisor: Supervisor | None,
+    reply: Reply,
     history: list[dict[str, str]],
     params: GenerationParams,
+    kv_state: str | None,
 ) -> Completion:
-    """Generate one reply, printing it as it streams and checkpointing it twice a second.
+    """Generate one reply, printing it as it streams and checkpointing it as it goes.
 
-    Whatever ends it (Ctrl+C, SIGTERM, a closed pipe, a failing database), the reply row is
-    finished with the text received so far: it never stays "streaming" in the database.
+    Whatever ends it (Ctrl+C, SIGTERM, a closed pipe, a failing database, the engine dying),
+    the reply row is finished with the text received so far: it never stays "streaming".
     """
+    from assistant.engine.records import Completion
+    from assistant.errors import EngineUnavailable
+
     stop = threading.Event()
-    reply = store.start_reply(conversation_id, model_file)
-    text: list[str] = []
-    last_checkpoint = time.monotonic()
 
     def on_text(piece: str) -> None:
-        nonlocal last_checkpoint
-        text.append(piece)
+        reply.append(piece)
         try:
             sys.stdout.write(piece)
             sys.stdout.flush()
         except OSError:  # the reader went away (`| head`): stop, keep what was made
             stop.set()
-        now = time.monotonic()
-        if now - last_checkpoint >= 0.5:
-            store.checkpoint_reply(reply.id, "".join(text))
-            last_checkpoint = now
 
     def on_signal(*_: object) -> None:
         stop.set()
@@ -246,30 +290,33 @@ def _stream_reply(
     previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     completion: Completion | None = None
     try:
-        completion = engine.generate(history, params, on_text=on_text, stop=stop)
+        completion = client.chat(
+            history,
+            params,
+            model=reply.model.name if supervisor is not None else str(reply.model),
+            on_text=on_text,
+            stop=stop,
+            kv_state=kv_state,
+            save_state=kv_state is not None,
+        )
+    except EngineUnavailable as exc:
+        crash = supervisor.wait_exit(3.0) if supervisor is not None else None
+        message = crash.sentence() if crash is not None else str(exc)
+        completion = Completion.failed(message, reply.text, reply.model.name)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         with contextlib.suppress(OSError):
             sys.stdout.write("\n")
             sys.stdout.flush()
-        if completion is None:  # generate() itself raised: record what arrived, then re-raise
-            with contextlib.suppress(AssistantError):
-                store.finish_reply(reply.id, "".join(text), "error")
-    store.finish_reply(
-        reply.id,
-        completion.text,
-        completion.finish_reason,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        duration_ms=round(completion.duration_s * 1000),
-        ttft_ms=round(completion.ttft_s * 1000),
-    )
+        if completion is None:  # chat() itself raised: record what arrived, then re-raise
+            reply.finish(None, "error")
+    reply.finish(completion)
     return completion
 
 
 def _state_path(conversation_id: int) -> Path:
-    """Where the CLI keeps a conversation's KV cache between runs, so turn 2 reuses turn 1."""
+    """Where an engine keeps a conversation's KV cache between CLI runs."""
     folder = paths.data_dir() / "kv-cache"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"conversation-{conversation_id}.state"
@@ -295,13 +342,12 @@ def _prune_states(store: Store) -> None:
         if kept < KEEP_STATES and conversation_id.isdigit() and int(conversation_id) in alive:
             kept += 1
             continue
-        state.unlink(missing_ok=True)
-        state.with_name(state.name + ".json").unlink(missing_ok=True)
+        _delete_state(state)
 
 
-def _title_from(prompt: str) -> str:
-    line = prompt.strip().splitlines()[0] if prompt.strip() else "New chat"
-    return line if len(line) <= 60 else line[:57].rstrip() + "..."
+def _delete_state(state: Path) -> None:
+    state.unlink(missing_ok=True)
+    state.with_name(state.name + ".json").unlink(missing_ok=True)
 
 
 def cmd_chats(args: argparse.Namespace) -> int:
@@ -321,6 +367,52 @@ def cmd_chats(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return EXIT_OK
+
+
+def cmd_chats_rm(args: argparse.Namespace) -> int:
+    from assistant.storage import Store
+
+    store = Store(recover=False)
+    try:
+        for conversation_id in args.ids:
+            store.conversation(conversation_id)  # ConversationNotFound: one clear line
+            store.delete_conversation(conversation_id)
+            # The saved KV cache holds the conversation's tokens: it goes too.
+            _delete_state(_state_path(conversation_id))
+            print(f"deleted conversation {conversation_id}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from assistant.engine import serve
+
+    serve.configure_logging(args.verbose)
+    settings = Settings.load()
+    if args.supervised:
+        key = os.environ.get(serve.KEY_ENV, "")
+    else:
+        key = args.api_key or settings.api_key or ""
+        if not key:
+            key = settings.ensure_api_key()
+            settings.save()
+            print(f"API key (saved in Settings): {key}")
+    model = library.find_model(args.model) if args.model else None
+    return serve.serve(
+        host=args.host,
+        port=args.port if args.port is not None else settings.api_port,
+        api_key=key,
+        model=model,
+        n_ctx=args.ctx or settings.n_ctx,
+        n_gpu_layers=settings.n_gpu_layers,
+        threads=args.threads if args.threads is not None else settings.threads,
+        allowed_origins=frozenset(args.allow_origin),
+        supervised=args.supervised,
+        announce=not args.no_announce,
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -358,24 +450,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def self_test(model: str | None) -> int:
-    """Load a model, generate a few tokens, round-trip the database; one line, exit 0 or 1."""
+    """Start an engine, load a model, generate a few tokens, round-trip the database; one line."""
     import tempfile
 
-    from assistant.engine import Engine, GenerationParams
+    from assistant.engine.records import GenerationParams
+    from assistant.engine.supervisor import Supervisor
     from assistant.storage import Store
 
     started = time.monotonic()
+    supervisor = Supervisor(announce=False)
     try:
         path = library.resolve_model(model)
-        engine = Engine()
-        try:
-            engine.load(path, n_ctx=512)
-            completion = engine.generate(
-                [{"role": "user", "content": "Say hello."}],
-                GenerationParams(max_tokens=8, temperature=0.0, seed=1),
-            )
-        finally:
-            engine.close()
+        client = supervisor.start()
+        client.load(path, n_ctx=512, n_gpu_layers=-1)
+        completion = client.chat(
+            [{"role": "user", "content": "Say hello."}],
+            GenerationParams(max_tokens=8, temperature=0.0, seed=1),
+        )
         if completion.finish_reason == "error" or completion.completion_tokens == 0:
             raise AssistantError(f"the model generated nothing ({completion.error or 'no tokens'})")
         with tempfile.TemporaryDirectory() as tmp:
@@ -401,8 +492,11 @@ def self_test(model: str | None) -> int:
         log.exception("self-test crashed")
         print(f"self-test failed: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
+    finally:
+        supervisor.stop()
     print(
         f"self-test passed: {path.name} generated {completion.completion_tokens} tokens at "
-        f"{completion.tokens_per_s:.1f} tokens/s; database ok; {time.monotonic() - started:.1f} s"
+        f"{completion.tokens_per_s:.1f} tokens/s in the engine process; database ok; "
+        f"{time.monotonic() - started:.1f} s"
     )
     return EXIT_OK

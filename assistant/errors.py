@@ -27,6 +27,18 @@ class GenerationError(AssistantError):
     """llama.cpp failed while evaluating or sampling."""
 
 
+class RequestRejected(GenerationError):
+    """The request cannot be served as asked (its prompt exceeds the context): nothing ran."""
+
+
+class EngineUnavailable(AssistantError):
+    """The engine process could not be reached, or went away during a request."""
+
+    def __init__(self, message: str, partial_text: str = ""):
+        super().__init__(message)
+        self.partial_text = partial_text
+
+
 class StorageError(AssistantError):
     """The conversation database could not be read or written."""
 

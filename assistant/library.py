@@ -118,13 +118,32 @@ def describe(path: Path) -> LocalModel:
     )
 
 
+def model_entry_files() -> list[Path]:
+    """The GGUF files in the models folder that stand for a model (a split one by its first
+    part), by name, without reading them."""
+    entries = []
+    for path in sorted(paths.models_dir().glob("*.gguf"), key=lambda p: p.name.lower()):
+        split = split_info(path.name)
+        if split is None or split[0] == 1:
+            entries.append(path)
+    return entries
+
+
+def model_reference(path: Path) -> str:
+    """How a conversation and the settings name a model: its file name if it is in the
+    models folder (so the data folder can move), else its absolute path."""
+    try:
+        if path.parent.resolve() == paths.models_dir().resolve():
+            return path.name
+    except OSError:
+        pass
+    return str(path)
+
+
 def installed_models() -> list[LocalModel]:
     """Valid GGUF files in the models folder, by name; broken files are logged and skipped."""
     models = []
-    for path in sorted(paths.models_dir().glob("*.gguf"), key=lambda p: p.name.lower()):
-        split = split_info(path.name)
-        if split is not None and split[0] != 1:
-            continue  # a later part of a split model: listed with its first part
+    for path in model_entry_files():
         try:
             models.append(describe(path))
         except InvalidModelFile as exc:

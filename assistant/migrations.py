@@ -75,3 +75,10 @@ def m002_enable_message_search(db: Database) -> None:
     db.table("messages").enable_fts(
         ["content"], create_triggers=True, tokenize="unicode61 remove_diacritics 2"
     )
+
+
+@migrations()
+def m003_add_message_error(db: Database) -> None:
+    # Why a reply ended with finish_reason 'error', as the sentence the user was shown (the
+    # engine crashed, a remote server refused...). NULL for every other reply.
+    db.execute("ALTER TABLE messages ADD COLUMN error TEXT")

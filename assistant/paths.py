@@ -53,3 +53,29 @@ def settings_path() -> Path:
 def lock_path() -> Path:
     """The single-instance lock file: one process owns the database at a time."""
     return data_dir() / "assistant.lock"
+
+
+def cache_dir() -> Path:
+    """What was learnt about this machine (the CPU probe): safe to delete, rebuilt when needed.
+
+    ``ASSISTANT_CACHE`` relocates it; else it follows ``ASSISTANT_HOME`` when that is set.
+    """
+    override = os.environ.get("ASSISTANT_CACHE")
+    if override:
+        path = Path(override)
+    elif os.environ.get("ASSISTANT_HOME"):
+        path = data_dir() / "cache"
+    else:
+        path = Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def engine_file() -> Path:
+    """Where a running engine of this data directory says how to reach it (URL, key, pid)."""
+    return data_dir() / "engine.json"
+
+
+def engine_configs_path() -> Path:
+    """The engine configuration that last worked, per llama.cpp build, CPU and model."""
+    return data_dir() / "engine-configs.json"

@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant import paths
+from assistant import files, paths
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +29,23 @@ class Settings:
     # A Hugging Face token for gated repositories (HF_TOKEN wins when set). The file is
     # written readable by its owner only.
     hf_token: str | None = None
+    # CPU threads for llama.cpp; 0 = one per physical core.
+    threads: int = 0
+    # The Local API: other apps on this machine may use the engine (off unless the user turns
+    # it on). Its key is generated once and shown in Settings; the file is owner-only.
+    local_api: bool = False
+    api_port: int = 8484
+    api_key: str | None = None
     window_geometry: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+    def ensure_api_key(self) -> str:
+        """The Local API key, generated (and saved by the caller) the first time."""
+        if not self.api_key:
+            import secrets
+
+            self.api_key = "sk-assistant-" + secrets.token_urlsafe(24)
+        return self.api_key
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -50,16 +63,4 @@ class Settings:
 
     def save(self, path: Path | None = None) -> None:
         """Write atomically: a crash mid-write leaves the old file, never half a file."""
-        path = path or paths.settings_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=path.parent)
-        try:
-            os.chmod(tmp, 0o600)  # mkstemp's default too, but say it: the token lives here
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(dataclasses.asdict(self), f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        files.write_private_json(path or paths.settings_path(), dataclasses.asdict(self))

@@ -71,6 +71,7 @@ class Message:
     duration_ms: int | None
     ttft_ms: int | None
     model_file: str | None
+    error: str | None = None  # why a reply ended with finish_reason "error"
 
 
 @dataclass
@@ -486,6 +487,7 @@ class Store:
         completion_tokens: int | None = None,
         duration_ms: int | None = None,
         ttft_ms: int | None = None,
+        error: str | None = None,
     ) -> Message:
         """Store a reply's final text and statistics (MessageNotFound if it was deleted)."""
         if finish_reason not in ENGINE_FINISH_REASONS:
@@ -502,10 +504,10 @@ class Store:
                 raise _message_not_found(message_id)
             conn.execute(
                 "UPDATE messages SET content = ?, finish_reason = ?, finished_at = ?, "
-                "prompt_tokens = ?, completion_tokens = ?, duration_ms = ?, ttft_ms = ? "
-                "WHERE id = ?",
+                "prompt_tokens = ?, completion_tokens = ?, duration_ms = ?, ttft_ms = ?, "
+                "error = ? WHERE id = ?",
                 (content, finish_reason, now, prompt_tokens, completion_tokens, duration_ms,
-                 ttft_ms, message_id),
+                 ttft_ms, error, message_id),
             )  # fmt: skip
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, row[0]))
         return self._message(message_id)
@@ -675,6 +677,8 @@ def _metadata_line(message: Message) -> str:
     parts.append(message.finished_at or message.created_at)
     if message.finish_reason not in (None, "stop"):
         parts.append(f"finish: {message.finish_reason}")
+    if message.error:
+        parts.append(message.error)
     elif message.role == "assistant" and message.finish_reason is None:
         parts.append("unfinished")
     if message.completion_tokens is not None:

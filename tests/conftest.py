@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.pop("HF_TOKEN", None)
+# What the CPU probe learns is a fact about this machine, not about a profile: one answer for
+# the whole session (engine processes started by tests inherit this).
+os.environ["ASSISTANT_CACHE"] = tempfile.mkdtemp(prefix="assistant-test-cache-")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

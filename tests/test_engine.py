@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.chat_format import PLAIN_TEMPLATE_NOTE, ChatFormat, fit_messages
-from assistant.engine import Completion, Engine, GenerationParams, _TextStream
+from assistant.engine.llama import Completion, Engine, GenerationParams, _TextStream
 from assistant.errors import InvalidModelFile, ModelError, ModelNotLoaded
 from tests.tinymodel import CHATML_TEMPLATE, NO_SYSTEM_TEMPLATE, write_tiny_model
 
@@ -67,7 +67,7 @@ def test_load_describes_model(models: dict[str, Path]) -> None:
     try:
         assert e.model is loaded
         assert loaded.path == models["chatml"]
-        assert loaded.info.architecture == "llama"
+        assert e.info.architecture == "llama"
         assert loaded.n_ctx == e.n_ctx == 1024
         assert loaded.template_note is None
         assert loaded.backend and loaded.backend_note
@@ -343,7 +343,7 @@ def test_starter_model_generates(starter_model: Path) -> None:
     e = Engine()
     loaded = e.load(starter_model, n_ctx=1024)
     try:
-        assert loaded.info.architecture == "gemma3"
+        assert e.info.architecture == "gemma3"
         assert loaded.template_note == PLAIN_TEMPLATE_NOTE
         c: Completion = e.generate(
             chat("What is the capital of France?", system="You are helpful."),

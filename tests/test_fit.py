@@ -87,7 +87,7 @@ def test_kv_bytes_per_token_is_the_formula(tiny: Path) -> None:
 
 
 def test_kv_matches_what_llama_cpp_allocates(tiny: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from assistant.engine import Engine
+    from assistant.engine.llama import Engine
 
     caplog.set_level(logging.DEBUG, logger="llama_cpp")
     engine = Engine()
@@ -243,7 +243,7 @@ def test_tied_embeddings_from_local_and_remote_headers(hf_server: HFServer, tmp_
 
 def test_tied_model_is_one_copy_in_ram(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """On the CPU llama.cpp maps the file: the tied output head costs no second copy."""
-    from assistant.engine import Engine
+    from assistant.engine.llama import Engine
 
     path = write_tiny_model(tmp_path / "tied.gguf", tied=True, n_layers=3)
     info = read_gguf_info(path)
@@ -325,7 +325,7 @@ def test_starter_estimate_within_15_percent_of_llama_cpp(
     (CPU_Mapped, plus CPU_REPACK copies on this CPU), KV cache, output (logits) and compute.
     Their sum is the memory the load needs beyond Python; the estimate must be within 15%.
     """
-    from assistant.engine import Engine
+    from assistant.engine.llama import Engine
 
     info = read_gguf_info(starter_model_file)
     caplog.set_level(logging.DEBUG, logger="llama_cpp")

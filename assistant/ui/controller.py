@@ -11,24 +11,24 @@ import dataclasses
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
-from assistant import library, paths
+from assistant import chat, library
+from assistant.engine.records import Completion, GenerationParams
 from assistant.errors import AssistantError, ModelError, StorageError
+from assistant.library import model_reference
 from assistant.settings import Settings
-from assistant.ui.workers import InferenceWorker, resolved_path, run_task, wait_for_tasks
+from assistant.ui.engine_worker import EngineWorker
+from assistant.ui.workers import resolved_path, run_task, wait_for_tasks
 
 log = logging.getLogger(__name__)
 
 # Tokens arrive one by one from the worker; views get them in batches this often.
 BATCH_INTERVAL_MS = 40
-# A streaming reply is written to the database at most this often (a crash loses at most this).
-CHECKPOINT_INTERVAL_S = 1.0
 NO_MODEL_HELP = (
     "No model is installed yet. Add a GGUF file you already have with “Add a GGUF file...” "
     "(or drop it onto this window), or install the small starter model with\n\n"
@@ -42,31 +42,24 @@ NO_MODEL_LOADED = (
 
 
 @dataclass
-class _Reply:
-    """The reply being generated right now."""
+class _Streaming:
+    """The reply being generated right now: its row (the turn lifecycle) and what the views
+    have not been shown yet."""
 
-    message_id: int
-    conversation_id: int
-    model_file: str
-    chunks: list[str] = field(default_factory=list)  # everything received so far
-    pending: list[str] = field(default_factory=list)  # received, not yet shown
-    last_checkpoint: float = field(default_factory=time.monotonic)
-    checkpointed_len: int = 0
+    reply: chat.Reply
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def message_id(self) -> int:
+        return self.reply.message_id
+
+    @property
+    def conversation_id(self) -> int:
+        return self.reply.conversation_id
 
     @property
     def text(self) -> str:
-        return "".join(self.chunks)
-
-
-def model_reference(path: Path) -> str:
-    """How a conversation and the settings name a model: its file name if it is in the
-    models folder (so the data folder can move), else its absolute path."""
-    try:
-        if path.parent.resolve() == paths.models_dir().resolve():
-            return path.name
-    except OSError:
-        pass
-    return str(path)
+        return self.reply.text + "".join(self.pending)
 
 
 class ChatController(QObject):
@@ -96,6 +89,7 @@ class ChatController(QObject):
         model_imported(object): the LocalModel added.
         model_released(str): the model at this path is no longer loaded (release_model()); its
             file may be deleted now.
+        engine_started(str): the engine (re)started and serves at this base URL.
     """
 
     conversations_changed = Signal(list)
@@ -119,14 +113,17 @@ class ChatController(QObject):
     export_finished = Signal(str)
     model_imported = Signal(object)
     model_released = Signal(str)
+    engine_started = Signal(str)
 
     # Requests to the worker: queued across threads, so they run in order on its thread.
     _load_requested = Signal(str, int, int)
     _generate_requested = Signal(object, object)
     _close_requested = Signal()
     _release_requested = Signal(str, str, int, int)
+    _start_requested = Signal()
+    _reconfigure_requested = Signal(str, int, str)
 
-    def __init__(self, store: Any, settings: Settings | None = None, *, engine_factory: Any = None):
+    def __init__(self, store: Any, settings: Settings | None = None):
         super().__init__()
         self.store = store
         self.settings = settings if settings is not None else Settings.load()
@@ -134,7 +131,7 @@ class ChatController(QObject):
         # its abort callback. A queued "stop" slot would only run after the reply had finished.
         self._stop = threading.Event()
         self._conversation_id: int | None = None
-        self._reply: _Reply | None = None
+        self._reply: _Streaming | None = None
         self._state = "idle"
         self._editing_id: int | None = None
         # The system prompt chosen for the new chat before its first message saves it.
@@ -147,9 +144,14 @@ class ChatController(QObject):
         self._closed = False
 
         self._thread = QThread()
-        self._thread.setObjectName("inference")
-        self._worker = InferenceWorker(self._stop, engine_factory)
+        self._thread.setObjectName("engine-client")
+        host, port, key = self._engine_address()
+        self._worker = EngineWorker(
+            self._stop, host=host, port=port, api_key=key, threads=int(self.settings.threads)
+        )
         self._worker.moveToThread(self._thread)
+        self._start_requested.connect(self._worker.start)
+        self._reconfigure_requested.connect(self._worker.reconfigure)
         self._load_requested.connect(self._worker.load)
         self._generate_requested.connect(self._worker.generate)
         self._close_requested.connect(self._worker.close)
@@ -159,7 +161,8 @@ class ChatController(QObject):
         self._worker.load_progress.connect(self._on_load_progress)
         self._worker.model_loaded.connect(self._on_model_loaded)
         self._worker.load_failed.connect(self._on_load_failed)
-        self._worker.model_restored.connect(self._on_model_restored)
+        self._worker.engine_started.connect(self._on_engine_started)
+        self._worker.engine_crashed.connect(self._on_engine_crashed)
         self._worker.model_released.connect(self._on_model_released)
         self._worker.text_generated.connect(self._on_text_generated)
         self._worker.generation_finished.connect(self._on_generation_finished)
@@ -167,6 +170,8 @@ class ChatController(QObject):
         # only arrive after the wait. QThread.quit() is thread-safe.
         self._worker.closed.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.start()
+        self._start_requested.emit()  # the engine process starts while the window opens
+        self.engine_url: str | None = None
 
         self._batch_timer = QTimer(self)
         self._batch_timer.setInterval(BATCH_INTERVAL_MS)
@@ -256,13 +261,17 @@ class ChatController(QObject):
         self._batch_timer.stop()
         if self._reply is not None:
             # The worker's finish will not be delivered after we return: store what we have.
-            reply, self._reply = self._reply, None
-            self._finish_in_store(reply, reply.text, "cancelled", None)
+            streaming, self._reply = self._reply, None
+            streaming.reply.append("".join(streaming.pending))
+            streaming.reply.finish(None, "cancelled")
+        # Directly, not queued: a load in progress would hold a queued request back. The
+        # engine exits at once when its stdin closes; the worker's request then fails.
+        self._worker.supervisor.stop()
         self._close_requested.emit()
         # Bounded: a model load in progress cannot be interrupted; don't hang on it forever.
         finished = self._thread.wait(timeout_ms)
         if not finished:
-            log.warning("The inference thread did not stop within %d ms", timeout_ms)
+            log.warning("The engine thread did not stop within %d ms", timeout_ms)
         wait_for_tasks(2000)
         try:
             self.store.close()
@@ -399,21 +408,23 @@ class ChatController(QObject):
             return
         if not self._check_ready():
             return
+        new = self._conversation_id is None
         try:
-            if self._conversation_id is None:
-                conversation = self.store.create_conversation(
-                    _title_from(text),
-                    model=model_reference(self._loaded.path),
-                    system_prompt=self._new_system_prompt or None,
-                )
-                self._conversation_id = conversation.id
-                self._new_system_prompt = None
-                self.conversation_opened.emit(conversation.id, [])  # now it has an id to select
             # Committed before generation starts: the user's words survive any crash.
-            message = self.store.add_message(self._conversation_id, "user", text)
+            conversation, message = chat.begin_turn(
+                self.store,
+                self._conversation_id,
+                text,
+                model=self._loaded.path,
+                system_prompt=self._new_system_prompt if new else None,
+            )
         except StorageError as exc:
             self.error.emit(str(exc))
             return
+        if new:
+            self._conversation_id = conversation.id
+            self._new_system_prompt = None
+            self.conversation_opened.emit(conversation.id, [])  # now it has an id to select
         self.message_added.emit(message)
         self._emit_conversations()
         self._generate()
@@ -497,25 +508,21 @@ class ChatController(QObject):
         return self.store.chat_history(conversation_id, self.settings.system_prompt)
 
     def _generate(self) -> None:
-        from assistant.engine import GenerationParams
-
         assert self._conversation_id is not None and self._loaded is not None
         conversation_id = self._conversation_id
-        model_file = self._loaded.path.name
         try:
             messages = self.history(conversation_id)
-            self.store.set_conversation_model(conversation_id, model_reference(self._loaded.path))
-            row = self.store.start_reply(conversation_id, model_file)
+            reply = chat.Reply(self.store, conversation_id, self._loaded.path)
         except StorageError as exc:
             self.error.emit(str(exc))
             return
         s = self.settings
         params = GenerationParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p)
-        self._reply = _Reply(row.id, conversation_id, model_file)
+        self._reply = _Streaming(reply)
         # Cleared here, not in the worker: a Stop pressed right after Send must still count.
         self._stop.clear()
         self._set_state("generating")
-        self.reply_started.emit(row)
+        self.reply_started.emit(reply.message)
         self._batch_timer.start()
         self._generate_requested.emit(messages, params)
 
@@ -536,44 +543,31 @@ class ChatController(QObject):
     @Slot(str)
     def _on_text_generated(self, piece: str) -> None:
         if self._reply is not None:
-            self._reply.chunks.append(piece)
             self._reply.pending.append(piece)
 
     @Slot()
     def _flush(self) -> None:
-        """Hand the views what arrived since the last tick; checkpoint about once a second."""
-        reply = self._reply
-        if reply is None:
+        """Hand the views what arrived since the last tick; the reply checkpoints itself."""
+        streaming = self._reply
+        if streaming is None or not streaming.pending:
             return
-        if reply.pending:
-            batch = "".join(reply.pending)
-            reply.pending.clear()
-            if reply.conversation_id == self._conversation_id:
-                self.reply_text_appended.emit(batch)
-        now = time.monotonic()
-        if now - reply.last_checkpoint >= CHECKPOINT_INTERVAL_S:
-            text = reply.text
-            if len(text) != reply.checkpointed_len:
-                try:
-                    self.store.checkpoint_reply(reply.message_id, text)
-                except StorageError as exc:
-                    log.warning("Checkpoint failed: %s", exc)
-                reply.checkpointed_len = len(text)
-            reply.last_checkpoint = now
+        batch = "".join(streaming.pending)
+        streaming.pending.clear()
+        streaming.reply.append(batch)
+        if streaming.conversation_id == self._conversation_id:
+            self.reply_text_appended.emit(batch)
 
     @Slot(object)
-    def _on_generation_finished(self, completion: Any) -> None:
+    def _on_generation_finished(self, completion: Completion) -> None:
         self._flush()
         self._batch_timer.stop()
-        reply, self._reply = self._reply, None
+        streaming, self._reply = self._reply, None
         self._set_state("idle")
-        if reply is None:
+        if streaming is None:
             return
-        # The engine's text is authoritative (it holds every piece, even ones still queued).
-        text = completion.text or reply.text
         if completion.finish_reason == "error" and completion.error:
             self.error.emit(completion.error)
-        message = self._finish_in_store(reply, text, completion.finish_reason, completion)
+        message = streaming.reply.finish(completion)
         if completion.trimmed_messages:
             n = completion.trimmed_messages
             self.notice.emit(
@@ -585,21 +579,30 @@ class ChatController(QObject):
             self.reply_finished.emit(message)
         self._emit_conversations()
 
-    def _finish_in_store(self, reply: _Reply, text: str, reason: str, completion: Any) -> Any:
-        kwargs: dict[str, Any] = {}
-        if completion is not None:
-            kwargs = dict(
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                duration_ms=round(completion.duration_s * 1000),
-                ttft_ms=round(completion.ttft_s * 1000),
-            )
-        try:
-            return self.store.finish_reply(reply.message_id, text, reason, **kwargs)
-        except StorageError as exc:
-            # e.g. the conversation was deleted while it streamed.
-            log.info("Could not store the finished reply: %s", exc)
+    @Slot(str)
+    def _on_engine_started(self, url: str) -> None:
+        self.engine_url = url
+        self.engine_started.emit(url)
+
+    @Slot(str)
+    def _on_engine_crashed(self, sentence: str) -> None:
+        self.notice.emit(sentence)
+
+    def _engine_address(self) -> tuple[str, int, str | None]:
+        """Where the engine listens: the Local API's port and key when it is on, else a
+        random port and a key of this run alone."""
+        s = self.settings
+        if s.local_api:
+            key = s.api_key or s.ensure_api_key()
+            return "127.0.0.1", int(s.api_port), key
+        return "127.0.0.1", 0, None
+
+    @property
+    def local_api_url(self) -> str | None:
+        """The base URL other apps use, when the Local API is on."""
+        if not self.settings.local_api:
             return None
+        return f"http://127.0.0.1:{int(self.settings.api_port)}/v1"
 
     # --- models ----------------------------------------------------------------------------
 
@@ -689,11 +692,6 @@ class ChatController(QObject):
         self.model_changed.emit(self._loaded)
         if self._loaded is None and not self.is_loading:
             self.model_missing.emit(NO_MODEL_HELP)
-
-    @Slot(object)
-    def _on_model_restored(self, loaded: Any) -> None:
-        self._loaded = loaded
-        self.model_changed.emit(loaded)
 
     def uses_model(self, path: str) -> bool:
         """Whether this model file is loaded, or being loaded, for chatting."""
@@ -796,11 +794,18 @@ class ChatController(QObject):
     def update_settings(self, new: Settings) -> None:
         """Apply edited settings; a new context size reloads the model."""
         reload = new.n_ctx != self.settings.n_ctx
+        old_address = self._engine_address()
         # In place: the Models page shares this object (its token and context size).
         for f in dataclasses.fields(new):
             setattr(self.settings, f.name, getattr(new, f.name))
+        if self.settings.local_api:
+            self.settings.ensure_api_key()
         self.save_settings()
-        if reload and self._loaded is not None:
+        address = self._engine_address()
+        if address != old_address:
+            host, port, key = address
+            self._reconfigure_requested.emit(host, port, key or "")
+        elif reload and self._loaded is not None:
             self.select_model(str(self._loaded.path))
 
     def save_settings(self) -> None:
@@ -808,11 +813,6 @@ class ChatController(QObject):
             self.settings.save()
         except OSError as exc:
             log.warning("Could not save settings: %s", exc)
-
-
-def _title_from(text: str) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else "New chat"
-    return first if len(first) <= 48 else first[:47].rstrip() + "…"
 
 
 def _write_text(path: str, text: str) -> str:

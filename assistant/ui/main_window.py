@@ -408,7 +408,7 @@ class MainWindow(QMainWindow):
             self.model_label.setText("No model")
             self.backend_label.clear()
         else:
-            quant = loaded.info.quantization
+            quant = loaded.quantization
             name = loaded.path.name.removesuffix(".gguf")
             self.model_label.setText(f"{name} ({quant})" if quant else name)
             self.model_label.setToolTip(str(loaded.path))

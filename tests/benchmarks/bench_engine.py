@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from assistant.chat_format import ChatFormat  # noqa: E402
-from assistant.engine import Engine, GenerationParams  # noqa: E402
+from assistant.engine.llama import Engine, GenerationParams  # noqa: E402
 
 PROMPT = "Count from 1 to 2000, separated by commas."
 TURN_QUESTIONS = [
@@ -149,7 +149,7 @@ def bench_speed(model: Path, n_ctx: int, counts: list[int], repeats: int) -> dic
     engine = Engine()
     loaded = engine.load(model, n_ctx=n_ctx)
     print(
-        f"model: {model.name} ({loaded.info.architecture}, {loaded.info.quantization}), "
+        f"model: {model.name} ({engine.info.architecture}, {engine.info.quantization}), "
         f"n_ctx {loaded.n_ctx}, {loaded.backend}: {loaded.backend_note}"
     )
     if loaded.template_note:
@@ -167,7 +167,7 @@ def bench_speed(model: Path, n_ctx: int, counts: list[int], repeats: int) -> dic
         seed=1,
         verbose=False,
     )
-    fmt = ChatFormat(loaded.info.chat_template)
+    fmt = ChatFormat(engine.info.chat_template)
     prompt_text = fmt.render([{"role": "user", "content": PROMPT}])
     prompt = llm.tokenize(prompt_text.encode(), add_bos=True, special=True)
     p = sampling(0)

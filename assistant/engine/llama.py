@@ -27,54 +27,23 @@ from pathlib import Path
 
 import llama_cpp
 
-from . import fit, hardware, llama_log
-from .chat_format import ChatFormat, fit_messages, merge_turns
-from .errors import AssistantError, GenerationError, ModelError, ModelNotLoaded
-from .gguf_info import GGUFInfo, read_gguf_info
+from assistant import fit, hardware, llama_log
+from assistant.chat_format import ChatFormat, fit_messages, merge_turns
+from assistant.engine import cpu_probe
+from assistant.engine.records import Completion, GenerationParams, LoadedModel
+from assistant.errors import (
+    AssistantError,
+    GenerationError,
+    ModelError,
+    ModelNotLoaded,
+    RequestRejected,
+)
+from assistant.gguf_info import GGUFInfo, read_gguf_info
 
 log = logging.getLogger(__name__)
 
 LLAMA_TOKEN_NULL = -1
 _backend_ready = False
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    max_tokens: int = 1024
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    path: Path
-    info: GGUFInfo
-    n_ctx: int
-    n_gpu_layers: int
-    backend: str  # "CPU", "CUDA", "Metal", "Vulkan"... as llama.cpp reports
-    backend_note: str
-    template_note: str | None
-    load_seconds: float
-
-
-@dataclass
-class Completion:
-    text: str
-    finish_reason: str  # "stop" | "length" | "cancelled" | "error"
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int  # prompt tokens reused from the KV cache of the previous turn
-    ttft_s: float
-    duration_s: float
-    tokens_per_s: float
-    context_tokens: int  # tokens in the context after this reply
-    trimmed_messages: int  # old messages dropped to fit the context window
-    model_file: str
-    error: str | None = None
 
 
 class Engine:
@@ -92,6 +61,7 @@ class Engine:
         self._add_bos = False
         self._bos = LLAMA_TOKEN_NULL
         self._loaded: LoadedModel | None = None
+        self._info: GGUFInfo | None = None
         self._format: ChatFormat | None = None
         # Tokens whose keys and values are in the KV cache (sequence 0), in order. The next
         # prompt reuses the longest prefix it shares with these.
@@ -109,6 +79,11 @@ class Engine:
         return self._loaded
 
     @property
+    def info(self) -> GGUFInfo | None:
+        """The loaded model's GGUF header."""
+        return self._info
+
+    @property
     def n_ctx(self) -> int:
         return self._n_ctx
 
@@ -119,8 +94,15 @@ class Engine:
         n_ctx: int = 4096,
         n_gpu_layers: int = -1,
         progress: Callable[[float], None] | None = None,
+        extra_bufts: bool = True,
+        n_threads: int = 0,
     ) -> LoadedModel:
-        """Load a GGUF model (closing any previous one); InvalidModelFile or ModelError if not."""
+        """Load a GGUF model (closing any previous one); InvalidModelFile or ModelError if not.
+
+        ``extra_bufts`` allows llama.cpp's extra weight buffer types (AMX, CPU repacking); they
+        are used only where cpu_probe found them safe on this CPU. ``n_threads`` 0 means the
+        physical core count.
+        """
         path = Path(path)
         info = read_gguf_info(path)
         self.close()
@@ -140,6 +122,7 @@ class Engine:
             layers = n_gpu_layers
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = layers
+        params.use_extra_bufts = bool(extra_bufts and cpu_probe.extra_bufts_work())
         progress_callback = None
         if progress is not None:
 
@@ -160,7 +143,7 @@ class Engine:
             raise ModelError(_load_failure(path.name))
 
         try:
-            ctx, n_ctx = self._new_context(model, n_ctx)
+            ctx, n_ctx = self._new_context(model, n_ctx, n_threads or hardware.math_cores())
         except BaseException:
             llama_cpp.llama_model_free(model)
             raise
@@ -179,9 +162,11 @@ class Engine:
             eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
         )
         backend, note = _describe_backend(gpu_build, layers, info.n_layers)
+        self._info = info
         self._loaded = LoadedModel(
             path=path,
-            info=info,
+            quantization=info.quantization,
+            n_layers=info.n_layers,
             n_ctx=n_ctx,
             n_gpu_layers=min(layers, info.n_layers),
             backend=backend,
@@ -200,7 +185,7 @@ class Engine:
         return self._loaded
 
     def _new_context(
-        self, model: llama_cpp.llama_model_p, n_ctx: int
+        self, model: llama_cpp.llama_model_p, n_ctx: int, n_threads: int
     ) -> tuple[llama_cpp.llama_context_p, int]:
         trained = llama_cpp.llama_model_n_ctx_train(model)
         if n_ctx <= 0:
@@ -208,15 +193,13 @@ class Engine:
         elif trained > 0:
             # Past its training length a model degrades into nonsense: never offer more.
             n_ctx = min(n_ctx, trained)
-        cpus = os.cpu_count() or 2
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = params.n_ubatch = min(512, n_ctx)
         params.n_seq_max = 1
-        # Token generation is memory-bound (half the logical cores is enough); prompt
-        # processing is compute-bound (all of them).
-        params.n_threads = max(1, cpus // 2)
-        params.n_threads_batch = max(1, cpus)
+        # As llama.cpp's own tools: one thread per physical core for both phases. Hyperthreads
+        # share a core's vector units and only add contention.
+        params.n_threads = params.n_threads_batch = max(1, n_threads)
         ctx = llama_cpp.llama_init_from_model(model, params)
         if not ctx:
             raise ModelError(
@@ -235,7 +218,7 @@ class Engine:
         if self._model:
             llama_cpp.llama_model_free(self._model)
         self._ctx = self._model = self._vocab = self._mem = None
-        self._loaded = self._format = None
+        self._loaded = self._format = self._info = None
         self._n_ctx = 0
         self._kv_tokens = []
         self._pieces = {}
@@ -357,16 +340,30 @@ class Engine:
         *,
         on_text: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
+        prompt: str | None = None,
+        truncate: bool = True,
+        on_prompt: Callable[[int, int], None] | None = None,
     ) -> Completion:
-        """Reply to ``messages``, streaming text pieces to ``on_text``; see the contract."""
+        """Reply to ``messages``, streaming text pieces to ``on_text``; see the contract.
+
+        ``prompt`` is raw text to continue instead (``/v1/completions``; no chat template).
+        With ``truncate`` old turns are dropped to fit the context; without it a prompt that
+        does not fit raises RequestRejected before anything runs. ``on_prompt(n_prompt,
+        n_cached)`` is called once the prompt is accepted, before it is evaluated.
+        """
         self._require_model()
         assert self._format is not None and self._loaded is not None
         started = time.perf_counter()
         stop = stop if stop is not None else threading.Event()
-        run = _Run(started, _TextStream(self._format.stop_strings, on_text))
+        # A raw prompt is continued as it is: the chat format's turn markers are no stops there.
+        own = self._format.stop_strings if prompt is None else ()
+        stops = (*own, *params.stop)
+        run = _Run(started, _TextStream(stops, on_text))
         try:
-            finish = self._generate(messages, params, stop, run)
+            finish = self._generate(messages, params, stop, run, prompt, truncate, on_prompt)
             error = None
+        except RequestRejected:
+            raise
         except AssistantError as e:
             log.warning("Generation failed: %s", e)
             finish, error = "error", str(e)
@@ -405,12 +402,31 @@ class Engine:
         params: GenerationParams,
         stop: threading.Event,
         run: _Run,
+        raw: str | None,
+        truncate: bool,
+        on_prompt: Callable[[int, int], None] | None,
     ) -> str:
-        prompt, run.trimmed_messages = self._fit_prompt(merge_turns(messages), params.max_tokens)
+        assert self._format is not None
+        if raw is not None:
+            prompt = self._prompt_tokens_of(raw)
+        elif truncate:
+            prompt, run.trimmed_messages = self._fit_prompt(
+                merge_turns(messages), params.max_tokens
+            )
+        else:
+            prompt = self._prompt_tokens_of(self._format.render(merge_turns(messages)))
         if not prompt:
             raise GenerationError("The chat template produced an empty prompt.")
+        if len(prompt) >= self._n_ctx:
+            raise RequestRejected(
+                f"The prompt is {len(prompt):,} tokens, more than the model's context of "
+                f"{self._n_ctx:,} tokens allows. Shorten it or load the model with a larger "
+                "context."
+            )
         run.prompt_tokens = len(prompt)
         run.cached_tokens = self._reuse_prefix(prompt)
+        if on_prompt is not None:
+            on_prompt(run.prompt_tokens, run.cached_tokens)
         if not self._eval_prompt(prompt, run.cached_tokens, stop):
             return "cancelled"
         run.prompt_done_at = time.perf_counter()
@@ -425,7 +441,7 @@ class Engine:
                 token = sample(sampler, ctx, -1)
                 if run.first_token_at is None:
                     run.first_token_at = time.perf_counter()
-                if is_eog(vocab, token):
+                if is_eog(vocab, token) and not params.ignore_eos:
                     return "stop"
                 run.completion_tokens += 1
                 if stream.feed(self._piece(token)):

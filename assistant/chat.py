@@ -1,0 +1,118 @@
+"""One turn's lifecycle, the same for the GUI and the CLI: store the user's message, start the
+reply row, checkpoint it while it streams, finish it with its reason and figures.
+
+The user's words are committed before anything is sent to an engine, and the reply row exists
+from the first token on, so a crash anywhere (the engine's, the app's, the machine's) loses at
+most ``CHECKPOINT_INTERVAL_S`` of the reply and never the question.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from assistant import library
+from assistant.engine.records import Completion
+from assistant.errors import StorageError
+from assistant.storage import Conversation, Message, Store
+
+log = logging.getLogger(__name__)
+
+# A streaming reply is written to the database at most this often.
+CHECKPOINT_INTERVAL_S = 0.5
+TITLE_LENGTH = 48
+
+ENGINE_STOPPED = "The engine stopped before the reply was finished"
+
+
+def title_from(text: str) -> str:
+    """A conversation's title from its first message: the first line, elided."""
+    stripped = text.strip()
+    first = stripped.splitlines()[0].strip() if stripped else "New chat"
+    return first if len(first) <= TITLE_LENGTH else first[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def begin_turn(
+    store: Store,
+    conversation_id: int | None,
+    text: str,
+    *,
+    model: Path,
+    system_prompt: str | None = None,
+) -> tuple[Conversation, Message]:
+    """Store the user's message (in a new conversation when ``conversation_id`` is None)."""
+    reference = library.model_reference(model)
+    if conversation_id is None:
+        conversation = store.create_conversation(
+            title_from(text), model=reference, system_prompt=system_prompt or None
+        )
+    else:
+        conversation = store.conversation(conversation_id)
+    message = store.add_message(conversation.id, "user", text)
+    return conversation, message
+
+
+class Reply:
+    """The assistant's reply row while it streams; finish() exactly once."""
+
+    def __init__(self, store: Store, conversation_id: int, model: Path):
+        self.store = store
+        self.conversation_id = conversation_id
+        self.model = model
+        store.set_conversation_model(conversation_id, library.model_reference(model))
+        self.message = store.start_reply(conversation_id, model.name)
+        self._parts: list[str] = []
+        self._last_checkpoint = time.monotonic()
+        self._checkpointed = 0
+        self.finished = False
+
+    @property
+    def message_id(self) -> int:
+        return self.message.id
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def append(self, piece: str) -> None:
+        """Add streamed text; written to the database about every CHECKPOINT_INTERVAL_S."""
+        if piece:
+            self._parts.append(piece)
+        now = time.monotonic()
+        if now - self._last_checkpoint >= CHECKPOINT_INTERVAL_S:
+            self.checkpoint()
+            self._last_checkpoint = now
+
+    def checkpoint(self) -> None:
+        size = sum(len(p) for p in self._parts)
+        if size == self._checkpointed:
+            return
+        try:
+            self.store.checkpoint_reply(self.message.id, self.text)
+            self._checkpointed = size
+        except StorageError as exc:
+            log.warning("Checkpoint failed: %s", exc)
+
+    def finish(self, completion: Completion | None, reason: str | None = None) -> Message | None:
+        """Store the final text (the engine's when it has it), reason and figures."""
+        if self.finished:
+            return None
+        self.finished = True
+        text = completion.text if completion is not None and completion.text else self.text
+        finish_reason = reason or (completion.finish_reason if completion else "error")
+        figures: dict[str, int | str | None] = {}
+        if completion is not None:
+            figures = dict(
+                error=completion.error if finish_reason == "error" else None,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                duration_ms=round(completion.duration_s * 1000),
+                ttft_ms=round(completion.ttft_s * 1000),
+            )
+        try:
+            return self.store.finish_reply(self.message.id, text, finish_reason, **figures)
+        except StorageError as exc:
+            # e.g. the conversation was deleted while it streamed.
+            log.info("Could not store the finished reply: %s", exc)
+            return None

@@ -1,0 +1,637 @@
+"""The engine's HTTP face: the OpenAI-compatible API on Starlette, served by uvicorn.
+
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+``GET /health`` (no key; 503 while a model loads), and our own ``POST /v1/assistant/load``
+(progress as server-sent events), ``/v1/assistant/unload``, ``/v1/assistant/cancel`` and
+``GET /v1/assistant/status``.
+
+This thread never touches llama.cpp: it validates, authenticates and streams, and hands jobs to
+the Runner. Text crosses from the inference thread through ``loop.call_soon_threadsafe`` into
+an asyncio queue per request. A client that disconnects, or cancels, sets the job's stop Event.
+
+Security: every endpoint but ``/health`` wants the key (``Authorization: Bearer`` or
+``X-Api-Key``, compared in constant time); a ``Host`` that is not a loopback name is refused (a
+web page cannot reach us by DNS rebinding); no CORS headers unless the user allowed an origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from assistant import hardware, library
+from assistant.engine.records import Completion, GenerationParams
+from assistant.engine.runner import GenerateJob, LoadJob, Runner, UnloadJob, resolve_model
+from assistant.errors import AssistantError, ModelError, RequestRejected
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+ROLES = frozenset({"system", "user", "assistant", "developer", "tool"})
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str, code: str | None = None, param=None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code, self.param = (
+            status,
+            message,
+            kind,
+            code,
+            param,
+        )
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def response(self) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def bad_request(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, message, "invalid_request_error", None, param)
+
+
+# --- the gate: host, key, CORS -------------------------------------------------------------------
+
+
+class Gate:
+    """Pure ASGI middleware (streams pass through untouched): Host, API key and CORS checks."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str,
+        allowed_hosts: frozenset[str] | None,
+        allowed_origins: frozenset[str] = frozenset(),
+    ):
+        self.app = app
+        self.api_key = api_key.encode()
+        self.allowed_hosts = allowed_hosts  # None: any Host (the user bound a public address)
+        self.allowed_origins = allowed_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = _host_name(headers.get("host", ""))
+        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+            log.warning("Refused a request for Host %r (not a loopback name)", host[:80])
+            await ApiError(403, "Host not allowed.", "forbidden").response()(scope, receive, send)
+            return
+        origin = headers.get("origin")
+        cors = origin if origin and origin in self.allowed_origins else None
+        if scope["method"] == "OPTIONS":
+            await self._preflight(cors, scope, receive, send)
+            return
+        if scope["path"] != "/health" and not self._authorized(headers):
+            await ApiError(
+                401,
+                "Missing or wrong API key. Send it as 'Authorization: Bearer KEY'.",
+                "authentication_error",
+                "invalid_api_key",
+            ).response()(scope, receive, send)
+            return
+        if cors is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"access-control-allow-origin", cors.encode("latin-1")),
+                    (b"vary", b"Origin"),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        given = headers.get("x-api-key", "")
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+        return bool(given) and hmac.compare_digest(given.encode(), self.api_key)
+
+    async def _preflight(
+        self, cors: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if cors is None:
+            response = Response(status_code=403)
+        else:
+            response = Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Origin": cors,
+                    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Api-Key",
+                    "Access-Control-Max-Age": "600",
+                    "Vary": "Origin",
+                },
+            )
+        await response(scope, receive, send)
+
+
+def _host_name(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _number(body: dict[str, Any], name: str, lo: float, hi: float, default: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad_request(f"'{name}' must be a number.", name)
+    if not lo <= value <= hi:
+        raise bad_request(f"'{name}' must be between {lo} and {hi}.", name)
+    return float(value)
+
+
+def _integer(body: dict[str, Any], name: str, lo: int, hi: int, default: int | None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"'{name}' must be an integer.", name)
+    if not lo <= value <= hi:
+        raise bad_request(f"'{name}' must be between {lo} and {hi}.", name)
+    return value
+
+
+def parse_params(body: dict[str, Any], default_max_tokens: int) -> GenerationParams:
+    max_tokens = _integer(body, "max_completion_tokens", 1, 1 << 20, None)
+    if max_tokens is None:
+        max_tokens = _integer(body, "max_tokens", 1, 1 << 20, default_max_tokens)
+    stop = body.get("stop")
+    if stop is None:
+        stops: tuple[str, ...] = ()
+    elif isinstance(stop, str):
+        stops = (stop,) if stop else ()
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop) and len(stop) <= 16:
+        stops = tuple(s for s in stop if s)
+    else:
+        raise bad_request("'stop' must be a string or a list of up to 16 strings.", "stop")
+    n = _integer(body, "n", 1, 1, 1)
+    del n  # only one choice per request
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise bad_request("'ignore_eos' must be true or false.", "ignore_eos")
+    seed = _integer(body, "seed", -(1 << 63), (1 << 64) - 1, None)
+    return GenerationParams(
+        max_tokens=int(max_tokens or default_max_tokens),
+        temperature=_number(body, "temperature", 0.0, 2.0, 0.7),
+        top_p=_number(body, "top_p", 0.0, 1.0, 0.95),
+        top_k=int(_integer(body, "top_k", 0, 1 << 20, 40) or 0),
+        min_p=_number(body, "min_p", 0.0, 1.0, 0.05),
+        repeat_penalty=_number(body, "repeat_penalty", 0.0, 10.0, 1.1),
+        seed=seed if seed is None or seed >= 0 else None,
+        ignore_eos=ignore_eos,
+        stop=stops,
+    )
+
+
+def parse_messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty list.", "messages")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise bad_request(f"messages[{i}] must be an object.", "messages")
+        role = message.get("role")
+        if role not in ROLES:
+            raise bad_request(
+                f"messages[{i}].role must be one of system, user, assistant.", "messages"
+            )
+        content = message.get("content", "")
+        if content is None:
+            content = ""
+        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+            parts = []
+            for part in content:
+                if not isinstance(part, dict) or part.get("type") != "text":
+                    raise bad_request(
+                        f"messages[{i}].content: only text parts are supported.", "messages"
+                    )
+                parts.append(str(part.get("text", "")))
+            content = "".join(parts)
+        if not isinstance(content, str):
+            raise bad_request(f"messages[{i}].content must be a string.", "messages")
+        out.append({"role": "system" if role == "developer" else role, "content": content})
+    return out
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return body
+
+
+def _extension(body: dict[str, Any]) -> dict[str, Any]:
+    ext = body.get("assistant") or {}
+    if not isinstance(ext, dict):
+        raise bad_request("'assistant' must be an object.", "assistant")
+    key = ext.get("kv_state")
+    if key is not None and not (
+        isinstance(key, str) and key and len(key) < 80 and all(c.isalnum() or c == "-" for c in key)
+    ):
+        raise bad_request("'assistant.kv_state' must be letters, digits and dashes.", "assistant")
+    return ext
+
+
+# --- the application -----------------------------------------------------------------------------
+
+
+class EngineServer:
+    """Builds the Starlette app around a Runner."""
+
+    def __init__(self, runner: Runner, *, default_max_tokens: int = 1024):
+        self.runner = runner
+        self.default_max_tokens = default_max_tokens
+        self.started = time.time()
+        self._jobs: dict[str, GenerateJob] = {}
+
+    def app(
+        self,
+        *,
+        api_key: str,
+        allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES,
+        allowed_origins: frozenset[str] = frozenset(),
+    ) -> ASGIApp:
+        routes = [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/assistant/load", self.load, methods=["POST"]),
+            Route("/v1/assistant/unload", self.unload, methods=["POST"]),
+            Route("/v1/assistant/cancel", self.cancel, methods=["POST"]),
+            Route("/v1/assistant/status", self.status, methods=["GET"]),
+        ]
+        app = Starlette(
+            routes=routes,
+            exception_handlers={
+                ApiError: lambda _request, exc: exc.response(),
+                404: lambda _r, _e: ApiError(404, "No such endpoint.", "not_found").response(),
+                405: lambda _r, _e: ApiError(
+                    405, "Method not allowed.", "invalid_request_error"
+                ).response(),
+            },
+        )
+        return Gate(
+            app, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
+        )
+
+    # -- simple endpoints --------------------------------------------------------------------
+
+    async def health(self, _request: Request) -> JSONResponse:
+        if self.runner.loading:
+            return JSONResponse({"status": "loading", "model": self.runner.loading}, 503)
+        loaded = self.runner.loaded
+        return JSONResponse({"status": "ok", "model": loaded.name if loaded else None})
+
+    async def status(self, _request: Request) -> JSONResponse:
+        loaded = self.runner.loaded
+        return JSONResponse(
+            {
+                "loaded": loaded.to_json() if loaded else None,
+                "loading": self.runner.loading,
+                "queued": self.runner.queued,
+                "build_key": self.runner.build_key,
+                "config": self.runner.config.to_json(),
+                "threads": self.runner.threads or hardware.math_cores(),
+            }
+        )
+
+    async def models(self, _request: Request) -> JSONResponse:
+        loaded = self.runner.loaded
+        names = [loaded.name] if loaded else []
+        # File names only: reading every header would cost megabytes per model.
+        for path in await asyncio.to_thread(_installed_files):
+            if path.name not in names:
+                names.append(path.name)
+        created = int(self.started)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": n, "object": "model", "created": created, "owned_by": "assistant"}
+                    for n in names
+                ],
+            }
+        )
+
+    async def unload(self, _request: Request) -> JSONResponse:
+        job = UnloadJob()
+        self.runner.submit(job)
+        await asyncio.wrap_future(job.future)
+        return JSONResponse({"unloaded": True})
+
+    async def cancel(self, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        job = self._jobs.get(str(body.get("id", "")))
+        if job is not None:
+            job.stop.set()
+        return JSONResponse({"cancelled": job is not None})
+
+    # -- load, with progress -------------------------------------------------------------------
+
+    async def load(self, request: Request) -> StreamingResponse:
+        body = await _json_body(request)
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            raise bad_request("'model' must name a model file.", "model")
+        try:
+            path = resolve_model(name, self.runner.loaded)
+        except ModelError as exc:
+            raise ApiError(
+                404, str(exc), "invalid_request_error", "model_not_found", "model"
+            ) from None
+        n_ctx = _integer(body, "n_ctx", 0, 1 << 24, self.runner.default_ctx)
+        layers = _integer(body, "n_gpu_layers", -1, 100_000, self.runner.default_gpu_layers)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def progress(fraction: float) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, {"progress": round(fraction, 4)})
+
+        job = LoadJob(path, int(n_ctx or 0), int(layers if layers is not None else -1), progress)
+        self.runner.submit(job)
+
+        def done(future: Any) -> None:
+            exc = future.exception()
+            if exc is None:
+                event: dict[str, Any] = {"loaded": future.result().to_json()}
+            else:
+                message = str(exc) if isinstance(exc, AssistantError) else f"Load failed: {exc}"
+                event = {"error": {"message": message, "type": "model_error"}}
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job.future.add_done_callback(done)
+
+        async def stream() -> AsyncIterator[bytes]:
+            while True:
+                event = await events.get()
+                yield _sse(event)
+                if "progress" not in event:
+                    yield b"data: [DONE]\n\n"
+                    return
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    # -- generation ----------------------------------------------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        body = await _json_body(request)
+        messages = parse_messages(body)
+        return await self._generate(request, body, messages=messages, prompt=None, chat=True)
+
+    async def completions(self, request: Request) -> Response:
+        body = await _json_body(request)
+        prompt = body.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise bad_request("'prompt' must be a string.", "prompt")
+        return await self._generate(request, body, messages=[], prompt=prompt, chat=False)
+
+    def _model_of(self, body: dict[str, Any]) -> Path | None:
+        name = body.get("model")
+        if name is None or name == "":
+            if self.runner.loaded is None and not self.runner.loading:
+                raise ApiError(
+                    400, "No model is loaded; name one in 'model'.", "invalid_request_error"
+                )
+            return None
+        if not isinstance(name, str):
+            raise bad_request("'model' must be a string.", "model")
+        try:
+            return resolve_model(name, self.runner.loaded)
+        except ModelError as exc:
+            raise ApiError(
+                404,
+                f"The model '{name}' does not exist here. {exc}",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            ) from None
+
+    async def _generate(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        *,
+        messages: list[dict[str, str]],
+        prompt: str | None,
+        chat: bool,
+    ) -> Response:
+        params = parse_params(body, self.default_max_tokens)
+        model = self._model_of(body)
+        ext = _extension(body)
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise bad_request("'stream' must be true or false.", "stream")
+        options = body.get("stream_options") or {}
+        if not isinstance(options, dict):
+            raise bad_request("'stream_options' must be an object.", "stream_options")
+        include_usage = bool(options.get("include_usage", False))
+
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id[:64]
+
+        def on_text(piece: str) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+        job = GenerateJob(
+            messages=messages,
+            params=params,
+            model=model,
+            prompt=prompt,
+            truncate=bool(ext.get("truncate", False)),
+            kv_state=ext.get("kv_state"),
+            save_state=bool(ext.get("save_state", False)),
+            on_text=on_text if stream else None,
+        )
+        job.future.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, None))
+        self._jobs[request_id] = job
+        self.runner.submit(job)
+        try:
+            await asyncio.wrap_future(job.accepted)
+        except asyncio.CancelledError:
+            job.stop.set()
+            self._jobs.pop(request_id, None)
+            raise
+        except RequestRejected as exc:
+            self._jobs.pop(request_id, None)
+            raise bad_request(str(exc), "messages" if chat else "prompt") from None
+        except ModelError as exc:
+            self._jobs.pop(request_id, None)
+            raise ApiError(400, str(exc), "invalid_request_error", "model_not_loaded") from None
+        except AssistantError as exc:
+            self._jobs.pop(request_id, None)
+            raise ApiError(500, str(exc), "server_error") from None
+
+        kind = "chat.completion" if chat else "text_completion"
+        created = int(time.time())
+        ident = ("chatcmpl-" if chat else "cmpl-") + request_id
+
+        if not stream:
+            try:
+                completion = await asyncio.wrap_future(job.future)
+            except asyncio.CancelledError:
+                job.stop.set()
+                raise
+            finally:
+                self._jobs.pop(request_id, None)
+            if completion.finish_reason == "error":
+                raise ApiError(500, completion.error or "Generation failed.", "server_error")
+            choice: dict[str, Any] = {"index": 0, "finish_reason": _finish(completion)}
+            if chat:
+                choice["message"] = {"role": "assistant", "content": completion.text}
+            else:
+                choice["text"] = completion.text
+            return JSONResponse(
+                {
+                    "id": ident,
+                    "object": kind,
+                    "created": created,
+                    "model": completion.model_file,
+                    "choices": [choice],
+                    "usage": _usage(completion),
+                    "timings": _timings(completion),
+                }
+            )
+
+        model_name = (model.name if model else None) or (
+            self.runner.loaded.name if self.runner.loaded else ""
+        )
+        chunk_kind = "chat.completion.chunk" if chat else "text_completion"
+
+        def chunk(delta: dict[str, Any] | str, finish: str | None) -> dict[str, Any]:
+            choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+            if chat:
+                choice["delta"] = delta
+            else:
+                choice["text"] = delta
+            out = {
+                "id": ident,
+                "object": chunk_kind,
+                "created": created,
+                "model": model_name,
+                "choices": [choice],
+            }
+            if include_usage:
+                out["usage"] = None
+            return out
+
+        async def events() -> AsyncIterator[bytes]:
+            finished = False
+            try:
+                if chat:
+                    yield _sse(chunk({"role": "assistant", "content": ""}, None))
+                while (piece := await pieces.get()) is not None:
+                    yield _sse(chunk({"content": piece} if chat else piece, None))
+                completion = job.future.result()
+                finished = True
+                if completion.finish_reason == "error":
+                    error = ApiError(500, completion.error or "Generation failed.", "server_error")
+                    yield _sse({**error.body(), "assistant": completion.to_json()})
+                else:
+                    last = chunk({} if chat else "", _finish(completion))
+                    last["timings"] = _timings(completion)
+                    last["assistant"] = {**completion.to_json(), "text": None}
+                    yield _sse(last)
+                    if include_usage:
+                        yield _sse(
+                            {
+                                "id": ident,
+                                "object": chunk_kind,
+                                "created": created,
+                                "model": model_name,
+                                "choices": [],
+                                "usage": _usage(completion),
+                            }
+                        )
+                yield b"data: [DONE]\n\n"
+            finally:
+                if not finished:
+                    job.stop.set()  # the client went away: stop at the next token
+                self._jobs.pop(request_id, None)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Request-Id": request_id},
+        )
+
+
+def _installed_files() -> list[Path]:
+    return library.model_entry_files()
+
+
+def _finish(completion: Completion) -> str:
+    return "length" if completion.finish_reason == "length" else "stop"
+
+
+def _usage(c: Completion) -> dict[str, Any]:
+    return {
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "total_tokens": c.prompt_tokens + c.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": c.cached_tokens},
+    }
+
+
+def _timings(c: Completion) -> dict[str, Any]:
+    """llama-server's field, so clients written for it read ours too."""
+    gen_s = c.completion_tokens / c.tokens_per_s if c.tokens_per_s else 0.0
+    return {
+        "cache_n": c.cached_tokens,
+        "prompt_n": c.prompt_tokens - c.cached_tokens,
+        "prompt_ms": round(c.ttft_s * 1000, 3),
+        "predicted_n": c.completion_tokens,
+        "predicted_ms": round(gen_s * 1000, 3),
+        "predicted_per_second": round(c.tokens_per_s, 3),
+    }
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, ensure_ascii=False).encode("utf-8") + b"\n\n"

@@ -1,0 +1,261 @@
+"""The GUI's side of the engine: one QObject on its own QThread that starts the engine process
+(through the Supervisor), and loads, generates and releases models over the OpenAI protocol.
+
+The GUI process runs no llama.cpp at all: if the engine dies natively, this worker reports the
+reply so far as ended with an error, waits for the supervisor's restart, loads the model again
+and says what happened, and the app carries on.
+
+Slots are invoked through queued signals from the controller, so requests run in the order they
+were made (a model swap asked for during a reply runs once that reply has stopped).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from assistant.client import EngineClient
+from assistant.engine.records import Completion, GenerationParams, LoadedModel
+from assistant.engine.supervisor import Crash, Supervisor
+from assistant.errors import AssistantError, EngineUnavailable
+from assistant.ui.workers import resolved_path
+
+log = logging.getLogger(__name__)
+
+# Load attempts for one request: the first, one plain retry, then one per fallback rung.
+MAX_LOAD_ATTEMPTS = 5
+
+
+class EngineWorker(QObject):
+    """Owns the Supervisor (so the engine process); lives on the engine QThread.
+
+    Signals:
+        engine_started(str): the base URL of the engine now serving (after start or restart).
+        load_progress(float): 0..1 while llama.cpp reads the weights.
+        model_loaded(object): a LoadedModel, now the active model.
+        load_failed(str, str): path and the sentence to show; the previous model (if any) stays.
+        model_released(str, object, str): the model at this path is closed (its file may be
+            deleted); the LoadedModel now active (None when none) and a problem to show.
+        text_generated(str): one piece of the reply (the controller batches them).
+        generation_finished(object): the Completion, also for cancelled and failed replies.
+        engine_crashed(str): the engine died and was restarted; the sentence for the user.
+        closed(): the engine is stopped; the thread can quit.
+    """
+
+    engine_started = Signal(str)
+    load_progress = Signal(float)
+    model_loaded = Signal(object)
+    load_failed = Signal(str, str)
+    model_released = Signal(str, object, str)
+    text_generated = Signal(str)
+    generation_finished = Signal(object)
+    engine_crashed = Signal(str)
+    closed = Signal()
+
+    # From the supervisor's watch thread; queued onto this worker's thread.
+    _died = Signal(object)
+
+    def __init__(
+        self, stop: threading.Event, *, host: str, port: int, api_key: str | None, threads: int
+    ):
+        super().__init__()
+        self._stop = stop
+        self._supervisor = Supervisor(
+            host=host, port=port, api_key=api_key, threads=threads, on_crash=self._died.emit
+        )
+        self._died.connect(self._on_died)
+        self._loaded: LoadedModel | None = None
+        self._load_args: tuple[int, int] = (4096, -1)
+        self._handled_crashes = 0
+
+    @property
+    def supervisor(self) -> Supervisor:
+        return self._supervisor
+
+    @Slot()
+    def name_thread(self) -> None:
+        """Log records from this thread say "engine-client" instead of Python's "Dummy-N"."""
+        threading.current_thread().name = "engine-client"
+
+    def _client(self) -> EngineClient:
+        return self._supervisor.client()
+
+    @Slot()
+    def start(self) -> None:
+        try:
+            client = self._supervisor.start()
+        except AssistantError as exc:
+            self.load_failed.emit("", str(exc))
+            return
+        self.engine_started.emit(client.base_url)
+
+    # -- load ---------------------------------------------------------------------------------
+
+    @Slot(str, int, int)
+    def load(self, path: str, n_ctx: int, n_gpu_layers: int) -> None:
+        try:
+            loaded = self._load(Path(path), n_ctx, n_gpu_layers)
+        except AssistantError as exc:
+            log.warning("Could not load %s: %s", path, exc)
+            self.load_failed.emit(path, str(exc))
+            return
+        self.model_loaded.emit(loaded)
+
+    def _load(self, path: Path, n_ctx: int, n_gpu_layers: int) -> LoadedModel:
+        """Load through the engine, riding out crashes: the supervisor restarts the engine and,
+        on a repeated crash, steps the configuration down; each attempt is told to the user."""
+        for attempt in range(MAX_LOAD_ATTEMPTS):
+            try:
+                loaded = self._client().load(
+                    path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, progress=self._progress
+                )
+            except EngineUnavailable:
+                crash = self._after_crash()
+                if crash is None or self._supervisor.gave_up or attempt == MAX_LOAD_ATTEMPTS - 1:
+                    raise
+                if crash.fallback.startswith("no safer"):
+                    raise EngineUnavailable(
+                        f"{crash.sentence()} {path.name} cannot be loaded on this machine."
+                    ) from None
+                self.engine_crashed.emit(crash.sentence())
+                continue
+            self._loaded = loaded
+            self._load_args = (n_ctx, n_gpu_layers)
+            return loaded
+        raise EngineUnavailable(f"{path.name} could not be loaded.")
+
+    def _after_crash(self) -> Crash | None:
+        """After a broken request: the crash (None if the engine still runs), once restarted."""
+        crash = self._supervisor.wait_exit(5.0)
+        if crash is None:
+            return None
+        self._handled_crashes = len(self._supervisor.crashes)
+        self._loaded = None
+        try:
+            client = self._supervisor.wait_ready()
+        except EngineUnavailable:
+            return crash
+        self.engine_started.emit(client.base_url)
+        return crash
+
+    def _progress(self, fraction: float) -> None:
+        self.load_progress.emit(float(fraction))
+
+    @Slot(object)
+    def _on_died(self, crash: Crash) -> None:
+        """A death noticed while no request was running (killed while idle, say)."""
+        if len(self._supervisor.crashes) <= self._handled_crashes:
+            return  # the request that saw it has dealt with it
+        self._handled_crashes = len(self._supervisor.crashes)
+        previous, self._loaded = self._loaded, None
+        self.engine_crashed.emit(crash.sentence())
+        self._reload(previous)
+
+    def _reload(self, previous: LoadedModel | None) -> None:
+        """After a restart: load the model that was active, so the next message just works."""
+        if previous is None:
+            return
+        n_ctx, n_gpu_layers = self._load_args
+        try:
+            loaded = self._load(previous.path, n_ctx, n_gpu_layers)
+        except AssistantError as exc:
+            self.load_failed.emit(str(previous.path), str(exc))
+            self.model_released.emit(str(previous.path), None, str(exc))
+            return
+        self.model_loaded.emit(loaded)
+
+    # -- release ------------------------------------------------------------------------------
+
+    @Slot(str, str, int, int)
+    def release(self, path: str, fallback: str, n_ctx: int, n_gpu_layers: int) -> None:
+        """Unload the model at ``path`` if it is loaded, then load ``fallback`` (if any).
+
+        Unloaded first, so the file is no longer open when it is deleted, whatever the fallback
+        does; the old model is never restored.
+        """
+        current = self._loaded
+        if current is None or resolved_path(current.path) != resolved_path(path):
+            self.model_released.emit(path, current, "")  # not in use (any more): nothing to do
+            return
+        try:
+            self._client().unload()
+        except AssistantError as exc:
+            log.warning("Unloading %s failed: %s", path, exc)
+        self._loaded = None
+        if not fallback:
+            self.model_released.emit(path, None, "")
+            return
+        try:
+            loaded = self._load(Path(fallback), n_ctx, n_gpu_layers)
+        except AssistantError as exc:
+            self.model_released.emit(path, None, str(exc))
+            return
+        self.model_released.emit(path, loaded, "")
+
+    # -- generate -----------------------------------------------------------------------------
+
+    @Slot(object, object)
+    def generate(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
+        model = self._loaded
+        model_file = model.name if model is not None else ""
+        crashed_with: LoadedModel | None = None
+        try:
+            completion = self._client().chat(
+                messages,
+                params,
+                model=str(model.path) if model is not None else None,
+                on_text=self._emit_text,
+                stop=self._stop,
+            )
+        except EngineUnavailable as exc:
+            crash = self._after_crash()
+            sentence = crash.sentence() if crash is not None else str(exc)
+            completion = Completion.failed(sentence, exc.partial_text, model_file)
+            crashed_with = model if crash is not None else None
+        except AssistantError as exc:
+            completion = Completion.failed(str(exc), "", model_file)
+        except Exception as exc:
+            log.exception("Unexpected error while generating")
+            completion = Completion.failed(f"Generation failed: {exc}", "", model_file)
+        self.generation_finished.emit(completion)
+        if crashed_with is not None:
+            self._reload(crashed_with)
+
+    def _emit_text(self, piece: str) -> None:
+        if piece:
+            self.text_generated.emit(piece)
+
+    # -- the Local API --------------------------------------------------------------------------
+
+    @Slot(str, int, str)
+    def reconfigure(self, host: str, port: int, api_key: str) -> None:
+        """Serve on another address or key (the Local API setting): restart, reload."""
+        previous = self._loaded
+        self._supervisor.stop()
+        self._supervisor = Supervisor(
+            host=host,
+            port=port,
+            api_key=api_key or None,
+            threads=self._supervisor.threads,
+            on_crash=self._died.emit,
+        )
+        self._handled_crashes = 0
+        self._loaded = None
+        try:
+            client = self._supervisor.start()
+        except AssistantError as exc:
+            self.load_failed.emit("", str(exc))
+            return
+        self.engine_started.emit(client.base_url)
+        self._reload(previous)
+
+    @Slot()
+    def close(self) -> None:
+        try:
+            self._supervisor.stop()
+        except Exception:
+            log.exception("Error stopping the engine")
+        self.closed.emit()
