@@ -101,17 +101,19 @@ class Reply:
         self.finished = True
         text = completion.text if completion is not None and completion.text else self.text
         finish_reason = reason or (completion.finish_reason if completion else "error")
-        figures: dict[str, int | str | None] = {}
-        if completion is not None:
-            figures = dict(
-                error=completion.error if finish_reason == "error" else None,
+        try:
+            if completion is None:
+                return self.store.finish_reply(self.message.id, text, finish_reason)
+            return self.store.finish_reply(
+                self.message.id,
+                text,
+                finish_reason,
                 prompt_tokens=completion.prompt_tokens,
                 completion_tokens=completion.completion_tokens,
                 duration_ms=round(completion.duration_s * 1000),
                 ttft_ms=round(completion.ttft_s * 1000),
+                error=completion.error if finish_reason == "error" else None,
             )
-        try:
-            return self.store.finish_reply(self.message.id, text, finish_reason, **figures)
         except StorageError as exc:
             # e.g. the conversation was deleted while it streamed.
             log.info("Could not store the finished reply: %s", exc)

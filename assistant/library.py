@@ -189,7 +189,7 @@ def find_model(name_or_path: str) -> Path:
     candidate = Path(name_or_path).expanduser()
     if candidate.suffix == ".gguf" and (candidate.is_absolute() or os.sep in name_or_path):
         if not candidate.exists():
-            raise InvalidModelFile(f"Model file not found: {candidate}")
+            raise InvalidModelFile(f"The model file {candidate} does not exist.")
         return candidate
     folder = paths.models_dir()
     for name in (name_or_path, f"{name_or_path}.gguf"):

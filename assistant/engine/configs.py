@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from assistant import files, paths
 from assistant.engine.records import EngineConfig
@@ -58,7 +60,7 @@ def remember(build_key: str, model: Path, config: EngineConfig) -> None:
         log.warning("Could not remember the engine configuration: %s", exc)
 
 
-def step_down(config: EngineConfig, effective: dict[str, object]) -> EngineConfig | None:
+def step_down(config: EngineConfig, effective: Mapping[str, Any]) -> EngineConfig | None:
     """The next safer configuration, skipping rungs that would change nothing; None at the end.
 
     ``effective`` is what the engine really used at the crash: ``extra_bufts`` (after the CPU

@@ -176,7 +176,7 @@ def write_probe_model(path: Path) -> Path:
     w.add_eos_token_id(0)
     w.add_bos_token_id(0)
 
-    def q8(rows: int, cols: int) -> None:
+    def q8(rows: int, cols: int) -> np.ndarray:
         data = (rng.standard_normal((rows, cols)) * 0.02).astype(np.float32)
         return quantize(data, GGMLQuantizationType.Q8_0)
 

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_cors(message: dict[str, Any]) -> None:
+        async def send_with_cors(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message = dict(message)
                 message["headers"] = [

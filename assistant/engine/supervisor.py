@@ -100,8 +100,9 @@ class Supervisor:
         self.url = ""
         self.crashes: list[Crash] = []
         self._deaths: list[float] = []
-        self._exit_count = 0  # process exits seen, and crashes recorded for them
-        self._recorded_exit = 0
+        self.crash_count = 0  # every death so far (crashes holds only the current streak)
+        self.last_crash: Crash | None = None
+        self._reported = 0  # deaths handed to wait_exit() callers
         self.gave_up = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -190,14 +191,17 @@ class Supervisor:
         return str(self._stage.get("stage", ""))
 
     def wait_exit(self, timeout: float) -> Crash | None:
-        """After a broken request: the Crash, if the process died (None if it still runs)."""
-        if not self._exited.wait(timeout) or self._stopping:
-            return None
-        # The watch thread records the crash right after it sets _exited.
-        deadline = time.monotonic() + 2.0
-        while self._recorded_exit != self._exit_count and time.monotonic() < deadline:
+        """After a broken request: the crash not yet reported to a caller, if the process
+        died (None if it still runs); waits up to ``timeout`` for the death to be seen."""
+        deadline = time.monotonic() + timeout
+        while not self._stopping:
+            if self.crash_count > self._reported:
+                self._reported = self.crash_count
+                return self.last_crash
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.01)
-        return self.crashes[-1] if self.crashes else None
+        return None
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the engine: close its stdin (it exits at once), then kill it if it lingers."""
@@ -232,7 +236,6 @@ class Supervisor:
         self._read_events(proc.stdout)
         code = proc.wait()
         self._ready.clear()
-        self._exit_count += 1
         self._exited.set()
         if self._stopping:
             return
@@ -277,7 +280,8 @@ class Supervisor:
             crash = self._step_down(crash)
         log.warning("Engine process %d died: %s", proc.pid, crash.sentence())
         self.crashes.append(crash)
-        self._recorded_exit = self._exit_count
+        self.last_crash = crash
+        self.crash_count += 1
         now = time.monotonic()
         self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
         if len(self._deaths) > MAX_RESTARTS:

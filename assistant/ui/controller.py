@@ -163,6 +163,7 @@ class ChatController(QObject):
         self._worker.load_failed.connect(self._on_load_failed)
         self._worker.engine_started.connect(self._on_engine_started)
         self._worker.engine_crashed.connect(self._on_engine_crashed)
+        self._worker.reloading.connect(self._on_reloading)
         self._worker.model_released.connect(self._on_model_released)
         self._worker.text_generated.connect(self._on_text_generated)
         self._worker.generation_finished.connect(self._on_generation_finished)
@@ -587,6 +588,13 @@ class ChatController(QObject):
     @Slot(str)
     def _on_engine_crashed(self, sentence: str) -> None:
         self.notice.emit(sentence)
+
+    @Slot(str)
+    def _on_reloading(self, path: str) -> None:
+        """The engine restarted and loads the model again: the same as a load we asked for."""
+        self._loading = path
+        self._pending_loads += 1
+        self.model_loading.emit(Path(path).name)
 
     def _engine_address(self) -> tuple[str, int, str | None]:
         """Where the engine listens: the Local API's port and key when it is on, else a

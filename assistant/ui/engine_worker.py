@@ -42,6 +42,8 @@ class EngineWorker(QObject):
         text_generated(str): one piece of the reply (the controller batches them).
         generation_finished(object): the Completion, also for cancelled and failed replies.
         engine_crashed(str): the engine died and was restarted; the sentence for the user.
+        reloading(str): after a restart, the model at this path is being loaded again; one
+            model_loaded or model_released follows.
         closed(): the engine is stopped; the thread can quit.
     """
 
@@ -53,6 +55,7 @@ class EngineWorker(QObject):
     text_generated = Signal(str)
     generation_finished = Signal(object)
     engine_crashed = Signal(str)
+    reloading = Signal(str)
     closed = Signal()
 
     # From the supervisor's watch thread; queued onto this worker's thread.
@@ -132,7 +135,7 @@ class EngineWorker(QObject):
         crash = self._supervisor.wait_exit(5.0)
         if crash is None:
             return None
-        self._handled_crashes = len(self._supervisor.crashes)
+        self._handled_crashes = self._supervisor.crash_count
         self._loaded = None
         try:
             client = self._supervisor.wait_ready()
@@ -147,9 +150,10 @@ class EngineWorker(QObject):
     @Slot(object)
     def _on_died(self, crash: Crash) -> None:
         """A death noticed while no request was running (killed while idle, say)."""
-        if len(self._supervisor.crashes) <= self._handled_crashes:
+        if self._supervisor.crash_count <= self._handled_crashes:
             return  # the request that saw it has dealt with it
-        self._handled_crashes = len(self._supervisor.crashes)
+        self._handled_crashes = self._supervisor.crash_count
+        self._supervisor.wait_exit(0)  # consumed here
         previous, self._loaded = self._loaded, None
         self.engine_crashed.emit(crash.sentence())
         self._reload(previous)
@@ -159,10 +163,10 @@ class EngineWorker(QObject):
         if previous is None:
             return
         n_ctx, n_gpu_layers = self._load_args
+        self.reloading.emit(str(previous.path))
         try:
             loaded = self._load(previous.path, n_ctx, n_gpu_layers)
         except AssistantError as exc:
-            self.load_failed.emit(str(previous.path), str(exc))
             self.model_released.emit(str(previous.path), None, str(exc))
             return
         self.model_loaded.emit(loaded)

@@ -205,6 +205,9 @@ class MainWindow(QMainWindow):
         self.ttft_label.setAccessibleName("Time to first token")
         self.context_label = QLabel()
         self.context_label.setAccessibleName("Context used")
+        self.api_label = QLabel()
+        self.api_label.setAccessibleName("Local API")
+        self.api_label.hide()
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Model loading progress")
         self.progress.setRange(0, 100)
@@ -216,6 +219,7 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.ttft_label)
         status.addPermanentWidget(self.context_label)
         status.addPermanentWidget(self.backend_label)
+        status.addPermanentWidget(self.api_label)
 
     def _build_actions(self) -> None:
         def action(text: str, slot: Any, *shortcuts: Any) -> QAction:
@@ -293,6 +297,7 @@ class MainWindow(QMainWindow):
         c.stats_updated.connect(self._on_stats)
         c.notice.connect(self.show_notice)
         c.error.connect(self.show_error)
+        c.engine_started.connect(self._on_engine_started)
 
         self.sidebar.new_requested.connect(c.new_conversation)
         self.sidebar.open_requested.connect(c.open_conversation)
@@ -417,7 +422,11 @@ class MainWindow(QMainWindow):
                 if loaded.backend_note
                 else loaded.backend
             )
-            self.backend_label.setToolTip(loaded.backend_note or loaded.backend)
+            tip = loaded.backend_note or loaded.backend
+            if loaded.safe_mode_note:
+                tip += "\n" + loaded.safe_mode_note
+                self.backend_label.setText(self.backend_label.text() + " (safe mode)")
+            self.backend_label.setToolTip(tip)
             self.context_label.setText(f"context 0 / {loaded.n_ctx}")
             self.stack.setCurrentWidget(self.chat_view)
         self._refresh_controls()
@@ -449,6 +458,14 @@ class MainWindow(QMainWindow):
         loaded = self.controller.loaded_model
         n_ctx = loaded.n_ctx if loaded is not None else 0
         self.context_label.setText(f"context {completion.context_tokens} / {n_ctx}")
+
+    @Slot(str)
+    def _on_engine_started(self, _url: str) -> None:
+        url = self.controller.local_api_url
+        self.api_label.setVisible(url is not None)
+        if url is not None:
+            self.api_label.setText("Local API on")
+            self.api_label.setToolTip(f"Other apps on this computer can use {url} with the key.")
 
     @Slot(str)
     def show_notice(self, text: str) -> None:

@@ -1,20 +1,38 @@
-"""A small dialog for the settings that shape replies."""
+"""A small dialog for the settings that shape replies, the CPU threads and the Local API."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
     QPlainTextEdit,
+    QPushButton,
     QSpinBox,
     QWidget,
 )
 
+from assistant import hardware
 from assistant.settings import Settings
+
+# Ports other local LLM apps use by default: Ollama, LM Studio, Jan, llama-server, GPT4All.
+TAKEN_PORTS = {
+    11434: "Ollama",
+    1234: "LM Studio",
+    1337: "Jan",
+    8080: "llama-server",
+    4891: "GPT4All",
+}
 
 
 class SettingsDialog(QDialog):
@@ -46,17 +64,74 @@ class SettingsDialog(QDialog):
         self.temperature.setDecimals(2)
         self.temperature.setValue(settings.temperature)
         self.temperature.setToolTip("Lower is more predictable, higher more varied.")
+        self.threads = QSpinBox()
+        self.threads.setAccessibleName("CPU threads")
+        self.threads.setRange(0, max(64, (os.cpu_count() or 1) * 2))
+        self.threads.setSpecialValueText(f"Automatic ({hardware.math_cores()}, one per core)")
+        self.threads.setValue(settings.threads)
+        self.threads.setToolTip("Threads llama.cpp uses on the CPU. Applies to the next load.")
+
+        # The Local API: other apps on this machine can use the engine.
+        self.local_api = QCheckBox("Let other apps on this computer use the engine")
+        self.local_api.setAccessibleName("Local API")
+        self.local_api.setChecked(settings.local_api)
+        self.api_port = QSpinBox()
+        self.api_port.setAccessibleName("Local API port")
+        self.api_port.setRange(1024, 65535)
+        self.api_port.setValue(settings.api_port)
+        self._key = settings.api_key or ""
+        self.api_key = QLineEdit(self._key)
+        self.api_key.setAccessibleName("Local API key")
+        self.api_key.setReadOnly(True)
+        self.api_key.setPlaceholderText("generated when you turn the Local API on")
+        self.copy_key = QPushButton("Copy")
+        self.copy_key.setAccessibleName("Copy the API key")
+        self.copy_key.clicked.connect(self._copy_key)
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.api_key, 1)
+        key_row.addWidget(self.copy_key)
+        self.base_url = QLabel()
+        self.base_url.setAccessibleName("Local API base URL")
+        self.base_url.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.port_warning = QLabel()
+        self.port_warning.setWordWrap(True)
+        self.local_api.toggled.connect(self._update_api)
+        self.api_port.valueChanged.connect(self._update_api)
+
         form = QFormLayout(self)
         form.addRow("System prompt:", self.system_prompt)
         form.addRow("Context size:", self.n_ctx)
         form.addRow("Maximum reply length:", self.max_tokens)
         form.addRow("Temperature:", self.temperature)
+        form.addRow("CPU threads:", self.threads)
+        form.addRow("Local API:", self.local_api)
+        form.addRow("Port:", self.api_port)
+        form.addRow("API key:", key_row)
+        form.addRow("Base URL:", self.base_url)
+        form.addRow("", self.port_warning)
+        self._update_api()
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _update_api(self) -> None:
+        on = self.local_api.isChecked()
+        if on and not self._key:
+            self._key = Settings().ensure_api_key()
+            self.api_key.setText(self._key)
+        for widget in (self.api_port, self.api_key, self.copy_key):
+            widget.setEnabled(on)
+        port = self.api_port.value()
+        self.base_url.setText(f"http://127.0.0.1:{port}/v1" if on else "(off)")
+        other = TAKEN_PORTS.get(port)
+        self.port_warning.setText(f"{port} is {other}'s default port." if on and other else "")
+        self.port_warning.setVisible(bool(self.port_warning.text()))
+
+    def _copy_key(self) -> None:
+        QGuiApplication.clipboard().setText(self._key)
 
     def result_settings(self) -> Settings:
         """A copy of the settings with the dialog's values."""
@@ -66,5 +141,9 @@ class SettingsDialog(QDialog):
             n_ctx=self.n_ctx.value(),
             max_tokens=self.max_tokens.value(),
             temperature=round(self.temperature.value(), 2),
+            threads=self.threads.value(),
+            local_api=self.local_api.isChecked(),
+            api_port=self.api_port.value(),
+            api_key=self._key or None,
             extra=dict(self._settings.extra),
         )

@@ -1,0 +1,100 @@
+"""The engine process dies under the real window: the app stays up, nothing is lost, and the
+next message works; a crash that repeats leads to the fallback, and the user is told."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.engine.crash_injection import ENV as CRASH_ENV
+from tests.conftest import install_model
+from tests.engine.test_supervisor import trusting_probe_cache
+from tests.tinymodel import write_streaming_model
+from tests.ui.conftest import fast_settings
+from tests.ui.helpers import send, wait_ready
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+@pytest.fixture(scope="module")
+def streamer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_streaming_model(tmp_path_factory.mktemp("streamer") / "streamer.gguf")
+
+
+def test_sigkill_while_streaming_keeps_the_window_and_the_partial_reply(
+    qtbot, make_window, streamer_file: Path, assistant_home: Path
+) -> None:
+    model = install_model(streamer_file, assistant_home)
+    window = make_window(fast_settings(model, max_tokens=6000, n_ctx=8192))
+    controller = window.controller
+    supervisor = controller._worker.supervisor
+    first_pid = supervisor.pid
+    shown: list[str] = []
+    errors: list[str] = []
+    controller.error.connect(errors.append)
+
+    def kill_after_some_text(batch: str) -> None:
+        shown.append(batch)
+        if len("".join(shown)) > 60 and supervisor.pid == first_pid:
+            supervisor.kill(signal.SIGKILL)
+
+    controller.reply_text_appended.connect(kill_after_some_text)
+    reply = send(qtbot, window, "Tell me a very long story.")
+    controller.reply_text_appended.disconnect(kill_after_some_text)
+
+    assert window.isVisible()
+    assert reply.finish_reason == "error"
+    assert reply.content and reply.content == "".join(shown)
+    stored = controller.store.messages(reply.conversation_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].content == "Tell me a very long story."
+    assert stored[1].finish_reason == "error" and stored[1].content == reply.content
+    assert stored[1].error and "SIGKILL" in stored[1].error
+    assert any("The engine stopped (SIGKILL) while writing the reply" in e for e in errors)
+
+    # A new engine process, the model loaded again: the next message gets a reply.
+    wait_ready(qtbot, window)
+    assert supervisor.pid != first_pid and supervisor.alive
+    controller.settings.max_tokens = 20
+    again = send(qtbot, window, "And a short one?")
+    assert again.finish_reason in ("stop", "length") and again.content
+
+
+def test_a_crash_at_the_first_decode_falls_back_on_the_second_and_says_so(
+    qtbot, make_window, tiny_models, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(CRASH_ENV, "decode")
+    for name, value in trusting_probe_cache(tmp_path / "cache").items():
+        monkeypatch.setenv(name, value)
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    errors: list[str] = []
+    controller.error.connect(errors.append)
+
+    first = send(qtbot, window, "Hello")
+    assert first.finish_reason == "error" and first.error
+    assert "SIGSEGV" in first.error and "reading the prompt" in first.error
+    assert window.isVisible()
+    wait_ready(qtbot, window)
+
+    second = send(qtbot, window, "Hello again")
+    assert second.finish_reason == "error"
+    assert "crashed there twice" in second.error and "extra buffer types" in second.error
+    assert any("extra buffer types" in e for e in errors)  # shown in the window's banner
+    wait_ready(qtbot, window)
+    assert "extra buffer types" in controller.loaded_model.safe_mode_note
+    assert "safe mode" in window.backend_label.text()
+
+    third = send(qtbot, window, "Third time lucky")
+    assert third.finish_reason in ("stop", "length") and third.content
+    messages = controller.store.messages(third.conversation_id)
+    # Every user message survived; the failed replies are kept with their reason.
+    assert [m.content for m in messages if m.role == "user"] == [
+        "Hello",
+        "Hello again",
+        "Third time lucky",
+    ]
+    assert [m.finish_reason for m in messages if m.role == "assistant"][:2] == ["error", "error"]
