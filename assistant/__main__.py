@@ -6,9 +6,15 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--cpu-probe"] and len(argv) == 2:
+        # The CPU probe's child (engine/cpu_probe.py): kept out of the CLI's parser and help.
+        from assistant.engine.cpu_probe import run_child
+
+        return run_child(argv[1])
     from assistant.cli import main as cli_main
 
-    return cli_main(sys.argv[1:] if argv is None else argv)
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

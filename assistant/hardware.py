@@ -164,6 +164,10 @@ def _windows_memory() -> tuple[int, int]:
 def _gpu() -> tuple[bool, list[GpuDevice], str, str]:
     try:
         import llama_cpp
+
+        from assistant.engine import backends
+
+        backends.ensure_loaded()
     except Exception as exc:  # a broken install must not break the Models page
         return False, [], "CPU", f"llama.cpp could not be loaded ({exc}); no GPU information."
     offload = bool(llama_cpp.llama_supports_gpu_offload())

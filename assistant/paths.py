@@ -79,3 +79,13 @@ def engine_file() -> Path:
 def engine_configs_path() -> Path:
     """The engine configuration that last worked, per llama.cpp build, CPU and model."""
     return data_dir() / "engine-configs.json"
+
+
+def assistant_command(*args: str) -> list[str]:
+    """The command line that runs ``assistant ARGS`` in a child process: this interpreter with
+    ``-m assistant``, or the bundled executable itself in an installed (PyInstaller) app."""
+    import sys
+
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "assistant", *args]

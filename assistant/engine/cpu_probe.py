@@ -9,7 +9,7 @@ a batch. If the child dies, the engine loads every model with ``use_extra_bufts 
 
 The answer is cached per llama.cpp build and CPU (``paths.cache_dir()``), so the probe runs once.
 
-Run as ``python -m assistant.engine.cpu_probe MODEL`` it is that child.
+``assistant --cpu-probe MODEL`` (or ``python -m assistant.engine.cpu_probe MODEL``) is that child.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 
 from assistant import files, hardware, paths
+from assistant.paths import assistant_command
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ def forget() -> None:
 def _system_info() -> str:
     import llama_cpp
 
+    from assistant.engine import backends
+
+    backends.ensure_loaded()  # a portable build reports the CPU variant it chose
     info = llama_cpp.llama_print_system_info()
     return info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
 
@@ -110,7 +114,7 @@ def run_probe() -> tuple[bool, str]:
         model = write_probe_model(Path(tmp) / "probe-q8_0.gguf")
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "assistant.engine.cpu_probe", str(model)],
+                assistant_command("--cpu-probe", str(model)),
                 capture_output=True,
                 text=True,
                 timeout=PROBE_TIMEOUT_S,
@@ -210,12 +214,13 @@ def _byte_char(b: int) -> str:
     return chr(256 + sum(1 for x in range(b) if x not in printable))
 
 
-def _child(model: str) -> int:
+def run_child(model: str) -> int:
     """Load ``model`` with extra buffer types, decode 64 tokens then one; print ok."""
     import llama_cpp
 
-    from assistant.engine import crash_injection
+    from assistant.engine import backends, crash_injection
 
+    backends.ensure_loaded()
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = 0
@@ -252,4 +257,4 @@ def _child(model: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))
+    sys.exit(run_child(sys.argv[1]))

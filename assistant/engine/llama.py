@@ -29,7 +29,7 @@ import llama_cpp
 
 from assistant import fit, hardware, llama_log
 from assistant.chat_format import ChatFormat, fit_messages, merge_turns
-from assistant.engine import cpu_probe
+from assistant.engine import backends, cpu_probe
 from assistant.engine.records import Completion, GenerationParams, LoadedModel
 from assistant.errors import (
     AssistantError,
@@ -708,6 +708,7 @@ def _init_backend() -> None:
     global _backend_ready
     llama_log.install()
     if not _backend_ready:
+        backends.ensure_loaded()
         llama_cpp.llama_backend_init()
         _backend_ready = True
 

@@ -34,6 +34,7 @@ from assistant.client import EngineClient
 from assistant.engine import configs
 from assistant.engine.serve import KEY_ENV
 from assistant.errors import EngineUnavailable
+from assistant.paths import assistant_command
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,7 @@ class Supervisor:
         self._ready.clear()
         self._exited.clear()
         self._stage = {"stage": "start", "model": ""}
-        cmd = [
-            sys.executable,
-            "-m",
-            "assistant",
+        cmd = assistant_command(
             "serve",
             "--supervised",
             "--host",
@@ -130,7 +128,7 @@ class Supervisor:
             str(self.port),
             "--ctx",
             str(self.n_ctx),
-        ]
+        )
         if self.threads:
             cmd += ["--threads", str(self.threads)]
         if not self.announce:
