@@ -121,7 +121,7 @@ class ChatController(QObject):
     _close_requested = Signal()
     _release_requested = Signal(str, str, int, int)
     _start_requested = Signal()
-    _reconfigure_requested = Signal(str, int, str)
+    _reconfigure_requested = Signal(str, int, str, int)
 
     def __init__(self, store: Any, settings: Settings | None = None):
         super().__init__()
@@ -145,10 +145,8 @@ class ChatController(QObject):
 
         self._thread = QThread()
         self._thread.setObjectName("engine-client")
-        host, port, key = self._engine_address()
-        self._worker = EngineWorker(
-            self._stop, host=host, port=port, api_key=key, threads=int(self.settings.threads)
-        )
+        host, port, key, threads = self._engine_options()
+        self._worker = EngineWorker(self._stop, host=host, port=port, api_key=key, threads=threads)
         self._worker.moveToThread(self._thread)
         self._start_requested.connect(self._worker.start)
         self._reconfigure_requested.connect(self._worker.reconfigure)
@@ -596,14 +594,14 @@ class ChatController(QObject):
         self._pending_loads += 1
         self.model_loading.emit(Path(path).name)
 
-    def _engine_address(self) -> tuple[str, int, str | None]:
-        """Where the engine listens: the Local API's port and key when it is on, else a
-        random port and a key of this run alone."""
+    def _engine_options(self) -> tuple[str, int, str | None, int]:
+        """How the engine process runs: where it listens (the Local API's port and key when it
+        is on, else a random port and a key of this run alone) and its CPU threads."""
         s = self.settings
         if s.local_api:
             key = s.api_key or s.ensure_api_key()
-            return "127.0.0.1", int(s.api_port), key
-        return "127.0.0.1", 0, None
+            return "127.0.0.1", int(s.api_port), key, int(s.threads)
+        return "127.0.0.1", 0, None, int(s.threads)
 
     @property
     def local_api_url(self) -> str | None:
@@ -802,17 +800,18 @@ class ChatController(QObject):
     def update_settings(self, new: Settings) -> None:
         """Apply edited settings; a new context size reloads the model."""
         reload = new.n_ctx != self.settings.n_ctx
-        old_address = self._engine_address()
+        old_options = self._engine_options()
         # In place: the Models page shares this object (its token and context size).
         for f in dataclasses.fields(new):
             setattr(self.settings, f.name, getattr(new, f.name))
         if self.settings.local_api:
             self.settings.ensure_api_key()
         self.save_settings()
-        address = self._engine_address()
-        if address != old_address:
-            host, port, key = address
-            self._reconfigure_requested.emit(host, port, key or "")
+        options = self._engine_options()
+        if options != old_options:
+            host, port, key, threads = options
+            # A random key stays the same across a restart only when the Local API sets one.
+            self._reconfigure_requested.emit(host, port, key or "", threads)
         elif reload and self._loaded is not None:
             self.select_model(str(self._loaded.path))
 

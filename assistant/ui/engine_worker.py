@@ -234,16 +234,16 @@ class EngineWorker(QObject):
 
     # -- the Local API --------------------------------------------------------------------------
 
-    @Slot(str, int, str)
-    def reconfigure(self, host: str, port: int, api_key: str) -> None:
-        """Serve on another address or key (the Local API setting): restart, reload."""
+    @Slot(str, int, str, int)
+    def reconfigure(self, host: str, port: int, api_key: str, threads: int) -> None:
+        """Serve on another address, key or thread count (Settings): restart, reload."""
         previous = self._loaded
         self._supervisor.stop()
         self._supervisor = Supervisor(
             host=host,
             port=port,
             api_key=api_key or None,
-            threads=self._supervisor.threads,
+            threads=threads,
             on_crash=self._died.emit,
         )
         self._handled_crashes = 0

@@ -69,7 +69,9 @@ class SettingsDialog(QDialog):
         self.threads.setRange(0, max(64, (os.cpu_count() or 1) * 2))
         self.threads.setSpecialValueText(f"Automatic ({hardware.math_cores()}, one per core)")
         self.threads.setValue(settings.threads)
-        self.threads.setToolTip("Threads llama.cpp uses on the CPU. Applies to the next load.")
+        self.threads.setToolTip(
+            "Threads llama.cpp uses on the CPU. Changing it restarts the engine."
+        )
 
         # The Local API: other apps on this machine can use the engine.
         self.local_api = QCheckBox("Let other apps on this computer use the engine")

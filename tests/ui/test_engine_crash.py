@@ -98,3 +98,45 @@ def test_a_crash_at_the_first_decode_falls_back_on_the_second_and_says_so(
         "Third time lucky",
     ]
     assert [m.finish_reason for m in messages if m.role == "assistant"][:2] == ["error", "error"]
+
+
+def test_local_api_serves_other_apps_from_the_same_engine(qtbot, make_window, tiny_models) -> None:
+    import dataclasses
+    import socket
+
+    import openai
+
+    from assistant.ui.settings_dialog import SettingsDialog
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    window = make_window(fast_settings(tiny_models["a"]))
+    controller = window.controller
+    assert not window.api_label.isVisible()
+
+    dialog = SettingsDialog(controller.settings, window)
+    dialog.local_api.setChecked(True)
+    dialog.api_port.setValue(port)
+    assert dialog.base_url.text() == f"http://127.0.0.1:{port}/v1"
+    key = dialog.api_key.text()
+    assert key.startswith("sk-assistant-")
+    dialog.copy_key.click()
+    from PySide6.QtGui import QGuiApplication
+
+    assert QGuiApplication.clipboard().text() == key
+    with qtbot.waitSignal(controller.engine_started, timeout=60_000):
+        controller.update_settings(dataclasses.replace(dialog.result_settings()))
+    wait_ready(qtbot, window)
+    assert controller.local_api_url == f"http://127.0.0.1:{port}/v1"
+    assert window.api_label.isVisible() and window.api_label.text() == "Local API on"
+
+    client = openai.OpenAI(base_url=controller.local_api_url, api_key=key, max_retries=0)
+    assert "tiny-a.gguf" in [m.id for m in client.models.list()]
+    r = client.chat.completions.create(
+        model="tiny-a.gguf", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+    )
+    assert r.usage is not None and r.usage.completion_tokens == 5
+    # The window chats through the same engine.
+    reply = send(qtbot, window, "And me?")
+    assert reply.finish_reason in ("stop", "length") and reply.content
