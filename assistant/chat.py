@@ -12,7 +12,7 @@ import logging
 import time
 from pathlib import Path
 
-from assistant import library
+from assistant import library, paths
 from assistant.engine.records import Completion
 from assistant.errors import StorageError
 from assistant.storage import Conversation, Message, Store
@@ -51,6 +51,26 @@ def begin_turn(
         conversation = store.conversation(conversation_id)
     message = store.add_message(conversation.id, "user", text)
     return conversation, message
+
+
+def delete_conversation(store: Store, conversation_id: int) -> None:
+    """Delete a conversation everywhere it lives: the database, and the KV cache an engine
+    saved for it (which holds its tokens)."""
+    store.delete_conversation(conversation_id)
+    forget_kv_state(paths.kv_state_path(conversation_id))
+
+
+def delete_all_conversations(store: Store) -> int:
+    """Delete every conversation and every saved KV cache; returns how many there were."""
+    count = store.delete_all_conversations()
+    for state in paths.kv_cache_dir().glob("*.state"):
+        forget_kv_state(state)
+    return count
+
+
+def forget_kv_state(state: Path) -> None:
+    state.unlink(missing_ok=True)
+    state.with_name(state.name + ".json").unlink(missing_ok=True)
 
 
 class Reply:

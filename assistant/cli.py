@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     chats.set_defaults(handler=cmd_chats)
     chats_sub = chats.add_subparsers(dest="chats_command", metavar="ACTION")
     rm = chats_sub.add_parser("rm", help="delete conversations and their saved KV caches")
-    rm.add_argument("ids", type=int, nargs="+", metavar="ID")
+    rm.add_argument("ids", type=int, nargs="*", metavar="ID")
+    rm.add_argument("--all", action="store_true", help="delete every conversation (and VACUUM)")
     rm.set_defaults(handler=cmd_chats_rm)
 
     serve = sub.add_parser(
@@ -141,19 +142,9 @@ def main(argv: list[str]) -> int:
 
 
 def _configure_logging(verbose: bool) -> None:
-    handlers: list[logging.Handler] = []
-    try:
-        handlers.append(logging.FileHandler(paths.log_dir() / "cli.log", encoding="utf-8"))
-    except OSError:
-        pass
-    if verbose:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers or [logging.NullHandler()],
-        force=True,
-    )
+    from assistant import logs
+
+    logs.configure("cli", verbose)
 
 
 def _prompt_text(parts: list[str]) -> str:
@@ -315,13 +306,6 @@ def _stream_reply(
     return completion
 
 
-def _state_path(conversation_id: int) -> Path:
-    """Where an engine keeps a conversation's KV cache between CLI runs."""
-    folder = paths.data_dir() / "kv-cache"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"conversation-{conversation_id}.state"
-
-
 KEEP_STATES = 3
 
 
@@ -330,9 +314,11 @@ def _prune_states(store: Store) -> None:
 
     A 7B model's cache is about 0.5 GB at 4k tokens, so they are a cache, not an archive.
     """
+    from assistant import chat
+
     alive = {c.id for c in store.conversations()}
     states = sorted(
-        _state_path(0).parent.glob("conversation-*.state"),
+        paths.kv_cache_dir().glob("conversation-*.state"),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
@@ -342,12 +328,7 @@ def _prune_states(store: Store) -> None:
         if kept < KEEP_STATES and conversation_id.isdigit() and int(conversation_id) in alive:
             kept += 1
             continue
-        _delete_state(state)
-
-
-def _delete_state(state: Path) -> None:
-    state.unlink(missing_ok=True)
-    state.with_name(state.name + ".json").unlink(missing_ok=True)
+        chat.forget_kv_state(state)
 
 
 def cmd_chats(args: argparse.Namespace) -> int:
@@ -370,15 +351,20 @@ def cmd_chats(args: argparse.Namespace) -> int:
 
 
 def cmd_chats_rm(args: argparse.Namespace) -> int:
+    from assistant import chat
     from assistant.storage import Store
 
+    if bool(args.ids) == args.all:
+        raise AssistantError("Name the conversations to delete, or --all for every one.")
     store = Store(recover=False)
     try:
+        if args.all:
+            count = chat.delete_all_conversations(store)
+            print(f"deleted all {count} conversations")
+            return EXIT_OK
         for conversation_id in args.ids:
             store.conversation(conversation_id)  # ConversationNotFound: one clear line
-            store.delete_conversation(conversation_id)
-            # The saved KV cache holds the conversation's tokens: it goes too.
-            _delete_state(_state_path(conversation_id))
+            chat.delete_conversation(store, conversation_id)
             print(f"deleted conversation {conversation_id}")
     finally:
         store.close()
@@ -388,9 +374,10 @@ def cmd_chats_rm(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
+    from assistant import logs
     from assistant.engine import serve
 
-    serve.configure_logging(args.verbose)
+    logs.configure("engine", args.verbose)
     settings = Settings.load()
     if args.supervised:
         key = os.environ.get(serve.KEY_ENV, "")
@@ -441,7 +428,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         store.close()
     if args.output:
         try:
-            args.output.write_text(text + "\n", encoding="utf-8")
+            from assistant import files
+
+            files.write_private_text(args.output, text + "\n")
         except OSError as exc:
             raise AssistantError(f"Could not write {args.output}: {exc.strerror or exc}") from exc
     else:

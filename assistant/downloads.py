@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant import hub, paths
+from assistant import files, hub, paths
 from assistant.errors import (
     AssistantError,
     ChecksumMismatch,
@@ -278,9 +278,7 @@ def _read_sidecar(part: Path) -> dict | None:
 
 
 def _write_sidecar(part: Path, resolved: ResolvedFile) -> None:
-    tmp = _sidecar(part).with_suffix(".tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(resolved), indent=1), encoding="utf-8")
-    os.replace(tmp, _sidecar(part))
+    files.write_private_json(_sidecar(part), dataclasses.asdict(resolved))
 
 
 def discard(repo: str, filename: str) -> None:
@@ -429,6 +427,7 @@ def _transfer(
                 mode = "ab"
             else:
                 mode = "wb" if done == 0 else "ab"
+            files.create_private_file(part)  # what is being downloaded is nobody else's business
             with part.open(mode) as f:
                 try:
                     # No chunk_size: a chunk buffered inside httpx would be lost (and re-sent)

@@ -82,22 +82,15 @@ def model_files(path: Path) -> list[Path]:
     return [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
 
 
-def _read_umask() -> int:
-    # Read once, at import (single-threaded): os.umask() can only be read by setting it, and
-    # setting it while another thread creates a file would give that file the wrong mode.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-_UMASK = _read_umask()
+# Models are not private (anyone may read a public GGUF); everything else Assistant writes is.
+MODEL_FILE_MODE = 0o644
 
 
 def _publish(tmp: str, target: Path) -> None:
-    """Move a finished temporary file into place, readable like any file the user saves
-    (mkstemp makes it owner-only)."""
+    """Move a finished temporary file into place, readable like any downloaded file (mkstemp,
+    and the app's owner-only umask, would make it private)."""
     with contextlib.suppress(OSError):  # some filesystems (FAT, exFAT) have no modes
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, MODEL_FILE_MODE)
     os.replace(tmp, target)
 
 

@@ -13,19 +13,30 @@ import platformdirs
 
 from assistant import APP_NAME
 
+_private: set[Path] = set()  # folders already made owner-only in this process
+
+
+def _private_dir(path: Path) -> Path:
+    """Create ``path`` (0700) if needed; make it owner-only once per process."""
+    if path not in _private:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            pass  # a filesystem without modes, or a folder the user owns differently
+        _private.add(path)
+    return path
+
 
 def data_dir() -> Path:
-    """The root of everything Assistant stores; created on first use."""
+    """The root of everything Assistant stores; created on first use, owner-only (0700)."""
     home = os.environ.get("ASSISTANT_HOME")
     path = Path(home) if home else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _private_dir(path)
 
 
 def _subdir(name: str) -> Path:
-    path = data_dir() / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _private_dir(data_dir() / name)
 
 
 def models_dir() -> Path:
@@ -67,8 +78,17 @@ def cache_dir() -> Path:
         path = data_dir() / "cache"
     else:
         path = Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _private_dir(path)
+
+
+def kv_cache_dir() -> Path:
+    """Saved KV caches: they hold a conversation's tokens, so they go when it goes."""
+    return _subdir("kv-cache")
+
+
+def kv_state_path(conversation_id: int) -> Path:
+    """The KV cache an engine saves for ``assistant chat`` turns of one conversation."""
+    return kv_cache_dir() / f"conversation-{conversation_id}.state"
 
 
 def engine_file() -> Path:

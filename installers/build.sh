@@ -33,7 +33,7 @@ cmake -S "$src/vendor/llama.cpp" -B build/llama-portable \
   -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
   -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF
-cmake --build build/llama-portable --config Release -j "${JOBS:-2}"
+cmake --build build/llama-portable --config Release -j "${JOBS:-2}" --target llama
 
 # 2. llama-cpp-python's Python bindings without a native build of their own, then the
 #    portable libraries where the bindings look for them (llama_cpp/lib).

@@ -93,4 +93,4 @@ def test_installed_files_get_ordinary_permissions(tmp_path: Path) -> None:
 
     source = write_tiny_model(tmp_path / "perm.gguf")
     installed = library.import_model(source)
-    assert stat.S_IMODE(installed.path.stat().st_mode) == 0o666 & ~library._UMASK
+    assert stat.S_IMODE(installed.path.stat().st_mode) == library.MODEL_FILE_MODE

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from assistant import fit, hardware, llama_log
+from assistant import files, fit, hardware, llama_log
 from assistant.chat_format import ChatFormat, fit_messages, merge_turns
 from assistant.engine import backends, cpu_probe
 from assistant.engine.records import Completion, GenerationParams, LoadedModel
@@ -238,6 +238,7 @@ class Engine:
         assert self._loaded is not None
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
+        files.create_private_file(tmp)  # it holds the conversation's tokens
         tokens = (llama_cpp.llama_token * len(self._kv_tokens))(*self._kv_tokens)
         ok = llama_cpp.llama_state_save_file(
             self._ctx, str(tmp).encode("utf-8"), tokens, len(self._kv_tokens)
@@ -246,7 +247,7 @@ class Engine:
             tmp.unlink(missing_ok=True)
             log.warning("Could not save the KV cache to %s", path)
             return False
-        _state_meta(path).write_text(json.dumps(self._state_identity()), encoding="utf-8")
+        files.write_private_json(_state_meta(path), self._state_identity())
         os.replace(tmp, path)
         return True
 

@@ -293,9 +293,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _state_file(key: str) -> Path:
-    folder = paths.data_dir() / "kv-cache"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{key}.state"
+    return paths.kv_cache_dir() / f"{key}.state"
 
 
 def resolve_model(name: str, loaded: LoadedModel | None) -> Path:

@@ -14,7 +14,6 @@ import contextlib
 import ipaddress
 import json
 import logging
-import logging.handlers
 import os
 import socket
 import sys
@@ -174,22 +173,3 @@ def _withdraw_file(path: Path) -> None:
     with contextlib.suppress(OSError, ValueError):
         if json.loads(path.read_text()).get("pid") == os.getpid():
             path.unlink()
-
-
-def configure_logging(verbose: bool = False) -> None:
-    """The engine's log file (rotated); message text never goes into it."""
-    handlers: list[logging.Handler] = []
-    with contextlib.suppress(OSError):
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                paths.log_dir() / "engine.log", maxBytes=2_000_000, backupCount=2, encoding="utf-8"
-            )
-        )
-    if verbose:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
-        handlers=handlers or [logging.NullHandler()],
-        force=True,
-    )

@@ -93,16 +93,15 @@ class SingleInstance(QObject):
 
 def setup_logging() -> None:
     """Everything at INFO and above goes to a rotating file in the log folder."""
+    from assistant import logs
+
     root = logging.getLogger()
     log_file = paths.log_dir() / "assistant.log"
     if any(getattr(h, "baseFilename", None) == str(log_file) for h in root.handlers):
         return
-    handler = logging.handlers.RotatingFileHandler(
-        log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-    )
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
-    )
+    handler = logs.file_handler("assistant")
+    if handler is None:
+        return
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)

@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
-from assistant import chat, library
+from assistant import chat, files, library
 from assistant.engine.records import Completion, GenerationParams
 from assistant.errors import AssistantError, ModelError, StorageError
 from assistant.library import model_reference
@@ -371,12 +371,26 @@ class ChatController(QObject):
         if self._reply is not None and self._reply.conversation_id == conversation_id:
             self.stop()
         try:
-            self.store.delete_conversation(conversation_id)
+            chat.delete_conversation(self.store, conversation_id)
         except StorageError as exc:
             self.error.emit(str(exc))
         self._emit_conversations()
         if self._conversation_id == conversation_id:
             self.new_conversation()
+
+    @Slot()
+    def delete_all_conversations(self) -> None:
+        """Wipe every conversation (and VACUUM the file); a streaming reply stops first."""
+        if self._reply is not None:
+            self.stop()
+        try:
+            count = chat.delete_all_conversations(self.store)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return
+        self._emit_conversations()
+        self.new_conversation()
+        self.notice.emit(f"Deleted all {count} conversations.")
 
     @Slot(str)
     def search(self, query: str) -> None:
@@ -823,7 +837,7 @@ class ChatController(QObject):
 
 
 def _write_text(path: str, text: str) -> str:
-    Path(path).write_text(text, encoding="utf-8")
+    files.write_private_text(Path(path), text)  # an export is as private as the chat
     return path
 
 

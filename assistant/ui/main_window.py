@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -244,6 +245,7 @@ class MainWindow(QMainWindow):
             "C&onversation settings...", self.open_conversation_settings
         )
         self.stop_action = action("S&top", self.on_escape, "Esc")
+        self.delete_all_action = action("&Delete all conversations...", self.confirm_delete_all)
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -268,6 +270,8 @@ class MainWindow(QMainWindow):
             None,
             self.regenerate_action,
             self.stop_action,
+            None,
+            self.delete_all_action,
         ):
             chat_menu.addSeparator() if a is None else chat_menu.addAction(a)
 
@@ -559,6 +563,19 @@ class MainWindow(QMainWindow):
             dialog.deleteLater()
 
     @Slot()
+    def confirm_delete_all(self) -> None:
+        count = self.sidebar.conversation_list.count()
+        answer = QMessageBox.question(
+            self,
+            "Delete all conversations",
+            f"Delete all {count} conversations and every message in them? They are wiped from "
+            "the database file too. This can't be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.delete_all_conversations()
+
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.controller.settings, self)
         if dialog.exec():
