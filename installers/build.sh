@@ -28,11 +28,15 @@ if [ ! -d "$src/vendor/llama.cpp" ]; then
     "llama-cpp-python==$llama_version"
   tar -xzf build/sdist/llama_cpp_python-"$llama_version".tar.gz -C "$src" --strip-components 1
 fi
+# The libraries find each other beside themselves (not in this build tree): one copy of each is
+# loaded, and the CPU modules register with the same ggml that llama.cpp uses.
+case "$(uname -s)" in Darwin) rpath='@loader_path' ;; *) rpath='$ORIGIN' ;; esac
 cmake -S "$src/vendor/llama.cpp" -B build/llama-portable \
   -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
   -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-  -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF
+  -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
+  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH="$rpath"
 cmake --build build/llama-portable --config Release -j "${JOBS:-2}" --target llama
 
 # 2. llama-cpp-python's Python bindings without a native build of their own, then the
