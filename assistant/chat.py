@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_S = 0.5
 TITLE_LENGTH = 48
 
-ENGINE_STOPPED = "The engine stopped before the reply was finished"
-
 
 def title_from(text: str) -> str:
     """A conversation's title from its first message: the first line, elided."""

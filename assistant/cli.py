@@ -284,7 +284,7 @@ def _stream_reply(
         completion = client.chat(
             history,
             params,
-            model=reply.model.name if supervisor is not None else str(reply.model),
+            model=str(reply.model),
             on_text=on_text,
             stop=stop,
             kv_state=kv_state,

@@ -100,7 +100,7 @@ class EngineClient:
         progress: Callable[[float], None] | None = None,
     ) -> LoadedModel:
         body = {"model": str(model), "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers}
-        for event in self._events("/v1/assistant/load", body, "loading the model"):
+        for event in self._events("/v1/assistant/load", body, "while loading the model"):
             if "progress" in event:
                 if progress is not None:
                     progress(float(event["progress"]))
@@ -162,7 +162,11 @@ class EngineClient:
         watcher.start()
         try:
             for event in self._events(
-                "/v1/chat/completions", body, "the reply", {"X-Request-Id": request_id}, stop
+                "/v1/chat/completions",
+                body,
+                "while writing the reply",
+                {"X-Request-Id": request_id},
+                stop,
             ):
                 if "error" in event:
                     message = str(event["error"].get("message", "Generation failed."))
@@ -247,7 +251,7 @@ class EngineClient:
         except httpx.HTTPError as exc:
             if stop is not None and stop.is_set():
                 return
-            raise EngineUnavailable(f"The engine stopped answering during {what} ({exc}).") from exc
+            raise EngineUnavailable(f"The engine stopped answering {what} ({exc}).") from exc
 
 
 def _json_or_none(raw: bytes) -> Any:

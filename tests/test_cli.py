@@ -119,7 +119,7 @@ def test_bad_model_files_give_one_clear_line(
     if kind != "missing":
         assert "truncated" in lines[0].lower() or "not a gguf" in lines[0].lower(), lines[0]
     else:
-        assert "not found" in lines[0].lower()
+        assert "does not exist" in lines[0].lower()
 
 
 def test_unknown_conversation_is_one_line(starter_model: Path) -> None:

@@ -54,10 +54,7 @@ def remembered(build_key: str, model: Path) -> EngineConfig:
 def remember(build_key: str, model: Path, config: EngineConfig) -> None:
     data = _read()
     data[_key(build_key, model)] = config.to_json()
-    try:
-        files.write_private_json(paths.engine_configs_path(), data)
-    except OSError as exc:
-        log.warning("Could not remember the engine configuration: %s", exc)
+    _write(data)
 
 
 def step_down(config: EngineConfig, effective: Mapping[str, Any]) -> EngineConfig | None:
@@ -67,14 +64,15 @@ def step_down(config: EngineConfig, effective: Mapping[str, Any]) -> EngineConfi
     probe), ``gpu_layers`` and ``n_ctx``.
     """
     step = config.step
-    if config.extra_bufts and effective.get("extra_bufts", True):
+    if config.extra_bufts and effective.get("extra_bufts", False):
         return dataclasses.replace(
             config,
             extra_bufts=False,
             step=step + 1,
             notes=(*config.notes, "without llama.cpp's extra buffer types (AMX, repacking)"),
         )
-    if config.gpu_layers != 0 and int(effective.get("gpu_layers", 0) or 0) > 0:
+    # -1 (the fit estimate decides) on a GPU build may offload too.
+    if config.gpu_layers != 0 and int(effective.get("gpu_layers", 0) or 0) != 0:
         return dataclasses.replace(
             config, gpu_layers=0, step=step + 1, notes=(*config.notes, "without GPU layers")
         )
@@ -96,3 +94,33 @@ def describe(config: EngineConfig) -> str:
     if not config.notes:
         return ""
     return "After crashes, this model runs " + ", ".join(config.notes) + "."
+
+
+# The last crash per build (stage, model), kept across processes for the "twice in a row" rule.
+_CRASH_KEY = "last-crash:"
+
+
+def last_crash(build_key: str) -> tuple[str, str] | None:
+    entry = _read().get(_CRASH_KEY + build_key)
+    if isinstance(entry, dict) and {"stage", "model"} <= entry.keys():
+        return str(entry["stage"]), str(entry["model"])
+    return None
+
+
+def record_crash(build_key: str, stage: str, model: str) -> None:
+    data = _read()
+    data[_CRASH_KEY + build_key] = {"stage": stage, "model": model}
+    _write(data)
+
+
+def forget_crash(build_key: str) -> None:
+    data = _read()
+    if data.pop(_CRASH_KEY + build_key, None) is not None:
+        _write(data)
+
+
+def _write(data: dict[str, dict[str, object]]) -> None:
+    try:
+        files.write_private_json(paths.engine_configs_path(), data)
+    except OSError as exc:
+        log.warning("Could not remember the engine configuration: %s", exc)

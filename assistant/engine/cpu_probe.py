@@ -137,14 +137,10 @@ def run_probe() -> tuple[bool, str]:
 
 
 def _describe_exit(code: int) -> str:
-    if code < 0:
-        import signal
+    from assistant.engine.supervisor import describe_exit
 
-        try:
-            return f"died of {signal.Signals(-code).name}"
-        except ValueError:
-            return f"died of signal {-code}"
-    return f"exited with code {code}"
+    how = describe_exit(code)
+    return f"died of {how}" if code < 0 else f"exited with {how}"
 
 
 def write_probe_model(path: Path) -> Path:

@@ -78,6 +78,12 @@ class Engine:
     def model(self) -> LoadedModel | None:
         return self._loaded
 
+    @staticmethod
+    def supports_gpu_offload() -> bool:
+        """Whether this llama.cpp build can put layers on a GPU."""
+        _init_backend()
+        return bool(llama_cpp.llama_supports_gpu_offload())
+
     @property
     def info(self) -> GGUFInfo | None:
         """The loaded model's GGUF header."""

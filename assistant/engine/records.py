@@ -111,8 +111,6 @@ class EngineConfig:
     gpu_layers: int = -1
     # An upper bound on the context size, 0 for none (the request's own size then).
     max_ctx: int = 0
-    # CPU threads, 0 for the physical core count.
-    threads: int = 0
     # How many fallback steps were taken to get here (0: the normal configuration).
     step: int = 0
     notes: tuple[str, ...] = field(default=())

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant import library, paths
+from assistant import paths
 from assistant.engine import configs, cpu_probe, crash_injection
 from assistant.engine.records import Completion, EngineConfig, GenerationParams, LoadedModel
-from assistant.errors import AssistantError, ModelError, ModelNotLoaded
+from assistant.errors import AssistantError, InvalidModelFile, ModelNotLoaded
+from assistant.gguf_info import read_gguf_info
 
 log = logging.getLogger(__name__)
 
@@ -182,39 +183,39 @@ class Runner:
             n_ctx = config.max_ctx
         if config.gpu_layers == 0:
             n_gpu_layers = 0
-        extra_bufts = config.extra_bufts and cpu_probe.extra_bufts_work()
         self.config = config
         self._asked_ctx = n_ctx
-        self._stage(
-            "load",
-            model=str(path),
-            extra_bufts=extra_bufts,
-            gpu_layers=n_gpu_layers,
-            n_ctx=n_ctx,
-            step=config.step,
-        )
+        # What the supervisor needs to step down if this load kills the process: what will
+        # really be used (the probe's verdict, whether layers may go to a GPU, the context).
+        self._effective = {
+            "extra_bufts": config.extra_bufts and cpu_probe.extra_bufts_work(),
+            "gpu_layers": n_gpu_layers if self._engine.supports_gpu_offload() else 0,
+            "n_ctx": n_ctx if n_ctx > 0 else _trained_context(path),
+        }
+        self._stage("load", model=str(path), step=config.step, **self._effective)
         crash_injection.maybe_crash("load", step=config.step)
         self._state_in_cache = None
-        self.loaded = None
-        loaded = self._engine.load(
-            path,
-            n_ctx=n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            progress=progress,
-            extra_bufts=extra_bufts,
-            n_threads=self.threads,
-        )
+        try:
+            loaded = self._engine.load(
+                path,
+                n_ctx=n_ctx,
+                n_gpu_layers=n_gpu_layers,
+                progress=progress,
+                extra_bufts=config.extra_bufts,
+                n_threads=self.threads,
+            )
+        finally:
+            # A file that fails its checks leaves the previous model loaded; a failure later
+            # leaves none. Either way, say what is really there.
+            self.loaded = self._engine.model
         if config.notes:
             import dataclasses
 
             loaded = dataclasses.replace(loaded, safe_mode_note=configs.describe(config))
         self.loaded = loaded
         self._generated_since_load = False
-        self._effective = {
-            "extra_bufts": extra_bufts,
-            "gpu_layers": loaded.n_gpu_layers,
-            "n_ctx": loaded.n_ctx,
-        }
+        self._effective["gpu_layers"] = loaded.n_gpu_layers
+        self._effective["n_ctx"] = loaded.n_ctx
         return loaded
 
     # -- generate ------------------------------------------------------------------------------
@@ -248,7 +249,11 @@ class Runner:
             nonlocal first
             if first:
                 first = False
-                self._stage("generate", model=str(self.loaded.path) if self.loaded else "")
+                self._stage(
+                    "generate",
+                    model=str(self.loaded.path) if self.loaded else "",
+                    **self._effective,
+                )
                 crash_injection.maybe_crash("generate", step=step)
             if job.on_text is not None:
                 job.on_text(piece)
@@ -273,8 +278,11 @@ class Runner:
             self._generated_since_load = True
             self._report({"event": "worked", "model": str(self.loaded.path) if self.loaded else ""})
         if job.save_state and job.kv_state and completion.finish_reason != "error":
-            engine.save_state(_state_file(job.kv_state))
-            self._state_in_cache = job.kv_state
+            try:
+                if engine.save_state(_state_file(job.kv_state)):
+                    self._state_in_cache = job.kv_state
+            except OSError as exc:  # a full disk costs the next turn its head start, no more
+                log.warning("Could not save the KV cache: %s", exc)
         job.future.set_result(completion)
 
     def _use_state(self, job: GenerateJob) -> None:
@@ -296,13 +304,26 @@ def _state_file(key: str) -> Path:
     return paths.kv_cache_dir() / f"{key}.state"
 
 
-def resolve_model(name: str, loaded: LoadedModel | None) -> Path:
-    """A model id from a request: the loaded model's name, an installed model, or a path."""
+def _trained_context(path: Path) -> int:
+    try:
+        return read_gguf_info(path).context_length or 4096
+    except AssistantError:
+        return 4096
+
+
+def resolve_request_model(name: str, loaded: LoadedModel | None) -> Path:
+    """The model a request names, exactly: the loaded one (by file name, stem or path), an
+    installed one (by file name or stem), or a GGUF file by absolute path (the app's own
+    clients). No guessing by substring: a name that matches nothing is a 404."""
     if loaded is not None and name in (loaded.name, loaded.path.stem, str(loaded.path)):
         return loaded.path
-    try:
-        return library.find_model(name)
-    except ModelError:
-        raise
-    except AssistantError as exc:
-        raise ModelError(str(exc)) from exc
+    folder = paths.models_dir()
+    for candidate in (folder / name, folder / f"{name}.gguf"):
+        if candidate.suffix == ".gguf" and candidate.parent == folder and candidate.is_file():
+            return candidate
+    path = Path(name)
+    if path.is_absolute() and path.suffix == ".gguf":
+        if path.is_file():
+            return path
+        raise InvalidModelFile(f"The model file {path} does not exist.")
+    raise InvalidModelFile(f"No model named '{name}' is installed.")

@@ -74,10 +74,12 @@ def serve(
     try:
         sock = _bind(host, port)
     except OSError as exc:
-        raise AssistantError(
+        message = (
             f"Could not listen on {host}:{port}: {exc.strerror or exc}. "
-            "Is another server using that port? Pick another with --port."
-        ) from exc
+            "Is another server using that port? Pick another port."
+        )
+        report({"event": "fatal", "message": message})  # the supervisor: don't restart
+        raise AssistantError(message) from exc
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{bound_port}"
@@ -148,10 +150,7 @@ def _exit_when_stdin_closes() -> None:
         with contextlib.suppress(OSError, ValueError):
             while sys.stdin.buffer.read(4096):
                 pass
-        own = paths.engine_file()
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(own.read_text()).get("pid") == os.getpid():
-                own.unlink()
+        _withdraw_file(paths.engine_file())
         logging.shutdown()
         os._exit(0)
 

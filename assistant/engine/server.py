@@ -34,7 +34,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant import hardware, library
 from assistant.engine.records import Completion, GenerationParams
-from assistant.engine.runner import GenerateJob, LoadJob, Runner, UnloadJob, resolve_model
+from assistant.engine.runner import (
+    GenerateJob,
+    LoadJob,
+    Runner,
+    UnloadJob,
+    resolve_request_model,
+)
 from assistant.errors import AssistantError, ModelError, RequestRejected
 
 log = logging.getLogger(__name__)
@@ -93,8 +99,10 @@ class Gate:
         self.allowed_origins = allowed_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # WebSockets: none are served, none get through
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = _host_name(headers.get("host", ""))
@@ -232,7 +240,8 @@ def parse_messages(body: dict[str, Any]) -> list[dict[str, str]]:
         role = message.get("role")
         if role not in ROLES:
             raise bad_request(
-                f"messages[{i}].role must be one of system, user, assistant.", "messages"
+                f"messages[{i}].role must be one of system, developer, user, assistant, tool.",
+                "messages",
             )
         content = message.get("content", "")
         if content is None:
@@ -312,6 +321,7 @@ class EngineServer:
                 405: lambda _r, _e: ApiError(
                     405, "Method not allowed.", "invalid_request_error"
                 ).response(),
+                Exception: _internal_error,
             },
         )
         return Gate(
@@ -378,7 +388,7 @@ class EngineServer:
         if not isinstance(name, str) or not name:
             raise bad_request("'model' must name a model file.", "model")
         try:
-            path = resolve_model(name, self.runner.loaded)
+            path = resolve_request_model(name, self.runner.loaded)
         except ModelError as exc:
             raise ApiError(
                 404, str(exc), "invalid_request_error", "model_not_found", "model"
@@ -442,7 +452,7 @@ class EngineServer:
         if not isinstance(name, str):
             raise bad_request("'model' must be a string.", "model")
         try:
-            return resolve_model(name, self.runner.loaded)
+            return resolve_request_model(name, self.runner.loaded)
         except ModelError as exc:
             raise ApiError(
                 404,
@@ -515,7 +525,7 @@ class EngineServer:
 
         if not stream:
             try:
-                completion = await asyncio.wrap_future(job.future)
+                completion = await _unless_disconnected(request, job)
             except asyncio.CancelledError:
                 job.stop.set()
                 raise
@@ -569,7 +579,11 @@ class EngineServer:
                     yield _sse(chunk({"role": "assistant", "content": ""}, None))
                 while (piece := await pieces.get()) is not None:
                     yield _sse(chunk({"content": piece} if chat else piece, None))
-                completion = job.future.result()
+                try:
+                    completion = job.future.result()
+                except Exception as exc:  # noqa: BLE001 - the stream must end in an error event
+                    log.error("Generation failed after it started", exc_info=exc)
+                    completion = Completion.failed(f"Generation failed: {exc}")
                 finished = True
                 if completion.finish_reason == "error":
                     error = ApiError(500, completion.error or "Generation failed.", "server_error")
@@ -601,6 +615,24 @@ class EngineServer:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Request-Id": request_id},
         )
+
+
+async def _unless_disconnected(request: Request, job: GenerateJob) -> Completion:
+    """The job's result; if the client goes away first, stop the job (it frees the inference
+    thread at the next token) and wait for it to end."""
+    future = asyncio.wrap_future(job.future)
+    while True:
+        done, _ = await asyncio.wait({future}, timeout=0.25)
+        if done:
+            return future.result()
+        if await request.is_disconnected():
+            job.stop.set()
+            return await future
+
+
+def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("Unexpected error serving a request", exc_info=exc)
+    return ApiError(500, f"The engine failed: {type(exc).__name__}.", "server_error").response()
 
 
 def _installed_files() -> list[Path]:

@@ -15,6 +15,7 @@ however this process ends (quit, crash, SIGKILL).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -58,10 +59,13 @@ class Crash:
     how: str  # "SIGSEGV", "exit code 3", ...
     effective: dict[str, Any] = field(default_factory=dict)
     fallback: str = ""  # what was stepped down because of it ("" when nothing)
+    exhausted: bool = False  # every rung of the fallback ladder is used
+    restarted: bool = True
 
     def sentence(self) -> str:
         where = STAGE_WORDS.get(self.stage, f"during {self.stage}")
-        text = f"The engine stopped ({self.how}) {where}; it was restarted."
+        then = "it was restarted" if self.restarted else "it crashed too often to restart"
+        text = f"The engine stopped ({self.how}) {where}; {then}."
         if self.fallback:
             text += f" It crashed there twice, so {self.fallback}."
         return text
@@ -105,15 +109,28 @@ class Supervisor:
         self.last_crash: Crash | None = None
         self._reported = 0  # deaths handed to wait_exit() callers
         self.gave_up = False
+        self.fatal = ""  # why the engine could not start at all (a port in use): no restarts
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float = START_TIMEOUT_S) -> EngineClient:
         """Start the engine process (if not running) and wait until it listens."""
         with self._lock:
+            self._refuse_if_done()
             if self._proc is None or self._proc.poll() is not None:
                 self._spawn()
         return self.wait_ready(timeout)
+
+    def _refuse_if_done(self) -> None:
+        if self._stopping:
+            raise EngineUnavailable("The engine is shutting down.")
+        if self.fatal:
+            raise EngineUnavailable(self.fatal)
+        if self.gave_up:
+            raise EngineUnavailable(
+                f"The engine crashed {len(self._deaths)} times in a minute and was not "
+                f"restarted again; see {paths.log_dir() / 'engine-stderr.log'}."
+            )
 
     def _spawn(self) -> None:
         self._ready.clear()
@@ -160,12 +177,8 @@ class Supervisor:
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> EngineClient:
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):
-            if self._exited.is_set() and not self._ready.is_set():
-                if self.gave_up:
-                    raise EngineUnavailable(
-                        "The engine keeps crashing; see the log in "
-                        f"{paths.log_dir()} (engine-stderr.log)."
-                    )
+            if self._exited.is_set() or self._stopping:
+                self._refuse_if_done()
             if time.monotonic() > deadline:
                 raise EngineUnavailable("The engine did not start in time.")
         assert self._client is not None
@@ -235,8 +248,8 @@ class Supervisor:
         code = proc.wait()
         self._ready.clear()
         self._exited.set()
-        if self._stopping:
-            return
+        if self._stopping or self.fatal:
+            return  # asked to stop, or it could not start at all: restarting would not help
         self._on_death(proc, code)
 
     def _read_events(self, stream: IO[bytes]) -> None:
@@ -245,6 +258,8 @@ class Supervisor:
                 event = json.loads(raw)
             except ValueError:
                 continue
+            if not isinstance(event, dict):
+                continue  # a stray line from a library: not ours
             kind = event.get("event")
             if kind == "listening":
                 self.url = event["url"]
@@ -255,27 +270,37 @@ class Supervisor:
                 self._ready.set()
             elif kind == "stage":
                 self._stage = event
+            elif kind == "fatal":
+                self.fatal = str(event.get("message", "The engine could not start."))
             elif kind == "worked":
                 # A good reply: the crash streak at this model is over.
                 self.crashes = [c for c in self.crashes if c.model != event.get("model")]
+                if self.build_key:
+                    configs.forget_crash(self.build_key)
 
     def _on_death(self, proc: subprocess.Popen[bytes], code: int) -> None:
         stage = dict(self._stage)
         crash = Crash(
             stage=str(stage.get("stage", "start")),
             model=str(stage.get("model", "")),
-            how=_describe(code),
+            how=describe_exit(code),
             effective={k: stage[k] for k in ("extra_bufts", "gpu_layers", "n_ctx") if k in stage},
         )
-        previous = self.crashes[-1] if self.crashes else None
-        if (
-            previous is not None
-            and crash.stage in ("load", "prompt", "generate")
-            and (previous.stage, previous.model) == (crash.stage, crash.model)
-            and crash.model
-            and self.build_key
-        ):
-            crash = self._step_down(crash)
+        # The streak survives this process too: each `assistant chat` has a supervisor of its
+        # own, and two CLI runs crashing alike must step down as two messages in the app do.
+        previous = (
+            (self.crashes[-1].stage, self.crashes[-1].model)
+            if self.crashes
+            else configs.last_crash(self.build_key)
+            if self.build_key
+            else None
+        )
+        if crash.stage in ("load", "prompt", "generate") and crash.model and self.build_key:
+            if previous == (crash.stage, crash.model):
+                crash = self._step_down(crash)
+                configs.forget_crash(self.build_key)
+            else:
+                configs.record_crash(self.build_key, crash.stage, crash.model)
         log.warning("Engine process %d died: %s", proc.pid, crash.sentence())
         self.crashes.append(crash)
         self.last_crash = crash
@@ -284,6 +309,7 @@ class Supervisor:
         self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
         if len(self._deaths) > MAX_RESTARTS:
             self.gave_up = True
+            crash = dataclasses.replace(crash, restarted=False)
             log.error("The engine died %d times in a minute; not restarting", len(self._deaths))
         else:
             with self._lock:
@@ -303,12 +329,15 @@ class Supervisor:
             effective["n_ctx"] = self.n_ctx
         safer = configs.step_down(current, effective)
         if safer is None:
-            return Crash(**{**crash.__dict__, "fallback": "no safer configuration is left"})
+            return dataclasses.replace(
+                crash, fallback="no safer configuration is left", exhausted=True
+            )
         configs.remember(self.build_key, model, safer)
-        return Crash(**{**crash.__dict__, "fallback": f"it now runs {safer.notes[-1]}"})
+        return dataclasses.replace(crash, fallback=f"it now runs {safer.notes[-1]}")
 
 
-def _describe(code: int) -> str:
+def describe_exit(code: int) -> str:
+    """How a process ended, in words: SIGSEGV, exit code 3..."""
     if code < 0:
         try:
             return signal.Signals(-code).name

@@ -1,8 +1,8 @@
 """The GUI-thread object the views talk to: conversations, sending, streaming, models.
 
-The controller owns the Store (its SQLite connection belongs to the GUI thread) and the one
-inference thread. Views call its slots with intents and render what its signals say; they hold
-no logic of their own.
+The controller owns the Store (its SQLite connection belongs to the GUI thread) and the thread
+that talks to the engine process (ui/engine_worker.py). Views call its slots with intents and
+render what its signals say; they hold no logic of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from assistant import chat, files, library
-from assistant.engine.records import Completion, GenerationParams
+from assistant.engine.records import Completion, GenerationParams, LoadedModel
 from assistant.errors import AssistantError, ModelError, StorageError
 from assistant.library import model_reference
 from assistant.settings import Settings
@@ -121,7 +121,7 @@ class ChatController(QObject):
     _close_requested = Signal()
     _release_requested = Signal(str, str, int, int)
     _start_requested = Signal()
-    _reconfigure_requested = Signal(str, int, str, int)
+    _reconfigure_requested = Signal(str, int, str, int, int, int)
 
     def __init__(self, store: Any, settings: Settings | None = None):
         super().__init__()
@@ -161,6 +161,7 @@ class ChatController(QObject):
         self._worker.load_failed.connect(self._on_load_failed)
         self._worker.engine_started.connect(self._on_engine_started)
         self._worker.engine_crashed.connect(self._on_engine_crashed)
+        self._worker.engine_failed.connect(self._on_engine_failed)
         self._worker.reloading.connect(self._on_reloading)
         self._worker.model_released.connect(self._on_model_released)
         self._worker.text_generated.connect(self._on_text_generated)
@@ -704,14 +705,19 @@ class ChatController(QObject):
                 self.save_settings()
                 self.notice.emit(note)
 
-    @Slot(str, str)
-    def _on_load_failed(self, path: str, message: str) -> None:
+    @Slot(str, str, object)
+    def _on_load_failed(self, path: str, message: str, active: LoadedModel | None) -> None:
         self._load_answered()
         self.error.emit(message)
-        # The engine validates before it lets go of the old model, so that one is still active.
-        self.model_changed.emit(self._loaded)
-        if self._loaded is None and not self.is_loading:
-            self.model_missing.emit(NO_MODEL_HELP)
+        # A file refused before loading leaves the previous model active; a crash, none.
+        self._loaded = active
+        self.model_changed.emit(active)
+        if active is None and not self.is_loading:
+            self.model_missing.emit(NO_MODEL_HELP if not self._models else NO_MODEL_LOADED)
+
+    @Slot(str)
+    def _on_engine_failed(self, message: str) -> None:
+        self.error.emit(message)
 
     def uses_model(self, path: str) -> bool:
         """Whether this model file is loaded, or being loaded, for chatting."""
@@ -825,7 +831,14 @@ class ChatController(QObject):
         if options != old_options:
             host, port, key, threads = options
             # A random key stays the same across a restart only when the Local API sets one.
-            self._reconfigure_requested.emit(host, port, key or "", threads)
+            self._reconfigure_requested.emit(
+                host,
+                port,
+                key or "",
+                threads,
+                int(self.settings.n_ctx),
+                int(self.settings.n_gpu_layers),
+            )
         elif reload and self._loaded is not None:
             self.select_model(str(self._loaded.path))
 

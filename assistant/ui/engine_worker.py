@@ -36,7 +36,9 @@ class EngineWorker(QObject):
         engine_started(str): the base URL of the engine now serving (after start or restart).
         load_progress(float): 0..1 while llama.cpp reads the weights.
         model_loaded(object): a LoadedModel, now the active model.
-        load_failed(str, str): path and the sentence to show; the previous model (if any) stays.
+        load_failed(str, str, object): path, the sentence to show, and the LoadedModel that is
+            active now (the previous one when the file was refused; None after a crash).
+        engine_failed(str): the engine could not be started; the sentence to show.
         model_released(str, object, str): the model at this path is closed (its file may be
             deleted); the LoadedModel now active (None when none) and a problem to show.
         text_generated(str): one piece of the reply (the controller batches them).
@@ -50,7 +52,8 @@ class EngineWorker(QObject):
     engine_started = Signal(str)
     load_progress = Signal(float)
     model_loaded = Signal(object)
-    load_failed = Signal(str, str)
+    load_failed = Signal(str, str, object)
+    engine_failed = Signal(str)
     model_released = Signal(str, object, str)
     text_generated = Signal(str)
     generation_finished = Signal(object)
@@ -66,13 +69,11 @@ class EngineWorker(QObject):
     ):
         super().__init__()
         self._stop = stop
-        self._supervisor = Supervisor(
-            host=host, port=port, api_key=api_key, threads=threads, on_crash=self._died.emit
-        )
+        self._handled_crashes = 0
+        self._supervisor = self._new_supervisor(host, port, api_key, threads)
         self._died.connect(self._on_died)
         self._loaded: LoadedModel | None = None
         self._load_args: tuple[int, int] = (4096, -1)
-        self._handled_crashes = 0
 
     @property
     def supervisor(self) -> Supervisor:
@@ -91,9 +92,30 @@ class EngineWorker(QObject):
         try:
             client = self._supervisor.start()
         except AssistantError as exc:
-            self.load_failed.emit("", str(exc))
-            return
+            if not self._supervisor.fatal or self._supervisor.port == 0:
+                self.engine_failed.emit(str(exc))
+                return
+            # The Local API's port is taken (another server?): chat on a private port rather
+            # than not at all, and say so.
+            self.engine_failed.emit(
+                f"{exc} The Local API is unavailable until you choose another port in "
+                "Settings; the app itself works as usual."
+            )
+            self._supervisor = self._new_supervisor("127.0.0.1", 0, None, self._supervisor.threads)
+            try:
+                client = self._supervisor.start()
+            except AssistantError as again:
+                self.engine_failed.emit(str(again))
+                return
         self.engine_started.emit(client.base_url)
+
+    def _new_supervisor(
+        self, host: str, port: int, api_key: str | None, threads: int
+    ) -> Supervisor:
+        self._handled_crashes = 0
+        return Supervisor(
+            host=host, port=port, api_key=api_key, threads=threads, on_crash=self._died.emit
+        )
 
     # -- load ---------------------------------------------------------------------------------
 
@@ -103,7 +125,7 @@ class EngineWorker(QObject):
             loaded = self._load(Path(path), n_ctx, n_gpu_layers)
         except AssistantError as exc:
             log.warning("Could not load %s: %s", path, exc)
-            self.load_failed.emit(path, str(exc))
+            self.load_failed.emit(path, str(exc), self._loaded)
             return
         self.model_loaded.emit(loaded)
 
@@ -119,7 +141,7 @@ class EngineWorker(QObject):
                 crash = self._after_crash()
                 if crash is None or self._supervisor.gave_up or attempt == MAX_LOAD_ATTEMPTS - 1:
                     raise
-                if crash.fallback.startswith("no safer"):
+                if crash.exhausted:
                     raise EngineUnavailable(
                         f"{crash.sentence()} {path.name} cannot be loaded on this machine."
                     ) from None
@@ -150,6 +172,8 @@ class EngineWorker(QObject):
     @Slot(object)
     def _on_died(self, crash: Crash) -> None:
         """A death noticed while no request was running (killed while idle, say)."""
+        if crash is not self._supervisor.last_crash:
+            return  # from a supervisor replaced since (Settings restarted the engine)
         if self._supervisor.crash_count <= self._handled_crashes:
             return  # the request that saw it has dealt with it
         self._handled_crashes = self._supervisor.crash_count
@@ -160,14 +184,18 @@ class EngineWorker(QObject):
 
     def _reload(self, previous: LoadedModel | None) -> None:
         """After a restart: load the model that was active, so the next message just works."""
-        if previous is None:
+        if previous is None or self._supervisor.gave_up or self._supervisor.fatal:
             return
         n_ctx, n_gpu_layers = self._load_args
         self.reloading.emit(str(previous.path))
         try:
             loaded = self._load(previous.path, n_ctx, n_gpu_layers)
         except AssistantError as exc:
-            self.model_released.emit(str(previous.path), None, str(exc))
+            self.load_failed.emit(
+                str(previous.path),
+                f"{previous.name} could not be loaded again after the engine restarted: {exc}",
+                None,
+            )
             return
         self.model_loaded.emit(loaded)
 
@@ -234,26 +262,18 @@ class EngineWorker(QObject):
 
     # -- the Local API --------------------------------------------------------------------------
 
-    @Slot(str, int, str, int)
-    def reconfigure(self, host: str, port: int, api_key: str, threads: int) -> None:
-        """Serve on another address, key or thread count (Settings): restart, reload."""
+    @Slot(str, int, str, int, int, int)
+    def reconfigure(
+        self, host: str, port: int, api_key: str, threads: int, n_ctx: int, n_gpu_layers: int
+    ) -> None:
+        """Serve on another address, key or thread count (Settings): restart, reload (with
+        the context size and GPU layers of the same Settings change)."""
         previous = self._loaded
         self._supervisor.stop()
-        self._supervisor = Supervisor(
-            host=host,
-            port=port,
-            api_key=api_key or None,
-            threads=threads,
-            on_crash=self._died.emit,
-        )
-        self._handled_crashes = 0
+        self._supervisor = self._new_supervisor(host, port, api_key or None, threads)
         self._loaded = None
-        try:
-            client = self._supervisor.start()
-        except AssistantError as exc:
-            self.load_failed.emit("", str(exc))
-            return
-        self.engine_started.emit(client.base_url)
+        self._load_args = (n_ctx, n_gpu_layers)
+        self.start()
         self._reload(previous)
 
     @Slot()

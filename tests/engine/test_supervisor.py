@@ -247,3 +247,41 @@ def test_assistant_chat_uses_a_running_engine(tiny: Path, assistant_home: Path) 
     finally:
         sup.stop()
     assert not (assistant_home / "engine.json").exists()
+
+
+def test_a_port_in_use_is_one_clear_error_not_a_crash_loop(assistant_home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sup = Supervisor(port=port, announce=False)
+        try:
+            with pytest.raises(EngineUnavailable, match=f"Could not listen on 127.0.0.1:{port}"):
+                sup.start(timeout=60)
+            assert sup.crash_count == 0 and not sup.gave_up
+            with pytest.raises(EngineUnavailable, match="Could not listen"):
+                sup.start()  # asked again: the same sentence, no new process
+        finally:
+            sup.stop()
+
+
+def test_cli_runs_that_crash_alike_step_down_across_processes(
+    tiny: Path, tmp_path: Path, assistant_home: Path
+) -> None:
+    env = {**os.environ, CRASH_ENV: "decode", **trusting_probe_cache(tmp_path / "cache")}
+
+    def chat() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "assistant", "chat", "--model", tiny.name, "-n", "4", "Hi"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+
+    first = chat()
+    assert first.returncode == 1 and "SIGSEGV" in first.stderr and "Traceback" not in first.stderr
+    second = chat()
+    assert second.returncode == 1 and "extra buffer types" in second.stderr, second.stderr
+    third = chat()
+    assert third.returncode == 0, third.stderr
+    assert "extra buffer types" in third.stderr  # the safe-mode note

@@ -140,3 +140,24 @@ def test_local_api_serves_other_apps_from_the_same_engine(qtbot, make_window, ti
     # The window chats through the same engine.
     reply = send(qtbot, window, "And me?")
     assert reply.finish_reason in ("stop", "length") and reply.content
+
+
+def test_a_taken_local_api_port_is_said_and_the_app_still_chats(
+    qtbot, make_window, tiny_models
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        errors: list[str] = []
+        settings = fast_settings(tiny_models["a"], local_api=True, api_port=port)
+        window = make_window(settings, start=False)
+        window.controller.error.connect(errors.append)
+        window.controller.start()
+        wait_ready(qtbot, window)
+        qtbot.waitUntil(lambda: any("Local API is unavailable" in e for e in errors))
+        assert any(f"127.0.0.1:{port}" in e for e in errors)
+        reply = send(qtbot, window, "Still there?")
+        assert reply.finish_reason in ("stop", "length") and reply.content
