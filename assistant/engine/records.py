@@ -52,8 +52,7 @@ class LoadedModel:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LoadedModel:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = _known_fields(cls, data)
         values["path"] = Path(values["path"])
         return cls(**values)
 
@@ -78,8 +77,7 @@ class Completion:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_known_fields(cls, data))
 
     @classmethod
     def failed(cls, message: str, text: str = "", model_file: str = "") -> Completion:
@@ -122,7 +120,12 @@ class EngineConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EngineConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = _known_fields(cls, data)
         values["notes"] = tuple(values.get("notes", ()))
         return cls(**values)
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The values of ``data`` that are fields of ``cls``: a newer peer may send more."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in known}

@@ -61,7 +61,6 @@ def app_run(model_name: str, tokens: int, turns: int) -> dict:
     """Start the app offscreen, measure, quit; called in a child process (see main)."""
     t0 = time.perf_counter()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from assistant.settings import Settings
@@ -80,19 +79,7 @@ def app_run(model_name: str, tokens: int, turns: int) -> dict:
     shown = time.perf_counter() - t0
     controller.start()
 
-    def spin(done, timeout: float = 300.0) -> None:
-        # A real event loop, idle between events as in the app: a busy processEvents() loop
-        # would take a core from llama.cpp's threads and inflate every figure.
-        loop = QEventLoop()
-        poll = QTimer(interval=5)
-        poll.timeout.connect(lambda: done() and loop.quit())
-        QTimer.singleShot(int(timeout * 1000), loop.quit)
-        poll.start()
-        if not done():
-            loop.exec()
-        poll.stop()
-        if not done():
-            raise TimeoutError("the app did not get there in time")
+    from tests.benchmarks.qt_loop import spin
 
     spin(lambda: controller.loaded_model is not None and not controller.is_loading)
     ready = time.perf_counter() - t0

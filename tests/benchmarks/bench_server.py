@@ -187,7 +187,6 @@ def gui_ttft(model: Path, tokens: int) -> list[float]:
 
 
 def gui_child(model_name: str, tokens: int) -> list[float]:
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from assistant.settings import Settings
@@ -202,17 +201,7 @@ def gui_child(model_name: str, tokens: int) -> list[float]:
     window.show()
     controller.start()
 
-    def spin(done, timeout: float = 300.0) -> None:
-        loop = QEventLoop()
-        poll = QTimer(interval=5)
-        poll.timeout.connect(lambda: done() and loop.quit())
-        QTimer.singleShot(int(timeout * 1000), loop.quit)
-        poll.start()
-        if not done():
-            loop.exec()
-        poll.stop()
-        if not done():
-            raise TimeoutError("the app did not get there in time")
+    from tests.benchmarks.qt_loop import spin
 
     spin(lambda: controller.loaded_model is not None and not controller.is_loading)
     firsts: list[float] = []
