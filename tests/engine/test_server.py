@@ -145,6 +145,25 @@ def test_missing_or_wrong_key_is_401(served: Served) -> None:
     assert r.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/assistant/load"),
+        ("POST", "/v1/assistant/unload"),
+        ("POST", "/v1/assistant/cancel"),
+        ("GET", "/v1/assistant/status"),
+        ("GET", "/metrics"),
+        ("GET", "/no/such/endpoint"),
+    ],
+)
+def test_every_endpoint_but_health_needs_the_key(served: Served, method: str, path: str) -> None:
+    r = httpx.request(method, served.url + path, json={}, trust_env=False)
+    assert r.status_code == 401, (path, r.status_code)
+
+
 def test_health_needs_no_key(served: Served) -> None:
     r = httpx.get(served.url + "/health", trust_env=False)
     assert r.status_code == 200 and r.json()["status"] == "ok"

@@ -67,3 +67,33 @@ def test_delete_all_conversations_from_the_menu(
     assert window.sidebar.conversation_list.count() == 0
     assert window.controller.store.conversations() == []
     assert holders(assistant_home, "vorpalquince") == []
+
+
+def test_the_window_logs_no_message_text_even_at_debug(
+    qtbot, make_window, tiny_models, assistant_home: Path, monkeypatch
+) -> None:
+    import logging
+
+    from assistant.ui.app import setup_logging
+
+    monkeypatch.setenv("ASSISTANT_LOG_LEVEL", "DEBUG")  # the engine process too
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    setup_logging()
+    root.setLevel(logging.DEBUG)
+    try:
+        window = make_window(fast_settings(tiny_models["a"]))
+        reply = send(qtbot, window, "the password is gingersnapvolt")
+        window.close()
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(level)
+    logs = assistant_home / "logs"
+    text = "\n".join(p.read_text(errors="replace") for p in logs.iterdir())
+    assert "DEBUG" in text and "assistant.log" in {p.name for p in logs.iterdir()}
+    assert "gingersnapvolt" not in text
+    if len(reply.content.strip()) >= 12:
+        assert reply.content.strip() not in text
