@@ -78,6 +78,21 @@ def test_a_deleted_conversation_leaves_no_byte_behind(assistant_home: Path) -> N
         assert store.integrity_check()
 
 
+def test_a_big_history_finishes_the_purge_on_close(
+    assistant_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant import storage
+
+    monkeypatch.setattr(storage, "PURGE_AT_ONCE_MAX_MESSAGES", 0)  # every history is "big"
+    store = Store()
+    gone = store.create_conversation("x")
+    for i in range(10):
+        store.add_message(gone.id, "user", f"wombatrix number {i}")
+    store.delete_conversation(gone.id)  # instant: the index merge is deferred
+    store.close()
+    assert holders(assistant_home, "wombatrix") == []
+
+
 def test_delete_all_wipes_every_chat_and_vacuums(assistant_home: Path) -> None:
     with Store() as store:
         for word in ("flibbertine", "grompulous"):
