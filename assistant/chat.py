@@ -54,21 +54,22 @@ def begin_turn(
 def delete_conversation(store: Store, conversation_id: int) -> None:
     """Delete a conversation everywhere it lives: the database, and the KV cache an engine
     saved for it (which holds its tokens)."""
-    store.delete_conversation(conversation_id)
+    # The KV cache first: if the database fails after its commit, the tokens are gone anyway.
     forget_kv_state(paths.kv_state_path(conversation_id))
+    store.delete_conversation(conversation_id)
 
 
 def delete_all_conversations(store: Store) -> int:
     """Delete every conversation and every saved KV cache; returns how many there were."""
-    count = store.delete_all_conversations()
-    for state in paths.kv_cache_dir().glob("*.state"):
-        forget_kv_state(state)
-    return count
+    for leftover in paths.kv_cache_dir().iterdir():
+        leftover.unlink(missing_ok=True)
+    return store.delete_all_conversations()
 
 
 def forget_kv_state(state: Path) -> None:
-    state.unlink(missing_ok=True)
-    state.with_name(state.name + ".json").unlink(missing_ok=True)
+    """A saved KV cache, its metadata, and a half-written one a crash may have left."""
+    for suffix in ("", ".json", ".tmp"):
+        state.with_name(state.name + suffix).unlink(missing_ok=True)
 
 
 class Reply:

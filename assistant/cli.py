@@ -176,7 +176,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 loaded_now = client.status().get("loaded")
                 if loaded_now:
                     wanted = loaded_now["path"]
-            model_path = library.resolve_model(wanted, settings)
+            # Absolute: the engine runs elsewhere, and takes only exact names or full paths.
+            model_path = library.resolve_model(wanted, settings).resolve()
             loaded = client.load(
                 model_path, n_ctx=args.ctx or settings.n_ctx, n_gpu_layers=settings.n_gpu_layers
             )

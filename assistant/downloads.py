@@ -560,7 +560,11 @@ def download_variant(
         meter.base += r.size
 
     # Move the first part (the one llama.cpp is given) last, so it never appears without the rest.
+    from assistant.library import MODEL_FILE_MODE
+
     for r, part, target in reversed(list(zip(resolved, parts, targets, strict=True))):
+        with contextlib.suppress(OSError):  # models are not private, unlike their partials
+            os.chmod(part, MODEL_FILE_MODE)
         os.replace(part, target)
         _sidecar(part).unlink(missing_ok=True)
         log.info("Installed %s (%s bytes, sha256 %s)", target, r.size, r.sha256)

@@ -268,6 +268,10 @@ class Store:
             # Deleted text is overwritten, not left in free pages (not every SQLite build
             # defaults to it: python.org's Windows and macOS ones do not).
             conn.execute("PRAGMA secure_delete = ON")
+            # Sorts and VACUUM copy rows into temporary files (in /var/tmp, outside the data
+            # folder): keep them in memory. And truncate the WAL back after each checkpoint.
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA journal_size_limit = 0")
             self.db.enable_wal()
             # In WAL mode NORMAL never corrupts the file; a power cut may lose the last
             # commits, and it makes the once-a-second reply checkpoint cost no fsync.
@@ -619,7 +623,7 @@ class Store:
             # Quoting should make this unreachable; an odd query finds nothing rather than
             # showing the user an FTS5 syntax error.
             if str(exc).startswith(("fts5:", "unterminated string")):
-                log.warning("Search for %r (%r) failed: %s", query, match, exc)
+                log.warning("A search (%d characters) failed: %s", len(query), exc)
                 return []
             raise
         hits = [SearchHit(*row) for row in rows]

@@ -83,12 +83,13 @@ def test_a_big_history_finishes_the_purge_on_close(
 ) -> None:
     from assistant import storage
 
-    monkeypatch.setattr(storage, "PURGE_AT_ONCE_MAX_MESSAGES", 0)  # every history is "big"
+    monkeypatch.setattr(storage, "PURGE_AT_ONCE_MAX_MESSAGES", -1)  # every history is "big"
     store = Store()
     gone = store.create_conversation("x")
     for i in range(10):
         store.add_message(gone.id, "user", f"wombatrix number {i}")
     store.delete_conversation(gone.id)  # instant: the index merge is deferred
+    assert store._purge_pending
     store.close()
     assert holders(assistant_home, "wombatrix") == []
 

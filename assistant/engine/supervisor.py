@@ -301,15 +301,16 @@ class Supervisor:
                 configs.forget_crash(self.build_key)
             else:
                 configs.record_crash(self.build_key, crash.stage, crash.model)
-        log.warning("Engine process %d died: %s", proc.pid, crash.sentence())
-        self.crashes.append(crash)
-        self.last_crash = crash
-        self.crash_count += 1
         now = time.monotonic()
         self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
         if len(self._deaths) > MAX_RESTARTS:
             self.gave_up = True
             crash = dataclasses.replace(crash, restarted=False)
+        log.warning("Engine process %d died: %s", proc.pid, crash.sentence())
+        self.crashes.append(crash)
+        self.last_crash = crash
+        self.crash_count += 1
+        if self.gave_up:
             log.error("The engine died %d times in a minute; not restarting", len(self._deaths))
         else:
             with self._lock:

@@ -389,8 +389,9 @@ class ChatController(QObject):
         except StorageError as exc:
             self.error.emit(str(exc))
             return
-        self._emit_conversations()
-        self.new_conversation()
+        finally:
+            self._emit_conversations()
+            self.new_conversation()
         self.notice.emit(f"Deleted all {count} conversations.")
 
     @Slot(str)

@@ -562,7 +562,6 @@ class MainWindow(QMainWindow):
         finally:
             dialog.deleteLater()
 
-    @Slot()
     def confirm_delete_all(self) -> None:
         count = self.sidebar.conversation_list.count()
         answer = QMessageBox.question(
@@ -576,6 +575,7 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Yes:
             self.controller.delete_all_conversations()
 
+    @Slot()
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.controller.settings, self)
         if dialog.exec():
