@@ -187,12 +187,12 @@ class Runner:
         self._asked_ctx = n_ctx
         # What the supervisor needs to step down if this load kills the process: what will
         # really be used (the probe's verdict, whether layers may go to a GPU, the context).
-        self._effective = {
+        effective = {
             "extra_bufts": config.extra_bufts and cpu_probe.extra_bufts_work(),
             "gpu_layers": n_gpu_layers if self._engine.supports_gpu_offload() else 0,
             "n_ctx": n_ctx if n_ctx > 0 else _trained_context(path),
         }
-        self._stage("load", model=str(path), step=config.step, **self._effective)
+        self._stage("load", model=str(path), step=config.step, **effective)
         crash_injection.maybe_crash("load", step=config.step)
         self._state_in_cache = None
         try:
@@ -214,8 +214,8 @@ class Runner:
             loaded = dataclasses.replace(loaded, safe_mode_note=configs.describe(config))
         self.loaded = loaded
         self._generated_since_load = False
-        self._effective["gpu_layers"] = loaded.n_gpu_layers
-        self._effective["n_ctx"] = loaded.n_ctx
+        # Only now: a refused file leaves the previous model, and its figures, in use.
+        self._effective = {**effective, "gpu_layers": loaded.n_gpu_layers, "n_ctx": loaded.n_ctx}
         return loaded
 
     # -- generate ------------------------------------------------------------------------------
