@@ -88,7 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: the Local API port, 8484)")
     serve.add_argument("--api-key", help="the key clients must send (default: from Settings)")
     serve.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
-    serve.add_argument("--ctx", type=int, help="context size for models loaded by name")
+    serve.add_argument("--ctx", type=int, help="context size of each request (each slot)")
+    serve.add_argument(
+        "--slots",
+        type=int,
+        help="requests served at once (default: as many as memory allows, up to 64)",
+    )
+    serve.add_argument(
+        "--queue", type=int, help="requests waiting for a slot before 429 (default 256)"
+    )
     serve.add_argument(
         "--allow-origin",
         action="append",
@@ -380,8 +388,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logs.configure("engine", args.verbose)
     settings = Settings.load()
+    owner_key = ""
     if args.supervised:
-        key = os.environ.get(serve.KEY_ENV, "")
+        owner_key = os.environ.get(serve.KEY_ENV, "")
+        key = os.environ.get(serve.API_KEY_ENV, "")
     else:
         key = args.api_key or settings.api_key or ""
         if not key:
@@ -393,8 +403,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port if args.port is not None else settings.api_port,
         api_key=key,
+        owner_key=owner_key,
         model=model,
         n_ctx=args.ctx or settings.n_ctx,
+        slots=args.slots if args.slots is not None else settings.slots,
+        max_queue=args.queue or 0,
         n_gpu_layers=settings.n_gpu_layers,
         threads=args.threads if args.threads is not None else settings.threads,
         allowed_origins=frozenset(args.allow_origin),

@@ -61,6 +61,15 @@ class EngineClient:
     def status(self) -> dict[str, Any]:
         return dict(self._get("/v1/assistant/status"))
 
+    def metrics_text(self, timeout: float = 5.0) -> str:
+        """The engine's ``/metrics`` (Prometheus text format)."""
+        try:
+            r = self._http.get("/metrics", timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise EngineUnavailable(f"The engine stopped answering ({exc}).") from exc
+        _raise_for_error(r.status_code, _json_or_none(r.content))
+        return r.text
+
     def models(self) -> list[str]:
         return [m["id"] for m in self._get("/v1/models")["data"]]
 

@@ -31,6 +31,14 @@ class RequestRejected(GenerationError):
     """The request cannot be served as asked (its prompt exceeds the context): nothing ran."""
 
 
+class EngineBusy(GenerationError):
+    """Every slot is busy and the queue is full: try again in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class EngineUnavailable(AssistantError):
     """The engine process could not be reached, or went away during a request."""
 

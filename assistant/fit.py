@@ -401,6 +401,38 @@ def plan_gpu_layers(
     return est.llama_n_gpu_layers if est.label != TOO_LARGE else est.n_gpu_layers
 
 
+# Continuous batching: llama.cpp's aggregate speed on a 2-core CPU is flat from 16 to 64 parallel
+# sequences (split KV cache; see tests/benchmarks/bench_server.py), and more slots mean fewer
+# requests queued. A unified cache lost half its speed at 64 sequences: not used.
+MAX_AUTO_SLOTS = 64
+SLOT_MEMORY_SHARE = 0.2  # of the memory free after the weights, for the slots' KV caches
+
+
+def plan_slots(
+    model: GGUFInfo | ModelShape,
+    n_ctx: int,
+    hardware: Hardware,
+    *,
+    cap: int = MAX_AUTO_SLOTS,
+    weights_bytes: int | None = None,
+) -> int:
+    """How many requests to serve at once, each with an ``n_ctx``-token KV cache.
+
+    As many caches as fit in a fifth of the memory the model leaves free (video memory when the
+    model fits there whole, else RAM), at least 1 and at most ``cap``.
+    """
+    s = _shape(model)
+    weights = weights_bytes if weights_bytes is not None else (s.weights_bytes or 0)
+    per_slot = kv_cache_bytes(s, n_ctx)
+    if per_slot <= 0:
+        return 1
+    if hardware.gpu_offload and hardware.vram_free > weights + per_slot:
+        free = hardware.vram_free - weights - overhead_bytes(s, n_ctx)
+    else:
+        free = hardware.available_ram - (0 if hardware.gpu_offload else weights)
+    return max(1, min(cap, int(max(0, free) * SLOT_MEMORY_SHARE // per_slot)))
+
+
 def _local_weights(path: Path, info: GGUFInfo) -> int | None:
     """Tensor bytes, summing every part of a split GGUF (the first part's header lists its own)."""
     from assistant.library import model_files

@@ -36,6 +36,9 @@ class Settings:
     local_api: bool = False
     api_port: int = 8484
     api_key: str | None = None
+    # Requests the engine serves at once while the Local API is on (continuous batching); 0 sizes
+    # it from memory. The app alone uses one.
+    slots: int = 0
     window_geometry: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 

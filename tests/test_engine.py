@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from assistant.chat_format import PLAIN_TEMPLATE_NOTE, ChatFormat, fit_messages
-from assistant.engine.llama import Completion, Engine, GenerationParams, _TextStream
+from assistant.engine.llama import Completion, Engine, GenerationParams
+from assistant.engine.text_stream import TextStream
 from assistant.errors import InvalidModelFile, ModelError, ModelNotLoaded
 from tests.tinymodel import CHATML_TEMPLATE, NO_SYSTEM_TEMPLATE, write_tiny_model
 
@@ -312,7 +313,7 @@ def test_llama_log_goes_to_logging(
 
 def test_text_stream_stop_strings_and_utf8() -> None:
     out: list[str] = []
-    stream = _TextStream(["\nUser:", "<|im_end|>"], out.append)
+    stream = TextStream(["\nUser:", "<|im_end|>"], out.append)
     for piece in [b"  Hello", b" w\xc3", b"\xa9rld", b"\n", b"\nUs", b"er", b": more"]:
         if stream.feed(piece):
             break
@@ -322,7 +323,7 @@ def test_text_stream_stop_strings_and_utf8() -> None:
     assert all("\ufffd" not in piece for piece in out)
 
     # A partial stop string that never completes is text after all.
-    stream = _TextStream(["<|im_end|>"], None)
+    stream = TextStream(["<|im_end|>"], None)
     assert not stream.feed(b"a <|im")
     assert not stream.feed(b"_start")
     stream.finish()

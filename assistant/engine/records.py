@@ -39,6 +39,9 @@ class LoadedModel:
     load_seconds: float
     # A sentence when the engine runs in a reduced configuration after crashes (else "").
     safe_mode_note: str = ""
+    # Requests served at once (continuous batching), each with n_ctx tokens of context.
+    n_slots: int = 1
+    kv_unified: bool = False
 
     @property
     def name(self) -> str:

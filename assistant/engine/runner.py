@@ -2,9 +2,14 @@
 
 The HTTP thread never touches llama.cpp: it submits a job (load, generate, unload) and gets a
 ``concurrent.futures.Future`` back; callbacks (load progress, text pieces) run on the inference
-thread and must only hand data over (``loop.call_soon_threadsafe``). Jobs run one at a time in
-the order they came; a generation's ``stop`` Event is the one thing set from outside, and the
-engine checks it between tokens and, through llama.cpp's abort callback, during the prompt.
+thread and must only hand data over (``loop.call_soon_threadsafe``).
+
+Generation is continuous batching (``batch.Scheduler``): up to S requests run at once, one
+``llama_decode`` per step for all of them. Past S, requests wait in a bounded FIFO queue
+(``EngineBusy`` when it is full: the HTTP face answers 429). Interactive requests (the app's own,
+and the CLI's) go ahead of queued API requests. A load, an unload, or a request for another
+model waits for the running replies to end; nothing behind it is admitted meanwhile. A request
+whose ``stop`` Event is set leaves the queue, or its slot, at the next step.
 
 Each stage change (load, prompt, generate, idle) is reported through ``report`` before it
 happens, so that if llama.cpp kills the process, the supervisor knows where it died.
@@ -12,24 +17,39 @@ happens, so that if llama.cpp kills the process, the supervisor knows where it d
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import queue
 import threading
+import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant import paths
+from assistant import fit, hardware, paths
 from assistant.engine import configs, cpu_probe, crash_injection
+from assistant.engine.metrics import Metrics
 from assistant.engine.records import Completion, EngineConfig, GenerationParams, LoadedModel
-from assistant.errors import AssistantError, InvalidModelFile, ModelNotLoaded
+from assistant.errors import (
+    AssistantError,
+    EngineBusy,
+    InvalidModelFile,
+    ModelNotLoaded,
+    RequestRejected,
+)
 from assistant.gguf_info import read_gguf_info
 
 log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any]], None]
+
+DEFAULT_MAX_QUEUE = 256  # requests waiting for a slot before 429
+SNAPSHOT_EVERY_S = 0.25  # how often the requests in flight are republished while tokens flow
 
 
 @dataclass
@@ -52,10 +72,15 @@ class GenerateJob:
     save_state: bool = False
     on_text: Callable[[str], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    interactive: bool = False  # the app or the CLI, for the person at the keyboard
+    client: str = ""  # who asked, as the Monitor shows it
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    submitted: float = field(default_factory=time.monotonic)
     # Set once the prompt is accepted (before it is evaluated) or the job is rejected, so the
     # HTTP face can answer 400 before it starts a stream.
     accepted: Future[None] = field(default_factory=Future)
     future: Future[Completion] = field(default_factory=Future)
+    sequence: Any = None  # its batch.Sequence once admitted
 
 
 @dataclass
@@ -63,6 +88,7 @@ class UnloadJob:
     future: Future[None] = field(default_factory=Future)
 
 
+Job = LoadJob | GenerateJob | UnloadJob
 _CLOSE = object()
 
 
@@ -76,23 +102,43 @@ class Runner:
         n_ctx: int = 4096,
         n_gpu_layers: int = -1,
         threads: int = 0,
+        slots: int = 0,
+        max_slots: int = fit.MAX_AUTO_SLOTS,
+        max_queue: int = DEFAULT_MAX_QUEUE,
         report: Report | None = None,
     ):
         self.build_key = build_key
         self.default_ctx = n_ctx
         self.default_gpu_layers = n_gpu_layers
         self.threads = threads
+        self.slots = slots  # 0: as many as memory allows, up to max_slots
+        self.max_slots = max_slots
+        self.max_queue = max_queue
         self._report = report or (lambda event: None)
         self._jobs: queue.Queue[object] = queue.Queue()
+        self._pending: deque[Job] = deque()  # the inference thread's own
         self._engine: Any = None
-        # Read from the HTTP thread: plain references, replaced whole.
+        # Read from the HTTP thread: plain values, replaced whole.
         self.loaded: LoadedModel | None = None
         self.loading: str | None = None
         self.config = EngineConfig()
+        self.running = 0
+        self.slots_total = 0
+        self.in_flight: tuple[dict[str, Any], ...] = ()
+        self._waiting = 0  # generate jobs submitted and not yet admitted or ended
+        self._count_lock = threading.Lock()
+        self.metrics = Metrics(
+            running=lambda: self.running,
+            queued=lambda: self.queued,
+            slots_busy=lambda: self.running,
+            slots_total=lambda: self.slots_total,
+        )
+        self._durations = (0, 0.0)  # finished requests, and their seconds in all (Retry-After)
         self._generated_since_load = False
         self._asked_ctx = 0  # the n_ctx asked for at the last load (before clamping)
         self._effective: dict[str, Any] = {}
-        self._state_in_cache: str | None = None
+        self._stage_now = ""
+        self._published_at = 0.0
         self._thread = threading.Thread(target=self._loop, name="inference", daemon=True)
 
     def start(self) -> None:
@@ -102,14 +148,35 @@ class Runner:
         self._jobs.put(_CLOSE)
         self._thread.join(timeout)
 
-    def submit(self, job: LoadJob | GenerateJob | UnloadJob) -> None:
-        if isinstance(job, LoadJob):
+    def submit(self, job: Job) -> None:
+        """Queue a job; EngineBusy (nothing queued) when generate jobs are past the bound."""
+        if isinstance(job, GenerateJob):
+            with self._count_lock:
+                free = max(0, self.slots_total - self.running)
+                if self._waiting - free >= self.max_queue:
+                    self.metrics.rejected()
+                    raise EngineBusy(
+                        f"The engine is busy: {self.running} requests running and "
+                        f"{self._waiting} waiting. Try again shortly.",
+                        retry_after=self._retry_after(),
+                    )
+                self._waiting += 1
+        elif isinstance(job, LoadJob):
             self.loading = job.path.name
         self._jobs.put(job)
 
     @property
     def queued(self) -> int:
-        return self._jobs.qsize()
+        """Generate jobs waiting for a slot."""
+        return max(0, self._waiting - max(0, self.slots_total - self.running))
+
+    def _retry_after(self) -> int:
+        """Seconds until a slot is likely free: the mean request duration so far, times how
+        many rounds of the slots the queue ahead is."""
+        count, total = self._durations
+        mean = total / count if count else 5.0
+        rounds = self._waiting / max(1, self.slots_total)
+        return max(1, min(600, math.ceil(mean * rounds)))
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -117,38 +184,112 @@ class Runner:
         from assistant.engine.llama import Engine
 
         self._engine = Engine()
-        while True:
-            job = self._jobs.get()
-            if job is _CLOSE:
-                break
-            try:
-                if isinstance(job, LoadJob):
-                    self._run_load(job)
-                elif isinstance(job, GenerateJob):
-                    self._run_generate(job)
-                elif isinstance(job, UnloadJob):
-                    self._unload()
-                    job.future.set_result(None)
-            except BaseException as exc:  # noqa: BLE001 - the loop must outlive any one job
-                log.exception("Engine job failed")
-                future = getattr(job, "future", None)
-                if future is not None and not future.done():
-                    future.set_exception(exc)
-                accepted = getattr(job, "accepted", None)
-                if accepted is not None and not accepted.done():
-                    accepted.set_exception(exc)
-            finally:
-                self._stage("idle")
-        self._unload()
+        try:
+            while self._take_jobs(block=not self._pending and not self.running):
+                self._drop_stopped()
+                self._start_jobs()
+                if self.running:
+                    self._step()
+                else:
+                    self._stage("idle")
+        finally:
+            for job in list(self._pending):
+                self._end_unstarted(job, "cancelled")
+            self._unload()
+
+    def _take_jobs(self, *, block: bool) -> bool:
+        """Move submitted jobs into the pending queue; False once close was asked."""
+        try:
+            job = self._jobs.get() if block else self._jobs.get_nowait()
+            while True:
+                if job is _CLOSE:
+                    return False
+                self._pending.append(job)  # type: ignore[arg-type]
+                job = self._jobs.get_nowait()
+        except queue.Empty:
+            return True
+
+    def _drop_stopped(self) -> None:
+        """Requests stopped (cancelled, or their client gone) before they got a slot."""
+        for job in [j for j in self._pending if isinstance(j, GenerateJob) and j.stop.is_set()]:
+            self._pending.remove(job)
+            self._end_unstarted(job, "cancelled")
+
+    def _next_job(self) -> Job:
+        """Control jobs and interactive requests first, in order; then API requests, FIFO."""
+        for job in self._pending:
+            if not isinstance(job, GenerateJob) or job.interactive:
+                return job
+        return self._pending[0]
+
+    def _start_jobs(self) -> None:
+        while self._pending:
+            job = self._next_job()
+            if not isinstance(job, GenerateJob):
+                if self.running:
+                    return  # it waits for the running replies to end
+                self._pending.remove(job)
+                self._run_control(job)
+                continue
+            if job.model is not None and (
+                self.loaded is None or not _same_file(self.loaded.path, job.model)
+            ):
+                if self.running:
+                    return
+                try:
+                    self._load(job.model, self.default_ctx, self.default_gpu_layers)
+                except AssistantError as exc:
+                    self._pending.remove(job)
+                    self._reject(job, exc)
+                    continue
+            if self.loaded is None:
+                self._pending.remove(job)
+                self._reject(job, ModelNotLoaded("No model is loaded. Load one first."))
+                continue
+            scheduler = self._engine.scheduler
+            if not scheduler.has_free_slot:
+                return
+            self._pending.remove(job)
+            self._admit(job, scheduler)
+        self._publish()
+
+    def _run_control(self, job: LoadJob | UnloadJob) -> None:
+        try:
+            if isinstance(job, LoadJob):
+                self._run_load(job)
+            else:
+                self._unload()
+                job.future.set_result(None)
+        except BaseException as exc:  # noqa: BLE001 - the loop must outlive any one job
+            log.exception("Engine job failed")
+            if not job.future.done():
+                job.future.set_exception(exc)
+        finally:
+            self._stage("idle")
+
+    def _step(self) -> None:
+        try:
+            self._engine.scheduler.step()
+        except BaseException as exc:  # noqa: BLE001 - the loop must outlive any one step
+            log.exception("A decode step failed")
+            for sequence in self._engine.scheduler.active:
+                self._engine.scheduler._fail(sequence, f"Generation failed: {exc}")
+        now = time.monotonic()
+        if now - self._published_at >= SNAPSHOT_EVERY_S:
+            self._publish()
 
     def _stage(self, stage: str, **details: Any) -> None:
+        if stage == self._stage_now and not details:
+            return
+        self._stage_now = stage
         self._report({"event": "stage", "stage": stage, **details})
 
     def _unload(self) -> None:
         if self._engine is not None:
             self._engine.close()
         self.loaded = None
-        self._state_in_cache = None
+        self.running = 0
+        self.slots_total = 0
 
     # -- load ----------------------------------------------------------------------------------
 
@@ -185,6 +326,7 @@ class Runner:
             n_gpu_layers = 0
         self.config = config
         self._asked_ctx = n_ctx
+        n_slots = self.slots or self._auto_slots(path, n_ctx)
         # What the supervisor needs to step down if this load kills the process: what will
         # really be used (the probe's verdict, whether layers may go to a GPU, the context).
         effective = {
@@ -194,7 +336,6 @@ class Runner:
         }
         self._stage("load", model=str(path), step=config.step, **effective)
         crash_injection.maybe_crash("load", step=config.step)
-        self._state_in_cache = None
         try:
             loaded = self._engine.load(
                 path,
@@ -203,14 +344,15 @@ class Runner:
                 progress=progress,
                 extra_bufts=config.extra_bufts,
                 n_threads=self.threads,
+                n_slots=n_slots,
             )
         finally:
             # A file that fails its checks leaves the previous model loaded; a failure later
             # leaves none. Either way, say what is really there.
             self.loaded = self._engine.model
+            self.slots_total = self.loaded.n_slots if self.loaded else 0
+            self.running = 0
         if config.notes:
-            import dataclasses
-
             loaded = dataclasses.replace(loaded, safe_mode_note=configs.describe(config))
         self.loaded = loaded
         self._generated_since_load = False
@@ -218,79 +360,136 @@ class Runner:
         self._effective = {**effective, "gpu_layers": loaded.n_gpu_layers, "n_ctx": loaded.n_ctx}
         return loaded
 
+    def _auto_slots(self, path: Path, n_ctx: int) -> int:
+        """As many slots as the fit estimate puts in memory (see fit.plan_slots)."""
+        try:
+            info = read_gguf_info(path)
+        except AssistantError:
+            return 1
+        hw = hardware.detect()
+        per_slot_ctx = n_ctx if n_ctx > 0 else (info.context_length or 4096)
+        per_slot_ctx = min(per_slot_ctx, info.context_length or per_slot_ctx)
+        try:
+            weights = path.stat().st_size
+        except OSError:
+            weights = None
+        return fit.plan_slots(info, per_slot_ctx, hw, cap=self.max_slots, weights_bytes=weights)
+
     # -- generate ------------------------------------------------------------------------------
 
-    def _run_generate(self, job: GenerateJob) -> None:
+    def _admit(self, job: GenerateJob, scheduler: Any) -> None:
+        from assistant.engine.batch import Request
+
+        request = Request(
+            job.messages,
+            job.params,
+            prompt=job.prompt,
+            truncate=job.truncate,
+            on_text=job.on_text,
+            on_done=lambda completion: self._done(job, completion),
+            stop=job.stop,
+            interactive=job.interactive,
+            state_key=job.kv_state,
+            state_file=str(_state_file(job.kv_state)) if job.kv_state else None,
+            tag=job,
+        )
+        scheduler.on_stage = self._on_decode
+        scheduler.on_token = self._on_token
         try:
-            if job.model is not None and (
-                self.loaded is None or _same_file(self.loaded.path, job.model) is False
-            ):
-                self._load(job.model, self.default_ctx, self.default_gpu_layers)
-            if self.loaded is None:
-                raise ModelNotLoaded("No model is loaded. Load one first.")
-        except AssistantError as exc:
-            job.accepted.set_exception(exc)
-            job.future.set_exception(exc)
+            job.sequence = scheduler.admit(request)
+        except RequestRejected as exc:  # nothing ran
+            self._reject(job, exc)
             return
-        engine = self._engine
-        self._use_state(job)
-        step = self.config.step
-
-        def on_prompt(n_prompt: int, n_cached: int) -> None:
-            job.accepted.set_result(None)
-            self._stage(
-                "prompt", model=str(self.loaded.path) if self.loaded else "", **self._effective
-            )
-            crash_injection.maybe_crash("decode", step=step)
-
-        first = True
-
-        def on_text(piece: str) -> None:
-            nonlocal first
-            if first:
-                first = False
-                self._stage(
-                    "generate",
-                    model=str(self.loaded.path) if self.loaded else "",
-                    **self._effective,
-                )
-                crash_injection.maybe_crash("generate", step=step)
-            if job.on_text is not None:
-                job.on_text(piece)
-
-        try:
-            completion = engine.generate(
-                job.messages,
-                job.params,
-                on_text=on_text,
-                stop=job.stop,
-                prompt=job.prompt,
-                truncate=job.truncate,
-                on_prompt=on_prompt,
-            )
-        except AssistantError as exc:  # RequestRejected: nothing ran
-            job.accepted.set_exception(exc)
-            job.future.set_exception(exc)
+        except AssistantError as exc:  # a template that fails: the reply is the error
+            log.warning("Generation failed: %s", exc)
+            self._end_unstarted(job, "error", str(exc))
             return
-        if not job.accepted.done():
-            job.accepted.set_result(None)
+        with self._count_lock:
+            self._waiting -= 1
+            self.running += 1
+        job.accepted.set_result(None)
+
+    def _on_decode(self, kind: str) -> None:
+        model = str(self.loaded.path) if self.loaded else ""
+        if kind != self._stage_now:
+            self._stage(kind, model=model, **self._effective)
+            stage = "decode" if kind == "prompt" else kind
+            crash_injection.maybe_crash(stage, step=self.config.step)
+
+    def _on_token(self, _sequence: Any) -> None:
+        self.metrics.rate.add()
+
+    def _done(self, job: GenerateJob, completion: Completion) -> None:
+        """A running request ended (on the inference thread, its slot still as it left it)."""
+        with self._count_lock:
+            self.running -= 1
         if completion.finish_reason in ("stop", "length") and not self._generated_since_load:
             self._generated_since_load = True
             self._report({"event": "worked", "model": str(self.loaded.path) if self.loaded else ""})
         if job.save_state and job.kv_state and completion.finish_reason != "error":
+            slot = job.sequence.slot if job.sequence is not None else None
             try:
-                if engine.save_state(_state_file(job.kv_state)):
-                    self._state_in_cache = job.kv_state
+                if slot is not None and self._engine.save_state(
+                    _state_file(job.kv_state), slot.seq_id, slot.tokens
+                ):
+                    slot.state_key = job.kv_state
             except OSError as exc:  # a full disk costs the next turn its head start, no more
                 log.warning("Could not save the KV cache: %s", exc)
+        waited = max(0.0, time.monotonic() - job.submitted - completion.duration_s)
+        self.metrics.finished(completion, waited)
+        count, total = self._durations
+        self._durations = (count + 1, total + waited + completion.duration_s)
         job.future.set_result(completion)
+        self._publish()
 
-    def _use_state(self, job: GenerateJob) -> None:
-        """Start from the KV cache saved for this conversation when the cache holds another."""
-        if not job.kv_state or job.kv_state == self._state_in_cache:
-            return
-        restored = self._engine.load_state(_state_file(job.kv_state))
-        self._state_in_cache = job.kv_state if restored else None
+    def _reject(self, job: GenerateJob, exc: AssistantError) -> None:
+        with self._count_lock:
+            self._waiting -= 1
+        self.metrics.requests.labels("error").inc()
+        job.accepted.set_exception(exc)
+        job.future.set_exception(exc)
+
+    def _end_unstarted(self, job: Job, reason: str, error: str | None = None) -> None:
+        """A job that never ran: cancelled in the queue, or the engine closing."""
+        if isinstance(job, GenerateJob):
+            with self._count_lock:
+                self._waiting -= 1
+            completion = Completion.failed(error or "", model_file=self._engine.model_file)
+            completion = dataclasses.replace(completion, finish_reason=reason, error=error)
+            self.metrics.finished(completion, 0.0)
+            if not job.accepted.done():
+                job.accepted.set_result(None)
+            job.future.set_result(completion)
+        elif not job.future.done():
+            job.future.set_exception(AssistantError("The engine closed before this ran."))
+
+    def _publish(self) -> None:
+        """What the Monitor's table shows: every request in flight, running or waiting."""
+        now = time.monotonic()
+        self._published_at = now
+        model = self.loaded.name if self.loaded else ""
+        rows: list[dict[str, Any]] = []
+        scheduler = self._engine.scheduler if self.loaded is not None else None
+        for sequence in scheduler.active if scheduler is not None else ():
+            job = sequence.request.tag
+            state = "generating" if sequence.generating else "prompt"
+            rows.append(_row(job, model, state, now, sequence.completion_tokens))
+        for job in self._pending:
+            if isinstance(job, GenerateJob):
+                rows.append(_row(job, job.model.name if job.model else model, "waiting", now, 0))
+        self.in_flight = tuple(rows)
+
+
+def _row(job: GenerateJob, model: str, state: str, now: float, tokens: int) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "client": job.client,
+        "model": model,
+        "state": state,
+        "completion_tokens": tokens,
+        "age_s": round(now - job.submitted, 3),
+        "interactive": job.interactive,
+    }
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -5,7 +5,9 @@ Supervised (``--supervised``), the process reports JSON lines on stdout (``liste
 ``stage`` before it starts, ``worked`` after the first good reply of a model) and exits as soon
 as its stdin closes, which is how it never outlives the app that started it, whatever way that
 app ends. Its key then comes in the environment (``ASSISTANT_ENGINE_KEY``), never on the
-command line, where other users could read it.
+command line, where other users could read it. That is the owner's key (the app's; its requests
+go ahead of queued API requests); the Local API key, for other apps, comes as
+``ASSISTANT_API_KEY`` when the user turned the Local API on.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -26,7 +29,8 @@ from assistant.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
-KEY_ENV = "ASSISTANT_ENGINE_KEY"
+KEY_ENV = "ASSISTANT_ENGINE_KEY"  # the owner's key
+API_KEY_ENV = "ASSISTANT_API_KEY"  # the Local API's key, for other apps
 DEFAULT_PORT = 8484  # clear of Ollama 11434, LM Studio 1234, Jan 1337, llama-server 8080
 
 
@@ -44,19 +48,26 @@ def serve(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     api_key: str,
+    owner_key: str = "",
     model: Path | None = None,
     n_ctx: int = 4096,
     n_gpu_layers: int = -1,
     threads: int = 0,
+    slots: int = 0,
+    max_queue: int = 0,
     allowed_origins: frozenset[str] = frozenset(),
     supervised: bool = False,
     announce: bool = True,
 ) -> int:
-    """Serve until SIGINT/SIGTERM (or, supervised, until stdin closes)."""
+    """Serve until SIGINT/SIGTERM (or, supervised, until stdin closes).
+
+    ``api_key`` is what other apps send; ``owner_key`` (random when not given) is what the app
+    and the CLI send, found in ``engine.json``. ``slots`` 0 sizes the batch from memory.
+    """
     import uvicorn
 
     from assistant.engine import cpu_probe
-    from assistant.engine.runner import LoadJob, Runner
+    from assistant.engine.runner import DEFAULT_MAX_QUEUE, LoadJob, Runner
     from assistant.engine.server import LOOPBACK_NAMES, EngineServer
 
     out_lock = threading.Lock()
@@ -69,7 +80,8 @@ def serve(
             sys.stdout.write(line)
             sys.stdout.flush()
 
-    if not api_key:
+    owner_key = owner_key or secrets.token_urlsafe(24)
+    if not (api_key or supervised):
         raise AssistantError("The engine needs an API key (--api-key, or the one in Settings).")
     try:
         sock = _bind(host, port)
@@ -86,7 +98,13 @@ def serve(
 
     build_key = cpu_probe.cache_key()
     runner = Runner(
-        build_key=build_key, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, threads=threads, report=report
+        build_key=build_key,
+        n_ctx=n_ctx,
+        n_gpu_layers=n_gpu_layers,
+        threads=threads,
+        slots=slots,
+        max_queue=max_queue or DEFAULT_MAX_QUEUE,
+        report=report,
     )
     runner.start()
     loopback = is_loopback(host)
@@ -96,7 +114,7 @@ def serve(
         hosts = None  # reachable by other names on the network; the key still guards it
         log.warning("The engine listens on %s, reachable from other machines", host)
     app = EngineServer(runner).app(
-        api_key=api_key, allowed_hosts=hosts, allowed_origins=allowed_origins
+        api_key=api_key, owner_key=owner_key, allowed_hosts=hosts, allowed_origins=allowed_origins
     )
     config = uvicorn.Config(
         app,
@@ -112,7 +130,7 @@ def serve(
         runner.submit(LoadJob(model, n_ctx, n_gpu_layers))
     if supervised:
         _exit_when_stdin_closes()
-    own_file = _announce_file(url, api_key) if announce else None
+    own_file = _announce_file(url, owner_key) if announce else None
     report({"event": "listening", "url": url, "pid": os.getpid(), "build_key": build_key})
     if not supervised:
         print(f"Assistant engine serving the OpenAI API at {url}/v1", flush=True)

@@ -9,9 +9,15 @@ This thread never touches llama.cpp: it validates, authenticates and streams, an
 the Runner. Text crosses from the inference thread through ``loop.call_soon_threadsafe`` into
 an asyncio queue per request. A client that disconnects, or cancels, sets the job's stop Event.
 
-Security: every endpoint but ``/health`` wants the key (``Authorization: Bearer`` or
+Many clients at once: the Runner batches them (see runner.py). ``GET /metrics`` gives the
+figures in Prometheus' format; ``/v1/assistant/status`` lists the requests in flight. A full
+queue answers 429 with ``Retry-After``.
+
+Security: every endpoint but ``/health`` wants a key (``Authorization: Bearer`` or
 ``X-Api-Key``, compared in constant time); a ``Host`` that is not a loopback name is refused (a
 web page cannot reach us by DNS rebinding); no CORS headers unless the user allowed an origin.
+There are two keys: the owner's (the app and the CLI that started or found this engine, whose
+requests go ahead of queued API requests) and the Local API's, given to other apps.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant import hardware, library
+from assistant.engine import metrics
 from assistant.engine.records import Completion, GenerationParams
 from assistant.engine.runner import (
     GenerateJob,
@@ -41,7 +48,7 @@ from assistant.engine.runner import (
     UnloadJob,
     resolve_request_model,
 )
-from assistant.errors import AssistantError, ModelError, RequestRejected
+from assistant.errors import AssistantError, EngineBusy, ModelError, RequestRejected
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ class ApiError(Exception):
             code,
             param,
         )
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, Any]:
         return {
@@ -71,8 +79,9 @@ class ApiError(Exception):
         }
 
     def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        headers.update(self.headers)
+        return JSONResponse(self.body(), status_code=self.status, headers=headers or None)
 
 
 def bad_request(message: str, param: str | None = None) -> ApiError:
@@ -92,9 +101,11 @@ class Gate:
         api_key: str,
         allowed_hosts: frozenset[str] | None,
         allowed_origins: frozenset[str] = frozenset(),
+        owner_key: str = "",
     ):
         self.app = app
         self.api_key = api_key.encode()
+        self.owner_key = owner_key.encode()
         self.allowed_hosts = allowed_hosts  # None: any Host (the user bound a public address)
         self.allowed_origins = allowed_origins
 
@@ -115,7 +126,9 @@ class Gate:
         if scope["method"] == "OPTIONS":
             await self._preflight(cors, scope, receive, send)
             return
-        if scope["path"] != "/health" and not self._authorized(headers):
+        owner = bool(self.owner_key) and self._given(headers, self.owner_key)
+        scope.setdefault("state", {})["owner"] = owner
+        if scope["path"] != "/health" and not (owner or self._given(headers, self.api_key)):
             await ApiError(
                 401,
                 "Missing or wrong API key. Send it as 'Authorization: Bearer KEY'.",
@@ -139,12 +152,13 @@ class Gate:
 
         await self.app(scope, receive, send_with_cors)
 
-    def _authorized(self, headers: dict[str, str]) -> bool:
+    @staticmethod
+    def _given(headers: dict[str, str], key: bytes) -> bool:
         given = headers.get("x-api-key", "")
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
-        return bool(given) and hmac.compare_digest(given.encode(), self.api_key)
+        return bool(given) and bool(key) and hmac.compare_digest(given.encode(), key)
 
     async def _preflight(
         self, cors: str | None, scope: Scope, receive: Receive, send: Send
@@ -302,6 +316,7 @@ class EngineServer:
         api_key: str,
         allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES,
         allowed_origins: frozenset[str] = frozenset(),
+        owner_key: str = "",
     ) -> ASGIApp:
         routes = [
             Route("/health", self.health, methods=["GET"]),
@@ -312,6 +327,7 @@ class EngineServer:
             Route("/v1/assistant/unload", self.unload, methods=["POST"]),
             Route("/v1/assistant/cancel", self.cancel, methods=["POST"]),
             Route("/v1/assistant/status", self.status, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
         ]
         app = Starlette(
             routes=routes,
@@ -325,7 +341,11 @@ class EngineServer:
             },
         )
         return Gate(
-            app, api_key=api_key, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
+            app,
+            api_key=api_key,
+            owner_key=owner_key,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=allowed_origins,
         )
 
     # -- simple endpoints --------------------------------------------------------------------
@@ -343,11 +363,17 @@ class EngineServer:
                 "loaded": loaded.to_json() if loaded else None,
                 "loading": self.runner.loading,
                 "queued": self.runner.queued,
+                "running": self.runner.running,
+                "slots": self.runner.slots_total,
+                "requests": list(self.runner.in_flight),
                 "build_key": self.runner.build_key,
                 "config": self.runner.config.to_json(),
                 "threads": self.runner.threads or hardware.math_cores(),
             }
         )
+
+    async def metrics(self, _request: Request) -> Response:
+        return Response(self.runner.metrics.text(), media_type=metrics.CONTENT_TYPE)
 
     async def models(self, _request: Request) -> JSONResponse:
         loaded = self.runner.loaded
@@ -499,12 +525,20 @@ class EngineServer:
             kv_state=ext.get("kv_state"),
             save_state=bool(ext.get("save_state", False)),
             on_text=on_text if stream else None,
+            interactive=bool(request.scope.get("state", {}).get("owner")),
+            client=_client_label(request),
+            id=request_id,
         )
         job.future.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, None))
-        self._jobs[request_id] = job
-        self.runner.submit(job)
         try:
-            await asyncio.wrap_future(job.accepted)
+            self.runner.submit(job)
+        except EngineBusy as exc:
+            error = ApiError(429, str(exc), "rate_limit_error", "engine_busy")
+            error.headers = {"Retry-After": str(exc.retry_after)}
+            raise error from None
+        self._jobs[request_id] = job
+        try:
+            await _accepted_unless_disconnected(request, job)
         except asyncio.CancelledError:
             job.stop.set()
             self._jobs.pop(request_id, None)
@@ -617,6 +651,21 @@ class EngineServer:
         )
 
 
+async def _accepted_unless_disconnected(request: Request, job: GenerateJob) -> None:
+    """Wait for the job to get a slot; a client that goes away meanwhile leaves the queue (the
+    runner drops stopped jobs at its next step)."""
+    accepted = asyncio.wrap_future(job.accepted)
+    while True:
+        done, _ = await asyncio.wait({accepted}, timeout=0.25)
+        if done:
+            accepted.result()
+            return
+        if await request.is_disconnected():
+            job.stop.set()
+            await accepted
+            return
+
+
 async def _unless_disconnected(request: Request, job: GenerateJob) -> Completion:
     """The job's result; if the client goes away first, stop the job (it frees the inference
     thread at the next token) and wait for it to end."""
@@ -628,6 +677,16 @@ async def _unless_disconnected(request: Request, job: GenerateJob) -> Completion
         if await request.is_disconnected():
             job.stop.set()
             return await future
+
+
+def _client_label(request: Request) -> str:
+    """Who sent a request, as the Monitor shows it: this app, or an address and its client."""
+    if request.scope.get("state", {}).get("owner"):
+        return "this app"
+    peer = request.client
+    where = f"{peer.host}:{peer.port}" if peer else "?"
+    agent = request.headers.get("user-agent", "").split(" ")[0][:40]
+    return f"{where} {agent}".strip()
 
 
 def _internal_error(_request: Request, exc: Exception) -> JSONResponse:

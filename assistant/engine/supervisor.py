@@ -33,7 +33,7 @@ from typing import IO, Any
 from assistant import paths
 from assistant.client import EngineClient
 from assistant.engine import configs
-from assistant.engine.serve import KEY_ENV
+from assistant.engine.serve import API_KEY_ENV, KEY_ENV
 from assistant.errors import EngineUnavailable
 from assistant.paths import assistant_command
 
@@ -82,15 +82,23 @@ class Supervisor:
         api_key: str | None = None,
         threads: int = 0,
         n_ctx: int = 4096,
+        slots: int | None = 1,
+        max_queue: int = 0,
         on_crash: Callable[[Crash], None] | None = None,
         env: dict[str, str] | None = None,
         announce: bool = True,
     ):
         self.host = host
         self.port = port
-        self.api_key = api_key or secrets.token_urlsafe(24)
+        # The key this supervisor's clients use (the owner's: their requests go first), and the
+        # Local API key for other apps, if the user turned that on.
+        self.api_key = secrets.token_urlsafe(24)
+        self.local_api_key = api_key or ""
         self.threads = threads
         self.n_ctx = n_ctx
+        # Requests served at once: 0 sizes it from memory, None takes the Settings' value.
+        self.slots = slots
+        self.max_queue = max_queue  # requests waiting for a slot before 429; 0: the default
         self.on_crash = on_crash
         self._env = env
         self.announce = announce  # write engine.json, so `assistant chat` can use this engine
@@ -146,12 +154,19 @@ class Supervisor:
             "--ctx",
             str(self.n_ctx),
         )
+        if self.slots is not None:
+            cmd += ["--slots", str(self.slots)]
+        if self.max_queue:
+            cmd += ["--queue", str(self.max_queue)]
         if self.threads:
             cmd += ["--threads", str(self.threads)]
         if not self.announce:
             cmd.append("--no-announce")
         env = dict(self._env if self._env is not None else os.environ)
         env[KEY_ENV] = self.api_key
+        env.pop(API_KEY_ENV, None)
+        if self.local_api_key:
+            env[API_KEY_ENV] = self.local_api_key
         env.setdefault("PYTHONUNBUFFERED", "1")
         stderr_log = _stderr_log()
         kwargs: dict[str, Any] = {}

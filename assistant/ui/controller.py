@@ -619,6 +619,12 @@ class ChatController(QObject):
             return "127.0.0.1", int(s.api_port), key, int(s.threads)
         return "127.0.0.1", 0, None, int(s.threads)
 
+    def engine_access(self) -> tuple[str, str] | None:
+        """The running engine's base URL and the app's own key (the Monitor scrapes with it)."""
+        if not self.engine_url:
+            return None
+        return self.engine_url, self._worker.supervisor.api_key
+
     @property
     def local_api_url(self) -> str | None:
         """The base URL other apps use, when the Local API is on."""

@@ -113,8 +113,15 @@ class EngineWorker(QObject):
         self, host: str, port: int, api_key: str | None, threads: int
     ) -> Supervisor:
         self._handled_crashes = 0
+        # The app alone needs one slot; serving other apps too, as many as Settings say (0:
+        # as many as memory allows), so that they do not queue behind each other.
         return Supervisor(
-            host=host, port=port, api_key=api_key, threads=threads, on_crash=self._died.emit
+            host=host,
+            port=port,
+            api_key=api_key,
+            threads=threads,
+            slots=None if api_key else 1,
+            on_crash=self._died.emit,
         )
 
     # -- load ---------------------------------------------------------------------------------

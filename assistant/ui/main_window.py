@@ -31,6 +31,7 @@ from assistant.ui.controller import ChatController
 from assistant.ui.conversation_dialog import ConversationSettingsDialog
 from assistant.ui.message_box import MessageBox
 from assistant.ui.model_picker import ModelPicker
+from assistant.ui.monitor_view import MonitorView
 from assistant.ui.settings_dialog import SettingsDialog
 from assistant.ui.sidebar import Sidebar
 
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
     def __init__(self, controller: ChatController):
         super().__init__()
         self.controller = controller
+        self.monitor: MonitorView | None = None
         self._models_dialog: Any = None
         self._model_note: str | None = None  # the loaded model's template note, if any
         self.setWindowTitle(APP_NAME)
@@ -246,6 +248,7 @@ class MainWindow(QMainWindow):
         )
         self.stop_action = action("S&top", self.on_escape, "Esc")
         self.delete_all_action = action("&Delete all conversations...", self.confirm_delete_all)
+        self.monitor_action = action("&Monitor", self.open_monitor, "Ctrl+Shift+M")
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -274,6 +277,7 @@ class MainWindow(QMainWindow):
             self.delete_all_action,
         ):
             chat_menu.addSeparator() if a is None else chat_menu.addAction(a)
+        menu.addMenu("&View").addAction(self.monitor_action)
 
     def _connect(self) -> None:
         c = self.controller
@@ -576,6 +580,22 @@ class MainWindow(QMainWindow):
             self.controller.delete_all_conversations()
 
     @Slot()
+    def open_monitor(self) -> None:
+        """The engine's live load (charts, requests in flight), in a window of its own."""
+        access = self.controller.engine_access()
+        if access is None:
+            self.show_error("The engine has not started yet; try again in a moment.")
+            return
+        if self.monitor is None or self.monitor.url != access[0]:
+            if self.monitor is not None:
+                self.monitor.shutdown()
+                self.monitor.deleteLater()
+            self.monitor = MonitorView(*access, parent=self)
+        self.monitor.show()
+        self.monitor.raise_()
+        self.monitor.activateWindow()
+
+    @Slot()
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.controller.settings, self)
         if dialog.exec():
@@ -615,5 +635,7 @@ class MainWindow(QMainWindow):
         self.controller.save_settings()
         if self._models_dialog is not None:
             self._models_dialog.shutdown()  # pauses downloads; partial files are kept
+        if self.monitor is not None:
+            self.monitor.shutdown()
         self.controller.shutdown()
         event.accept()

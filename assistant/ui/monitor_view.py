@@ -1,0 +1,237 @@
+"""The Monitor (Ctrl+Shift+M): live charts of the engine's load, and the requests in flight.
+
+A sampler on its own thread scrapes ``/metrics`` and ``/v1/assistant/status`` once a second (the
+GUI thread never waits on the network); each sample becomes a point of ``monitor.History``,
+and the charts (QtCharts) and the table are redrawn from it, once per sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
+from PySide6.QtCore import QObject, QPointF, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from assistant.client import EngineClient
+from assistant.errors import AssistantError
+from assistant.monitor import History, Point, Scrape
+
+log = logging.getLogger(__name__)
+
+SAMPLE_EVERY_MS = 1000
+STATES = {"waiting": "Waiting", "prompt": "Reading the prompt", "generating": "Generating"}
+
+
+@dataclass(frozen=True)
+class MonitorSample:
+    scrape: Scrape | None
+    requests: tuple[dict[str, object], ...]
+    slots: int
+    error: str = ""
+
+
+class MonitorSampler(QObject):
+    """Scrapes the engine once a second, on its own thread."""
+
+    sampled = Signal(MonitorSample)
+
+    def __init__(self, url: str, key: str):
+        super().__init__()
+        self._url, self._key = url, key
+        self._client: EngineClient | None = None
+        self._timer: QTimer | None = None
+
+    @Slot()
+    def start(self) -> None:
+        self._client = EngineClient(self._url, self._key)
+        self._timer = QTimer(self)
+        self._timer.setInterval(SAMPLE_EVERY_MS)
+        self._timer.timeout.connect(self.sample)
+        self._timer.start()
+        self.sample()
+
+    @Slot()
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @Slot()
+    def sample(self) -> None:
+        if self._client is None:
+            return
+        try:
+            scrape = Scrape.parse(self._client.metrics_text(timeout=2.0))
+            status = self._client.status()
+        except (AssistantError, ValueError) as exc:
+            self.sampled.emit(MonitorSample(None, (), 0, str(exc)))
+            return
+        requests = tuple(status.get("requests") or ())
+        self.sampled.emit(MonitorSample(scrape, requests, int(status.get("slots") or 0)))
+
+
+class _Chart(QChartView):
+    """One live line chart over the last minutes (x: seconds ago)."""
+
+    def __init__(self, title: str, names: tuple[str, ...], unit: str, span_s: float):
+        chart = QChart()
+        chart.setTitle(title)
+        chart.legend().setVisible(len(names) > 1)
+        chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        chart.setMargins(chart.margins() * 0)
+        super().__init__(chart)
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setMinimumSize(260, 170)
+        self.x_axis = QValueAxis()
+        self.x_axis.setRange(-span_s, 0)
+        self.x_axis.setLabelFormat("%d s")
+        self.y_axis = QValueAxis()
+        self.y_axis.setLabelFormat("%.3g" + (f" {unit}" if unit else ""))
+        self.y_axis.setRange(0, 1)
+        chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
+        chart.addAxis(self.y_axis, Qt.AlignmentFlag.AlignLeft)
+        self.series: list[QLineSeries] = []
+        for name in names:
+            series = QLineSeries()
+            series.setName(name)
+            chart.addSeries(series)
+            series.attachAxis(self.x_axis)
+            series.attachAxis(self.y_axis)
+            self.series.append(series)
+        self.follow_palette()
+
+    def follow_palette(self) -> None:
+        palette = self.palette()
+        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+        self.chart().setTheme(
+            QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight
+        )
+
+    def show_values(self, lines: list[list[QPointF]]) -> None:
+        top = 0.0
+        for series, points in zip(self.series, lines, strict=True):
+            series.replace(points)
+            top = max([top, *(p.y() for p in points)])
+        self.y_axis.setRange(0, _nice_ceiling(top))
+
+
+class MonitorView(QWidget):
+    """The Monitor window: four charts and the table of requests in flight."""
+
+    def __init__(self, url: str, key: str, parent: QWidget | None = None):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.url = url
+        self.setWindowTitle("Monitor: the engine's load")
+        self.setAccessibleName("Monitor")
+        self.history = History()
+        span = self.history.span_s
+        self.requests_chart = _Chart("Requests per second", ("requests/s",), "", span)
+        self.ttft_chart = _Chart("Time to first token", ("p50", "p95"), "s", span)
+        self.tokens_chart = _Chart("Tokens per second", ("tokens/s",), "", span)
+        self.queue_chart = _Chart("Queue and slots", ("queued", "busy slots"), "", span)
+        self.charts = (self.requests_chart, self.ttft_chart, self.tokens_chart, self.queue_chart)
+        self.summary = QLabel("Waiting for the engine's figures...")
+        self.summary.setAccessibleName("Monitor summary")
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Client", "Model", "State", "Tokens", "Age"])
+        self.table.setAccessibleName("Requests in flight")
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        grid = QGridLayout()
+        for i, chart in enumerate(self.charts):
+            grid.addWidget(chart, i // 2, i % 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid, 3)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        self.resize(900, 700)
+
+        self._thread = QThread(self)
+        self._thread.setObjectName("monitor")
+        self._sampler = MonitorSampler(url, key)
+        self._sampler.moveToThread(self._thread)
+        self._thread.started.connect(self._sampler.start)
+        self._sampler.sampled.connect(self.show_sample)
+        self._thread.start()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        if self._thread.isRunning():
+            QTimer.singleShot(0, self._sampler, self._sampler.stop)
+            self._thread.quit()
+            self._thread.wait(3000)
+
+    @Slot(MonitorSample)
+    def show_sample(self, sample: MonitorSample) -> None:
+        if sample.scrape is None:
+            self.summary.setText(f"The engine is not answering: {sample.error}")
+            return
+        point = self.history.add(sample.scrape)
+        self._show_requests(sample.requests)
+        if point is None:
+            return
+        self._redraw(point)
+
+    def _redraw(self, last: Point) -> None:
+        points = list(self.history.points)
+        now = last.at
+
+        def line(value) -> list[QPointF]:
+            return [QPointF(p.at - now, v) for p in points if (v := value(p)) is not None]
+
+        self.requests_chart.show_values([line(lambda p: p.requests_per_s)])
+        self.ttft_chart.show_values([line(lambda p: p.ttft_p50), line(lambda p: p.ttft_p95)])
+        self.tokens_chart.show_values([line(lambda p: p.tokens_per_s)])
+        self.queue_chart.show_values([line(lambda p: p.queued), line(lambda p: p.running)])
+        ttft = f"{last.ttft_p50:.2f} s" if last.ttft_p50 is not None else "-"
+        self.summary.setText(
+            f"{last.running:.0f} of {last.slots:.0f} slots busy, {last.queued:.0f} queued, "
+            f"{last.tokens_per_s:.1f} tokens/s, {last.requests_per_s:.2f} requests/s, "
+            f"first token p50 {ttft}"
+        )
+
+    def _show_requests(self, requests: tuple[dict[str, object], ...]) -> None:
+        self.table.setRowCount(len(requests))
+        for row, request in enumerate(requests):
+            values = (
+                str(request.get("client", "")),
+                str(request.get("model", "")),
+                STATES.get(str(request.get("state")), str(request.get("state"))),
+                str(request.get("completion_tokens", 0)),
+                f"{float(request.get('age_s', 0.0)):.1f} s",  # type: ignore[arg-type]
+            )
+            for column, value in enumerate(values):
+                self.table.setItem(row, column, QTableWidgetItem(value))
+
+
+def _nice_ceiling(value: float) -> float:
+    """An axis top a little above ``value``: 1, 2 or 5 times a power of ten."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if value <= step * power:
+            return float(step * power)
+    return float(10 * power)
