@@ -21,7 +21,8 @@ from tests.conftest import install_model
 pytestmark = pytest.mark.starter
 
 API_KEY = "sk-test-local-api"
-PROMPT = [{"role": "user", "content": "Tell me about the sea."}]
+PROMPT = "Once upon a time, by the sea,"
+CHAT = [{"role": "user", "content": "Tell me about the sea."}]
 
 
 class Engine:
@@ -101,23 +102,24 @@ def eight_slots(home: tuple[Path, Path]) -> Iterator[Engine]:
         engine.supervisor.stop()
 
 
-def stream_reply(client: openai.OpenAI, model: str, max_tokens: int, **extra) -> dict:
+def stream_reply(client: openai.OpenAI, model: str, max_tokens: int) -> dict:
+    """Stream a raw-text completion (no chat template, so no stop string ends it early)."""
     started = time.monotonic()
     first = None
     text = []
     usage = None
     finish = None
-    stream = client.chat.completions.create(
-        model=model, messages=PROMPT, max_tokens=max_tokens, stream=True,
-        stream_options={"include_usage": True}, extra_body={"ignore_eos": True, **extra},
+    stream = client.completions.create(
+        model=model, prompt=PROMPT, max_tokens=max_tokens, stream=True,
+        stream_options={"include_usage": True}, extra_body={"ignore_eos": True},
     )  # fmt: skip
     for chunk in stream:
         if chunk.usage is not None:
             usage = chunk.usage
         for choice in chunk.choices:
-            if choice.delta.content:
+            if choice.text:
                 first = first or time.monotonic()
-                text.append(choice.delta.content)
+                text.append(choice.text)
             finish = choice.finish_reason or finish
     return {
         "text": "".join(text),
@@ -160,10 +162,10 @@ def test_a_client_that_disconnects_frees_its_slot(eight_slots: Engine) -> None:
     before = eight_slots.metrics()["assistant_requests_total{outcome=cancelled}"]
     with httpx.stream(
         "POST",
-        eight_slots.url + "/v1/chat/completions",
+        eight_slots.url + "/v1/completions",
         json={
             "model": eight_slots.model,
-            "messages": PROMPT,
+            "prompt": PROMPT,
             "max_tokens": 5000,
             "stream": True,
             "ignore_eos": True,
@@ -172,8 +174,9 @@ def test_a_client_that_disconnects_frees_its_slot(eight_slots: Engine) -> None:
         timeout=60,
         trust_env=False,
     ) as r:
+        assert r.status_code == 200
         lines = r.iter_lines()
-        while "content" not in next(lines):
+        while '"text": ""' in (line := next(lines)) or '"text"' not in line:
             pass
         assert eight_slots.status()["running"] == 1
     # Closed mid-stream: the slot is free again within a step or two.
@@ -193,7 +196,7 @@ def test_a_queued_client_that_disconnects_leaves_the_queue(home: tuple[Path, Pat
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(
                 engine.url + "/v1/chat/completions",
-                json={"model": engine.model, "messages": PROMPT, "max_tokens": 5},
+                json={"model": engine.model, "messages": CHAT, "max_tokens": 5},
                 headers={"Authorization": f"Bearer {API_KEY}"},
                 timeout=1.0,
                 trust_env=False,
@@ -220,7 +223,7 @@ def test_a_full_queue_answers_429_with_retry_after(home: tuple[Path, Path]) -> N
         engine.wait_for(lambda s: s["queued"] == 1)
         r = httpx.post(
             engine.url + "/v1/chat/completions",
-            json={"model": engine.model, "messages": PROMPT, "max_tokens": 4},
+            json={"model": engine.model, "messages": CHAT, "max_tokens": 4},
             headers={"Authorization": f"Bearer {API_KEY}"},
             timeout=30,
             trust_env=False,
@@ -231,7 +234,7 @@ def test_a_full_queue_answers_429_with_retry_after(home: tuple[Path, Path]) -> N
         assert "busy" in r.json()["error"]["message"]
         # The openai client knows what 429 means.
         with pytest.raises(openai.RateLimitError):
-            client.chat.completions.create(model=engine.model, messages=PROMPT, max_tokens=4)
+            client.chat.completions.create(model=engine.model, messages=CHAT, max_tokens=4)
         assert engine.metrics()["assistant_requests_total{outcome=rejected}"] == 2
         running.join(120)
         queued.join(120)
