@@ -401,10 +401,12 @@ def plan_gpu_layers(
     return est.llama_n_gpu_layers if est.label != TOO_LARGE else est.n_gpu_layers
 
 
-# Continuous batching: llama.cpp's aggregate speed on a 2-core CPU is flat from 16 to 64 parallel
-# sequences (split KV cache; see tests/benchmarks/bench_server.py), and more slots mean fewer
-# requests queued. A unified cache lost half its speed at 64 sequences: not used.
-MAX_AUTO_SLOTS = 64
+# Continuous batching: on a 2-core CPU llama.cpp's aggregate speed is flat from 16 to 64 parallel
+# sequences with a KV cache split per sequence (llama-batched-bench: 129, 125 and 134 tokens/s at
+# 16, 32 and 64), so more slots cost little and queue fewer requests: at 100 clients, 128 slots
+# gave a p99 time to first token of 6 s where 16 gave 71 s (tests/benchmarks/bench_server.py).
+# A unified cache fell from 132 to 75 tokens/s at 64 sequences: not used.
+MAX_AUTO_SLOTS = 128
 SLOT_MEMORY_SHARE = 0.2  # of the memory free after the weights, for the slots' KV caches
 
 

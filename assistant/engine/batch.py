@@ -315,7 +315,7 @@ class Scheduler:
             slot = sequence.slot
             if not llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, len(slot.tokens), -1):
                 # (recurrent memory cannot cut part of a sequence)
-                self._fail(sequence, _decode_failure(result))
+                self.fail(sequence, _decode_failure(result))
         if result == 2:
             return  # aborted by a stop: the next step finishes the stopped sequence
         if result == 1:
@@ -327,21 +327,23 @@ class Scheduler:
                 return
             newest = max(self.active, key=lambda s: s.started, default=None)
             if newest is not None:
-                self._fail(newest, _decode_failure(result))
+                self.fail(newest, _decode_failure(result))
             return
         for sequence in involved:
             if sequence.slot.active is sequence:
-                self._fail(sequence, _decode_failure(result))
+                self.fail(sequence, _decode_failure(result))
 
     def _free_idle_caches(self) -> bool:
-        freed = False
+        freed = 0
         for slot in self.slots:
             if slot.active is None and slot.tokens:
                 llama_cpp.llama_memory_seq_rm(self._engine.memory, slot.seq_id, 0, -1)
                 slot.tokens = []
                 slot.state_key = None
-                freed = True
-        return freed
+                freed += 1
+        if freed:
+            log.info("KV cache full: dropped the caches of %d idle slots", freed)
+        return freed > 0
 
     # -- per token ----------------------------------------------------------------------------
 
@@ -358,7 +360,7 @@ class Scheduler:
             stopped = sequence.stream.feed(engine.piece(token))
         except Exception as exc:  # noqa: BLE001 - a failing on_text ends this reply only
             log.exception("Streaming a reply failed")
-            self._fail(sequence, f"Generation failed: {exc}")
+            self.fail(sequence, f"Generation failed: {exc}")
             return
         if self.on_token is not None:
             self.on_token(sequence)
@@ -371,7 +373,8 @@ class Scheduler:
         else:
             sequence.pending = token
 
-    def _fail(self, sequence: Sequence, message: str) -> None:
+    def fail(self, sequence: Sequence, message: str) -> None:
+        """End a sequence with an error (its slot's cache is dropped: it may be half-written)."""
         log.warning("Generation failed: %s", message)
         slot = sequence.slot
         llama_cpp.llama_memory_seq_rm(self._engine.memory, slot.seq_id, 0, -1)

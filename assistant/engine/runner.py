@@ -273,7 +273,7 @@ class Runner:
         except BaseException as exc:  # noqa: BLE001 - the loop must outlive any one step
             log.exception("A decode step failed")
             for sequence in self._engine.scheduler.active:
-                self._engine.scheduler._fail(sequence, f"Generation failed: {exc}")
+                self._engine.scheduler.fail(sequence, f"Generation failed: {exc}")
         now = time.monotonic()
         if now - self._published_at >= SNAPSHOT_EVERY_S:
             self._publish()

@@ -828,6 +828,8 @@ class ChatController(QObject):
         """Apply edited settings; a new context size reloads the model."""
         reload = new.n_ctx != self.settings.n_ctx
         old_options = self._engine_options()
+        # Slots matter only while the engine serves other apps (the app alone uses one).
+        new_slots = new.local_api and new.slots != self.settings.slots
         # In place: the Models page shares this object (its token and context size).
         for f in dataclasses.fields(new):
             setattr(self.settings, f.name, getattr(new, f.name))
@@ -835,7 +837,7 @@ class ChatController(QObject):
             self.settings.ensure_api_key()
         self.save_settings()
         options = self._engine_options()
-        if options != old_options:
+        if options != old_options or new_slots:
             host, port, key, threads = options
             # A random key stays the same across a restart only when the Local API sets one.
             self._reconfigure_requested.emit(

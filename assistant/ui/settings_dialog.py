@@ -92,6 +92,15 @@ class SettingsDialog(QDialog):
         key_row = QHBoxLayout()
         key_row.addWidget(self.api_key, 1)
         key_row.addWidget(self.copy_key)
+        self.slots = QSpinBox()
+        self.slots.setAccessibleName("Parallel requests")
+        self.slots.setRange(0, 256)
+        self.slots.setSpecialValueText("Automatic (as many as memory allows, up to 128)")
+        self.slots.setValue(settings.slots)
+        self.slots.setToolTip(
+            "How many requests the engine serves at once while other apps use it; more wait "
+            "in a queue. Each needs its own context in memory. The app alone uses one."
+        )
         self.base_url = QLabel()
         self.base_url.setAccessibleName("Local API base URL")
         self.base_url.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -109,6 +118,7 @@ class SettingsDialog(QDialog):
         form.addRow("Local API:", self.local_api)
         form.addRow("Port:", self.api_port)
         form.addRow("API key:", key_row)
+        form.addRow("Parallel requests:", self.slots)
         form.addRow("Base URL:", self.base_url)
         form.addRow("", self.port_warning)
         self._update_api()
@@ -124,7 +134,7 @@ class SettingsDialog(QDialog):
         if on and not self._key:
             self._key = Settings().ensure_api_key()
             self.api_key.setText(self._key)
-        for widget in (self.api_port, self.api_key, self.copy_key):
+        for widget in (self.api_port, self.api_key, self.copy_key, self.slots):
             widget.setEnabled(on)
         port = self.api_port.value()
         self.base_url.setText(f"http://127.0.0.1:{port}/v1" if on else "(off)")
@@ -147,5 +157,6 @@ class SettingsDialog(QDialog):
             local_api=self.local_api.isChecked(),
             api_port=self.api_port.value(),
             api_key=self._key or None,
+            slots=self.slots.value(),
             extra=dict(self._settings.extra),
         )

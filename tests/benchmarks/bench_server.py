@@ -1,6 +1,21 @@
 """`assistant serve` against llama.cpp's own llama-server, on the same model, in the same run.
 
-Prints, side by side:
+Three parts (``--part single|load|scaling``, all by default).
+
+**load**: a burst of 1, 16 and 100 concurrent streaming clients (``--clients``), each asking
+for 64 tokens (``--load-tokens``) with ``ignore_eos`` and the same sampling, against
+llama-server ``-np 16 -c 16384`` and against ``assistant serve`` with the same 16 slots of 1,024
+tokens, and, at 100 clients, with its slots sized from memory (``--slots 0``). Printed side by
+side: aggregate completion tokens/s, requests/s, time to first token p50/p95/p99, per-client
+tokens/s (min, median; a client's tokens over its whole life, queue included), Jain's fairness
+index and errors, with the ratios (goals: 0.95 at 16 clients, 1.0 at 100 and a p99 time to
+first token below llama-server's).
+
+**scaling**: ``assistant serve`` alone with 1, 4, 8, 16 and 32 clients at once, next to
+``llama-batched-bench`` (same prompt length, 64 generated tokens per sequence): generated
+tokens per second of wall time for the same work.
+
+**single**, side by side:
 - single-stream decode speed: tokens/s between the first and the last streamed token of a
   ``/v1/completions`` reply (the same raw prompt for both, so no chat template or stop string
   differs), ``ignore_eos``, the same sampling settings and seed; median of N alternating runs,
@@ -19,7 +34,9 @@ llama-server is built from the vendored llama.cpp of the installed llama-cpp-pyt
 same CMAKE_CXX_FLAGS: llama.cpp's AMX path crashes on some VMs). Then:
 
     python tests/benchmarks/bench_server.py --llama-server build/bin/llama-server \\
-        [--model PATH] [--tokens 200] [--runs 5]
+        [--model PATH] [--part load] [--tokens 200] [--runs 5]
+
+(build ``llama-batched-bench`` beside it for the scaling part).
 """
 
 from __future__ import annotations
@@ -40,6 +57,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import httpx2 as httpx  # noqa: E402
+
+from tests.benchmarks import load  # noqa: E402
 
 PROMPT = "Once upon a time, in a small village by the sea,"
 SAMPLING = {
@@ -116,12 +135,12 @@ def wait_health(url: str, timeout: float = 120) -> None:
 
 
 class LlamaServer:
-    def __init__(self, binary: Path, model: Path, n_ctx: int, threads: int):
+    def __init__(self, binary: Path, model: Path, n_ctx: int, threads: int, parallel: int = 1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = "bench"
         self.proc = subprocess.Popen(
-            [str(binary), "-m", str(model), "-c", str(n_ctx), "-np", "1", "-ngl", "0",
+            [str(binary), "-m", str(model), "-c", str(n_ctx), "-np", str(parallel), "-ngl", "0",
              "-t", str(threads), "--host", "127.0.0.1", "--port", str(self.port),
              "--api-key", self.key],
             stdout=subprocess.DEVNULL,
@@ -135,14 +154,16 @@ class LlamaServer:
 
 
 class AssistantServe:
-    def __init__(self, model: Path, n_ctx: int):
+    def __init__(self, model: Path, n_ctx: int, slots: int = 1):
         from assistant.engine.supervisor import Supervisor
 
-        self.supervisor = Supervisor(announce=False, n_ctx=n_ctx)
+        self.supervisor = Supervisor(
+            announce=False, n_ctx=n_ctx, slots=slots, api_key="sk-bench-local-api"
+        )
         client = self.supervisor.start()
-        client.load(model, n_ctx=n_ctx, n_gpu_layers=0)
+        self.loaded = client.load(model, n_ctx=n_ctx, n_gpu_layers=0)
         self.url = self.supervisor.url
-        self.key = self.supervisor.api_key
+        self.key = "sk-bench-local-api"
 
     def close(self) -> None:
         self.supervisor.stop()
@@ -221,6 +242,122 @@ def gui_child(model_name: str, tokens: int) -> list[float]:
     return ttfts
 
 
+LOAD_SLOTS, LOAD_CTX = 16, 1024  # llama-server -np 16 -c 16384: 1,024 tokens a slot
+
+
+def load_body(model: Path, tokens: int) -> dict:
+    return {"model": model.name, "prompt": PROMPT, "max_tokens": tokens, **SAMPLING}
+
+
+def run_load(
+    server: LlamaServer | AssistantServe, model: Path, clients: int, tokens: int
+) -> load.LoadResult:
+    load.burst(server.url, server.key, load_body(model, 4), 2)  # warm up
+    return load.burst(server.url, server.key, load_body(model, tokens), clients)
+
+
+def load_part(binary: Path, model: Path, threads: int, clients: list[int], tokens: int) -> None:
+    print(f"load: bursts of streaming clients, {tokens} tokens each, ignore_eos, "
+          f"/v1/completions, {threads} threads")  # fmt: skip
+    theirs: dict[int, load.LoadResult] = {}
+    ours: dict[int, load.LoadResult] = {}
+    sized: dict[int, load.LoadResult] = {}
+    sized_slots = 0
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ASSISTANT_HOME"] = home
+        reference = LlamaServer(binary, model, LOAD_CTX * LOAD_SLOTS, threads, LOAD_SLOTS)
+        try:
+            for n in clients:
+                theirs[n] = run_load(reference, model, n, tokens)
+        finally:
+            reference.close()
+        engine = AssistantServe(model, LOAD_CTX, slots=LOAD_SLOTS)
+        try:
+            for n in clients:
+                ours[n] = run_load(engine, model, n, tokens)
+        finally:
+            engine.close()
+        big = [n for n in clients if n > LOAD_SLOTS]
+        if big:
+            engine = AssistantServe(model, LOAD_CTX, slots=0)  # sized from memory
+            sized_slots = engine.loaded.n_slots
+            try:
+                for n in big:
+                    sized[n] = run_load(engine, model, n, tokens)
+            finally:
+                engine.close()
+    rows = [
+        ("aggregate tokens/s", lambda r: r.tokens_per_s, "{:.1f}"),
+        ("requests/s", lambda r: r.requests_per_s, "{:.2f}"),
+        ("first token p50 s", lambda r: r.ttft(50), "{:.2f}"),
+        ("first token p95 s", lambda r: r.ttft(95), "{:.2f}"),
+        ("first token p99 s", lambda r: r.ttft(99), "{:.2f}"),
+        ("per-client tok/s min", lambda r: r.per_client_min, "{:.2f}"),
+        ("per-client tok/s median", lambda r: r.per_client_median, "{:.2f}"),
+        ("Jain's fairness", lambda r: r.jain, "{:.3f}"),
+        ("errors", lambda r: r.errors, "{}"),
+    ]
+    for n in clients:
+        columns = [("llama-server -np 16", theirs[n]), (f"ours, {LOAD_SLOTS} slots", ours[n])]
+        if n in sized:
+            columns.append((f"ours, {sized_slots} slots (memory)", sized[n]))
+        print(f"\n  {n} client{'s' if n > 1 else ''}:")
+        print("  " + " " * 26 + "".join(f"{name:>30}" for name, _ in columns))
+        for label, value, fmt in rows:
+            cells = "".join(f"{fmt.format(value(r)):>30}" for _, r in columns)
+            print(f"  {label:<26}{cells}")
+        base = theirs[n].tokens_per_s
+        ratios = ", ".join(f"{name}: {r.tokens_per_s / base:.3f}" for name, r in columns[1:])
+        print(f"  aggregate tokens/s, ratio to llama-server: {ratios}")
+        for r in (r for _, r in columns):
+            for error in sorted({c.error for c in r.results if c.error})[:3]:
+                print(f"  error: {error}")
+    print()
+
+
+def scaling_part(binary: Path, model: Path, threads: int, widths: list[int], tokens: int) -> None:
+    top = max(widths)
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ASSISTANT_HOME"] = home
+        engine = AssistantServe(model, LOAD_CTX, slots=top)
+        try:
+            prompt_n = prompt_tokens(engine, model)
+            load.burst(engine.url, engine.key, load_body(model, 4), 2)  # warm up
+            ours = {n: load.burst(engine.url, engine.key, load_body(model, tokens), n)
+                    for n in widths}  # fmt: skip
+        finally:
+            engine.close()
+    out = subprocess.run(
+        [str(binary), "-m", str(model), "-c", str(LOAD_CTX * top), "-b", "2048", "-ub", "512",
+         "-npp", str(prompt_n), "-ntg", str(tokens), "-npl", ",".join(map(str, widths)),
+         "-t", str(threads), "-ngl", "0", "--output-format", "jsonl"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    reference = {}
+    for line in out.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            reference[int(row["pl"])] = row["pl"] * row["tg"] / row["t"]
+    print(f"scaling: a {prompt_n}-token prompt and {tokens} generated tokens per sequence; "
+          "generated tokens per second of wall time, prompts included")  # fmt: skip
+    print(f"  {'sequences':>10}{'assistant serve':>18}{'llama-batched-bench':>22}{'ratio':>8}")
+    for n in widths:
+        a, b = ours[n].tokens_per_s, reference.get(n, float("nan"))
+        print(f"  {n:>10}{a:>18.1f}{b:>22.1f}{a / b:>8.3f}")
+    print()
+
+
+def prompt_tokens(engine: AssistantServe, model: Path) -> int:
+    r = httpx.post(
+        engine.url + "/v1/completions",
+        json={"model": model.name, "prompt": PROMPT, "max_tokens": 1},
+        headers={"Authorization": f"Bearer {engine.key}"},
+        timeout=60,
+        trust_env=False,
+    )
+    return int(r.json()["usage"]["prompt_tokens"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--llama-server", type=Path, default=os.environ.get("LLAMA_SERVER"))
@@ -228,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--chat-tokens", type=int, default=48)
+    parser.add_argument("--part", choices=("all", "single", "load", "scaling"), default="all")
+    parser.add_argument("--clients", default="1,16,100")
+    parser.add_argument("--load-tokens", type=int, default=64)
+    parser.add_argument("--scaling", default="1,4,8,16,32")
     parser.add_argument("--gui-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.gui_child:
@@ -244,6 +385,15 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = hardware.math_cores()
     model = args.model.resolve()
+    if args.part in ("all", "load"):
+        clients = [int(n) for n in args.clients.split(",")]
+        load_part(args.llama_server, model, threads, clients, args.load_tokens)
+    if args.part in ("all", "scaling"):
+        batched = args.llama_server.with_name("llama-batched-bench")
+        widths = [int(n) for n in args.scaling.split(",")]
+        scaling_part(batched, model, threads, widths, args.load_tokens)
+    if args.part not in ("all", "single"):
+        return 0
     print(f"model {model.name}, {args.tokens} tokens per run, {args.runs} runs each, "
           f"{threads} threads, /v1/completions with ignore_eos")  # fmt: skip
 

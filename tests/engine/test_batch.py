@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,3 +151,38 @@ def test_plan_slots_from_memory(model: Path) -> None:
         expected, fit.MAX_AUTO_SLOTS
     )
     assert fit.plan_slots(info, 4096, machine(per_slot), weights_bytes=0) == 1
+
+
+def test_a_full_kv_cache_frees_idle_slots_then_ends_the_newest_request(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """llama_decode returning 1 (no room in the KV cache) is injected: a split cache with a
+    per-slot limit never fills on its own, a unified one (or another build) can."""
+    scheduler = engine.scheduler
+    run_all(scheduler, [Request(ask("leave a cache behind"), GREEDY)])  # an idle slot's cache
+    assert any(s.tokens for s in scheduler.slots)
+    real_decode = llama_cpp.llama_decode
+    refusals = {"left": 1}
+
+    def decode(ctx, batch):  # type: ignore[no-untyped-def]
+        if refusals["left"] > 0:
+            refusals["left"] -= 1
+            return 1
+        return real_decode(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", decode)
+    caplog.set_level(logging.INFO, logger="assistant.engine.batch")
+    results = run_all(scheduler, [Request(ask(f"after {i}"), GREEDY) for i in range(3)])
+    # The idle slot's cache made room; nobody lost anything.
+    assert all(c.finish_reason == "length" for c in results)
+    assert "dropped the caches of 1 idle slots" in caplog.text
+
+    # Refused whatever is freed: the prompt budget halves down to one token, then the newest
+    # request ends with a clear error while the others go on.
+    refusals["left"] = 12
+    first, second = Request(ask("first"), GREEDY), Request(ask("second"), GREEDY)
+    results = run_all(scheduler, [first, second])
+    reasons = sorted(c.finish_reason for c in results)
+    assert reasons == ["error", "length"], [(c.finish_reason, c.error) for c in results]
+    failed = next(c for c in results if c.finish_reason == "error")
+    assert failed.error and "no room in the KV cache" in failed.error
