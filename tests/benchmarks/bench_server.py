@@ -1,6 +1,6 @@
 """`assistant serve` against llama.cpp's own llama-server, on the same model, in the same run.
 
-Three parts (``--part single|load|scaling``, all by default).
+Four parts (``--part single|load|scaling|priority``, all by default).
 
 **load**: a burst of 1, 16 and 100 concurrent streaming clients (``--clients``), each asking
 for 64 tokens (``--load-tokens``) with ``ignore_eos`` and the same sampling, against
@@ -14,6 +14,9 @@ first token below llama-server's).
 **scaling**: ``assistant serve`` alone with 1, 4, 8, 16 and 32 clients at once, next to
 ``llama-batched-bench`` (same prompt length, 64 generated tokens per sequence): generated
 tokens per second of wall time for the same work.
+
+**priority**: the time to first token of turns 1 and 10 of a conversation sent with the app's
+key, alone and while 15 API clients stream without pause (16 slots).
 
 **single**, side by side:
 - single-stream decode speed: tokens/s between the first and the last streamed token of a
@@ -50,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -358,6 +362,55 @@ def prompt_tokens(engine: AssistantServe, model: Path) -> int:
     return int(r.json()["usage"]["prompt_tokens"])
 
 
+def owner_chat_ttft(engine: AssistantServe, model: Path, tokens: int) -> list[float]:
+    """Time to first token of each turn of one 10-turn conversation, sent with the owner's key
+    (as the app does)."""
+    messages: list[dict] = []
+    ttfts = []
+    for text in CHAT_TURNS:
+        messages.append({"role": "user", "content": text})
+        r = stream(
+            engine.url,
+            engine.supervisor.api_key,
+            "/v1/chat/completions",
+            {"model": model.name, "messages": messages, "max_tokens": tokens, **SAMPLING},
+        )
+        ttfts.append(r["ttft_s"])
+        messages.append({"role": "assistant", "content": r["text"]})
+    return ttfts
+
+
+def priority_part(model: Path, tokens: int, api_clients: int) -> None:
+    """The app's conversation alone, then while API clients keep every other slot busy."""
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ASSISTANT_HOME"] = home
+        engine = AssistantServe(model, 4096, slots=api_clients + 1)
+        try:
+            alone = owner_chat_ttft(engine, model, tokens)
+            stop = threading.Event()
+
+            def api_client() -> None:
+                while not stop.is_set():
+                    load.burst(engine.url, engine.key, load_body(model, 64), 1)
+
+            workers = [threading.Thread(target=api_client) for _ in range(api_clients)]
+            for worker in workers:
+                worker.start()
+            time.sleep(5)  # every API client streaming
+            busy = owner_chat_ttft(engine, model, tokens)
+            stop.set()
+            for worker in workers:
+                worker.join()
+        finally:
+            engine.close()
+    print(f"priority: one conversation of 10 turns ({tokens}-token replies) with the app's key, "
+          f"alone and while {api_clients} API clients stream without pause")  # fmt: skip
+    print("  time to first token   turn 1   turn 10")
+    print(f"  alone               {alone[0]:7.2f} s {alone[9]:7.2f} s")
+    print(f"  under API load      {busy[0]:7.2f} s {busy[9]:7.2f} s")
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--llama-server", type=Path, default=os.environ.get("LLAMA_SERVER"))
@@ -365,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--chat-tokens", type=int, default=48)
-    parser.add_argument("--part", choices=("all", "single", "load", "scaling"), default="all")
+    parser.add_argument(
+        "--part", choices=("all", "single", "load", "scaling", "priority"), default="all"
+    )
     parser.add_argument("--clients", default="1,16,100")
     parser.add_argument("--load-tokens", type=int, default=64)
     parser.add_argument("--scaling", default="1,4,8,16,32")
@@ -392,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         batched = args.llama_server.with_name("llama-batched-bench")
         widths = [int(n) for n in args.scaling.split(",")]
         scaling_part(batched, model, threads, widths, args.load_tokens)
+    if args.part in ("all", "priority"):
+        priority_part(model, args.chat_tokens, 15)
     if args.part not in ("all", "single"):
         return 0
     print(f"model {model.name}, {args.tokens} tokens per run, {args.runs} runs each, "
