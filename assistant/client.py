@@ -58,8 +58,8 @@ class EngineClient:
             raise EngineUnavailable(f"The engine at {self.base_url} is not answering.") from exc
         return dict(r.json()) | {"http_status": r.status_code}
 
-    def status(self) -> dict[str, Any]:
-        return dict(self._get("/v1/assistant/status"))
+    def status(self, timeout: float = 30.0) -> dict[str, Any]:
+        return dict(self._get("/v1/assistant/status", timeout))
 
     def metrics_text(self, timeout: float = 5.0) -> str:
         """The engine's ``/metrics`` (Prometheus text format)."""
@@ -82,9 +82,9 @@ class EngineClient:
         except httpx.HTTPError:
             pass  # the stream's own close stops it too
 
-    def _get(self, path: str) -> Any:
+    def _get(self, path: str, timeout: float = 30.0) -> Any:
         try:
-            r = self._http.get(path, timeout=30)
+            r = self._http.get(path, timeout=timeout)
         except httpx.HTTPError as exc:
             raise EngineUnavailable(f"The engine stopped answering ({exc}).") from exc
         _raise_for_error(r.status_code, _json_or_none(r.content))

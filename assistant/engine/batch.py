@@ -240,7 +240,7 @@ class Scheduler:
         batch.n_tokens = n
         if self.on_stage is not None:
             self.on_stage("prompt" if chunks else "generate")
-        result = self._decode(batch, chunks)
+        result = self._decode(batch, generating, chunks)
         if result != 0:
             self._recover(result, generating, chunks)
             return
@@ -269,6 +269,7 @@ class Scheduler:
             return []
         self._turn = (self._turn + 1) % len(waiting)
         waiting = waiting[self._turn :] + waiting[: self._turn]
+        waiting.sort(key=lambda s: not s.request.interactive)  # stable: the app's first
         given = dict.fromkeys(range(len(waiting)), 0)
         needing = list(range(len(waiting)))
         while budget > 0 and needing:
@@ -286,13 +287,17 @@ class Scheduler:
             needing = still
         return [(s, s.n_eval, s.n_eval + given[i]) for i, s in enumerate(waiting) if given[i] > 0]
 
-    def _decode(self, batch: llama_cpp.llama_batch, chunks: list) -> int:
+    def _decode(
+        self, batch: llama_cpp.llama_batch, generating: list[Sequence], chunks: list
+    ) -> int:
         ctx = self._engine.context
-        if not chunks:
+        if generating or len(chunks) != 1:
             return int(llama_cpp.llama_decode(ctx, batch))
-        # Prompt chunks can be long: let a stop interrupt them inside llama.cpp. Only then,
-        # since per generated token the callback's cost would add up.
-        self._aborting = [c[0].request.stop for c in chunks]
+        # One sequence's prompt alone, which can be long: let a stop interrupt it inside
+        # llama.cpp. Only then: per generated token the callback's cost would add up, and an
+        # abort must never cost other sequences their step (a recurrent model's state cannot
+        # be rolled back).
+        self._aborting = [chunks[0][0].request.stop]
         llama_cpp.llama_set_abort_callback(ctx, self._abort_callback, None)
         try:
             return int(llama_cpp.llama_decode(ctx, batch))
@@ -313,9 +318,16 @@ class Scheduler:
         for sequence in involved:
             sequence.batch_index = -1
             slot = sequence.slot
-            if not llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, len(slot.tokens), -1):
-                # (recurrent memory cannot cut part of a sequence)
-                self.fail(sequence, _decode_failure(result))
+            llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, len(slot.tokens), -1)
+            if llama_cpp.llama_memory_seq_pos_max(mem, slot.seq_id) != len(slot.tokens) - 1:
+                # The cache could not be cut back to what the slot holds (recurrent memory
+                # cannot cut part of a sequence): that reply cannot go on.
+                if result == 2 and sequence.request.stop.is_set():
+                    llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, 0, -1)
+                    slot.tokens = []
+                    self._finish(sequence, "cancelled")
+                else:
+                    self.fail(sequence, _decode_failure(result))
         if result == 2:
             return  # aborted by a stop: the next step finishes the stopped sequence
         if result == 1:
@@ -325,7 +337,9 @@ class Scheduler:
                 self._budget = max(1, self._budget // 2)
                 log.info("KV cache full: prompt budget halved to %d tokens", self._budget)
                 return
-            newest = max(self.active, key=lambda s: s.started, default=None)
+            # Nothing more to free: end the newest request of this batch, not some other.
+            still = [s for s in involved if s.slot.active is s]
+            newest = max(still, key=lambda s: s.started, default=None)
             if newest is not None:
                 self.fail(newest, _decode_failure(result))
             return

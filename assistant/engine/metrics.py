@@ -45,14 +45,18 @@ class TokenRate:
                 events[-1] = (events[-1][0], events[-1][1] + n)
             else:
                 events.append((now, n))
+                self._prune(now)
 
     def rate(self) -> float:
         now = self._clock()
         with self._lock:
-            events = self._events
-            while events and now - events[0][0] > self._window:
-                events.popleft()
-            return sum(n for _, n in events) / self._window
+            self._prune(now)
+            return sum(n for _, n in self._events) / self._window
+
+    def _prune(self, now: float) -> None:
+        events = self._events
+        while events and now - events[0][0] > self._window:
+            events.popleft()
 
 
 class Metrics:

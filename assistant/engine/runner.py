@@ -153,7 +153,8 @@ class Runner:
         if isinstance(job, GenerateJob):
             with self._count_lock:
                 free = max(0, self.slots_total - self.running)
-                if self._waiting - free >= self.max_queue:
+                # The person at the keyboard is never refused because other apps filled it.
+                if self._waiting - free >= self.max_queue and not job.interactive:
                     self.metrics.rejected()
                     raise EngineBusy(
                         f"The engine is busy: {self.running} requests running and "
@@ -186,12 +187,16 @@ class Runner:
         self._engine = Engine()
         try:
             while self._take_jobs(block=not self._pending and not self.running):
-                self._drop_stopped()
-                self._start_jobs()
-                if self.running:
-                    self._step()
-                else:
-                    self._stage("idle")
+                try:
+                    self._drop_stopped()
+                    self._start_jobs()
+                    if self.running:
+                        self._step()
+                    else:
+                        self._stage("idle")
+                except Exception:  # noqa: BLE001 - a bug here must not leave requests hanging
+                    log.exception("The inference loop failed; ending what it held")
+                    self._fail_everything("The engine failed; see its log.")
         finally:
             for job in list(self._pending):
                 self._end_unstarted(job, "cancelled")
@@ -223,6 +228,7 @@ class Runner:
         return self._pending[0]
 
     def _start_jobs(self) -> None:
+        changed = False
         while self._pending:
             job = self._next_job()
             if not isinstance(job, GenerateJob):
@@ -238,8 +244,11 @@ class Runner:
                     return
                 try:
                     self._load(job.model, self.default_ctx, self.default_gpu_layers)
-                except AssistantError as exc:
+                except Exception as exc:  # noqa: BLE001 - the request says why, the loop goes on
                     self._pending.remove(job)
+                    if not isinstance(exc, AssistantError):
+                        log.exception("Loading %s failed", job.model)
+                        exc = AssistantError(f"Loading the model failed: {exc}")
                     self._reject(job, exc)
                     continue
             if self.loaded is None:
@@ -251,7 +260,9 @@ class Runner:
                 return
             self._pending.remove(job)
             self._admit(job, scheduler)
-        self._publish()
+            changed = True
+        if changed:
+            self._publish()
 
     def _run_control(self, job: LoadJob | UnloadJob) -> None:
         try:
@@ -259,11 +270,10 @@ class Runner:
                 self._run_load(job)
             else:
                 self._unload()
-                job.future.set_result(None)
+                _resolve(job.future, None)
         except BaseException as exc:  # noqa: BLE001 - the loop must outlive any one job
             log.exception("Engine job failed")
-            if not job.future.done():
-                job.future.set_exception(exc)
+            _fail_future(job.future, exc)
         finally:
             self._stage("idle")
 
@@ -301,14 +311,14 @@ class Runner:
             and job.n_ctx in (0, current.n_ctx, self._asked_ctx)
         ):
             self.loading = None
-            job.future.set_result(current)  # already there: a client reconnecting, the CLI
+            _resolve(job.future, current)  # already there: a client reconnecting, the CLI
             return
         try:
             loaded = self._load(job.path, job.n_ctx, job.n_gpu_layers, job.progress)
         except BaseException as exc:
-            job.future.set_exception(exc)
+            _fail_future(job.future, exc)
         else:
-            job.future.set_result(loaded)
+            _resolve(job.future, loaded)
         finally:
             self.loading = None
 
@@ -400,14 +410,16 @@ class Runner:
         except RequestRejected as exc:  # nothing ran
             self._reject(job, exc)
             return
-        except AssistantError as exc:  # a template that fails: the reply is the error
+        except Exception as exc:  # noqa: BLE001 - a template that fails: the reply is the error
+            if not isinstance(exc, AssistantError):
+                log.exception("Starting a request failed")
             log.warning("Generation failed: %s", exc)
             self._end_unstarted(job, "error", str(exc))
             return
         with self._count_lock:
             self._waiting -= 1
             self.running += 1
-        job.accepted.set_result(None)
+        _resolve(job.accepted, None)
 
     def _on_decode(self, kind: str) -> None:
         model = str(self.loaded.path) if self.loaded else ""
@@ -439,15 +451,15 @@ class Runner:
         self.metrics.finished(completion, waited)
         count, total = self._durations
         self._durations = (count + 1, total + waited + completion.duration_s)
-        job.future.set_result(completion)
+        _resolve(job.future, completion)
         self._publish()
 
     def _reject(self, job: GenerateJob, exc: AssistantError) -> None:
         with self._count_lock:
             self._waiting -= 1
         self.metrics.requests.labels("error").inc()
-        job.accepted.set_exception(exc)
-        job.future.set_exception(exc)
+        _fail_future(job.accepted, exc)
+        _fail_future(job.future, exc)
 
     def _end_unstarted(self, job: Job, reason: str, error: str | None = None) -> None:
         """A job that never ran: cancelled in the queue, or the engine closing."""
@@ -457,11 +469,23 @@ class Runner:
             completion = Completion.failed(error or "", model_file=self._engine.model_file)
             completion = dataclasses.replace(completion, finish_reason=reason, error=error)
             self.metrics.finished(completion, 0.0)
-            if not job.accepted.done():
-                job.accepted.set_result(None)
-            job.future.set_result(completion)
-        elif not job.future.done():
-            job.future.set_exception(AssistantError("The engine closed before this ran."))
+            _resolve(job.accepted, None)
+            _resolve(job.future, completion)
+        else:
+            _fail_future(job.future, AssistantError("The engine closed before this ran."))
+
+    def _fail_everything(self, message: str) -> None:
+        """After an unexpected failure of the loop: every request ends, with ``message``."""
+        scheduler = self._engine.scheduler if self.loaded is not None else None
+        for sequence in scheduler.active if scheduler is not None else ():
+            try:
+                scheduler.fail(sequence, message)  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001
+                log.exception("Could not end a request")
+        for job in list(self._pending):
+            if isinstance(job, GenerateJob):
+                self._pending.remove(job)
+                self._end_unstarted(job, "error", message)
 
     def _publish(self) -> None:
         """What the Monitor's table shows: every request in flight, running or waiting."""
@@ -478,6 +502,23 @@ class Runner:
             if isinstance(job, GenerateJob):
                 rows.append(_row(job, job.model.name if job.model else model, "waiting", now, 0))
         self.in_flight = tuple(rows)
+
+
+def _resolve(future: Future[Any], value: Any) -> None:
+    """Set a result unless the future is done (a waiter that went away cancels it)."""
+    if not future.done():
+        try:
+            future.set_result(value)
+        except Exception:  # noqa: BLE001 - cancelled in between: nobody is waiting
+            pass
+
+
+def _fail_future(future: Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        try:
+            future.set_exception(exc)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _row(job: GenerateJob, model: str, state: str, now: float, tokens: int) -> dict[str, Any]:

@@ -356,8 +356,12 @@ class EngineServer:
         loaded = self.runner.loaded
         return JSONResponse({"status": "ok", "model": loaded.name if loaded else None})
 
-    async def status(self, _request: Request) -> JSONResponse:
+    async def status(self, request: Request) -> JSONResponse:
         loaded = self.runner.loaded
+        requests = list(self.runner.in_flight)
+        if not _is_owner(request):
+            # Other apps share one key: they see the load, not the ids that cancel requests.
+            requests = [{k: v for k, v in r.items() if k != "id"} for r in requests]
         return JSONResponse(
             {
                 "loaded": loaded.to_json() if loaded else None,
@@ -365,7 +369,7 @@ class EngineServer:
                 "queued": self.runner.queued,
                 "running": self.runner.running,
                 "slots": self.runner.slots_total,
-                "requests": list(self.runner.in_flight),
+                "requests": requests,
                 "build_key": self.runner.build_key,
                 "config": self.runner.config.to_json(),
                 "threads": self.runner.threads or hardware.math_cores(),
@@ -402,6 +406,9 @@ class EngineServer:
     async def cancel(self, request: Request) -> JSONResponse:
         body = await _json_body(request)
         job = self._jobs.get(str(body.get("id", "")))
+        # The app's own requests are stopped by the app alone.
+        if job is not None and job.interactive and not _is_owner(request):
+            job = None
         if job is not None:
             job.stop.set()
         return JSONResponse({"cancelled": job is not None})
@@ -510,8 +517,13 @@ class EngineServer:
 
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request_id = request_id[:64]
+        request_id = (request.headers.get("x-request-id") or "")[:64]
+        if not request_id or request_id in self._jobs:
+            request_id = uuid.uuid4().hex  # ids are never shared: a cancel stops one request
+        owner = _is_owner(request)
+        if not owner and (ext.get("kv_state") or ext.get("save_state")):
+            # Saved KV caches hold the owner's conversations: theirs alone.
+            raise bad_request("'assistant.kv_state' is for the app's own requests.", "assistant")
 
         def on_text(piece: str) -> None:
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
@@ -525,7 +537,7 @@ class EngineServer:
             kv_state=ext.get("kv_state"),
             save_state=bool(ext.get("save_state", False)),
             on_text=on_text if stream else None,
-            interactive=bool(request.scope.get("state", {}).get("owner")),
+            interactive=owner,
             client=_client_label(request),
             id=request_id,
         )
@@ -679,9 +691,14 @@ async def _unless_disconnected(request: Request, job: GenerateJob) -> Completion
             return await future
 
 
+def _is_owner(request: Request) -> bool:
+    """Whether the request came with the owner's key (the app, the CLI), as the Gate found."""
+    return bool(request.scope.get("state", {}).get("owner"))
+
+
 def _client_label(request: Request) -> str:
     """Who sent a request, as the Monitor shows it: this app, or an address and its client."""
-    if request.scope.get("state", {}).get("owner"):
+    if _is_owner(request):
         return "this app"
     peer = request.client
     where = f"{peer.host}:{peer.port}" if peer else "?"

@@ -586,7 +586,9 @@ class MainWindow(QMainWindow):
         if access is None:
             self.show_error("The engine has not started yet; try again in a moment.")
             return
-        if self.monitor is None or self.monitor.url != access[0]:
+        monitor = self.monitor
+        # A new one after a close (its sampler stopped) or an engine restart (new URL or key).
+        if monitor is None or not monitor.sampling or (monitor.url, monitor.key) != access:
             if self.monitor is not None:
                 self.monitor.shutdown()
                 self.monitor.deleteLater()

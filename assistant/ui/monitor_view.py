@@ -65,11 +65,13 @@ class MonitorSampler(QObject):
 
     @Slot()
     def stop(self) -> None:
+        """On the sampler's thread: stop, close the connection, then end the thread."""
         if self._timer is not None:
             self._timer.stop()
         if self._client is not None:
             self._client.close()
             self._client = None
+        self.thread().quit()
 
     @Slot()
     def sample(self) -> None:
@@ -77,7 +79,7 @@ class MonitorSampler(QObject):
             return
         try:
             scrape = Scrape.parse(self._client.metrics_text(timeout=2.0))
-            status = self._client.status()
+            status = self._client.status(timeout=2.0)
         except (AssistantError, ValueError) as exc:
             self.sampled.emit(MonitorSample(None, (), 0, str(exc)))
             return
@@ -136,6 +138,7 @@ class MonitorView(QWidget):
     def __init__(self, url: str, key: str, parent: QWidget | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.url = url
+        self.key = key
         self.setWindowTitle("Monitor: the engine's load")
         self.setAccessibleName("Monitor")
         self.history = History()
@@ -177,11 +180,18 @@ class MonitorView(QWidget):
         self.shutdown()
         super().closeEvent(event)
 
+    @property
+    def sampling(self) -> bool:
+        return self._thread.isRunning()
+
     def shutdown(self) -> None:
+        """Stop sampling and wait for the thread (its calls time out within 2 s)."""
         if self._thread.isRunning():
             QTimer.singleShot(0, self._sampler, self._sampler.stop)
-            self._thread.quit()
-            self._thread.wait(3000)
+            if not self._thread.wait(5000):
+                log.warning("The Monitor's sampler did not stop in time")
+                self._thread.quit()
+                self._thread.wait()
 
     @Slot(MonitorSample)
     def show_sample(self, sample: MonitorSample) -> None:

@@ -363,20 +363,21 @@ def prompt_tokens(engine: AssistantServe, model: Path) -> int:
 
 
 def owner_chat_ttft(engine: AssistantServe, model: Path, tokens: int) -> list[float]:
-    """Time to first token of each turn of one 10-turn conversation, sent with the owner's key
-    (as the app does)."""
-    messages: list[dict] = []
+    """Time to first token of each turn of one 10-turn conversation sent with the owner's key
+    (as the app does). The transcript grows as a chat's does, as raw text, so that no chat
+    format's stop string cuts a reply short."""
+    transcript = ""
     ttfts = []
     for text in CHAT_TURNS:
-        messages.append({"role": "user", "content": text})
+        transcript += f"User: {text}\nAssistant:"
         r = stream(
             engine.url,
             engine.supervisor.api_key,
-            "/v1/chat/completions",
-            {"model": model.name, "messages": messages, "max_tokens": tokens, **SAMPLING},
+            "/v1/completions",
+            {"model": model.name, "prompt": transcript, "max_tokens": tokens, **SAMPLING},
         )
         ttfts.append(r["ttft_s"])
-        messages.append({"role": "assistant", "content": r["text"]})
+        transcript += r["text"] + "\n"
     return ttfts
 
 

@@ -236,6 +236,11 @@ def test_a_full_queue_answers_429_with_retry_after(home: tuple[Path, Path]) -> N
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model=engine.model, messages=CHAT, max_tokens=4)
         assert engine.metrics()["assistant_requests_total{outcome=rejected}"] == 2
+        # The app is never refused because other apps filled the queue: it goes first.
+        mine = engine.owner().completions.create(
+            model=engine.model, prompt=PROMPT, max_tokens=2, extra_body={"ignore_eos": True}
+        )
+        assert mine.usage is not None and mine.usage.completion_tokens == 2
         running.join(120)
         queued.join(120)
     finally:
@@ -253,8 +258,9 @@ def test_the_apps_message_goes_ahead_of_queued_api_requests(home: tuple[Path, Pa
             app_run = pool.submit(stream_reply, engine.owner(), engine.model, 8).result(120)
             api_results = [f.result(120) for f in api_runs]
         assert app_run["finish"] == "length"
-        ahead = [r for r in api_results if r["first"] < app_run["first"]]
-        # Only the four already running when the app's message came answered before it.
+        # Only the four already running when the app's message came answered before it (the
+        # API requests admitted with it, in the same step, get their first token in that step).
+        ahead = [r for r in api_results if r["first"] < app_run["first"] - 0.05]
         assert len(ahead) == 4, sorted(r["first"] - app_run["first"] for r in api_results)
     finally:
         engine.supervisor.stop()
@@ -274,6 +280,30 @@ def test_status_lists_the_requests_in_flight(eight_slots: Engine) -> None:
     seen = status["requests"]
     runner.join(60)
     row = seen[0]
+    assert "id" not in row  # other apps share a key: no ids to cancel each other's requests
     assert row["model"] == eight_slots.model
     assert row["client"].startswith("127.0.0.1:") and "OpenAI" in row["client"]
     assert status["slots"] == 8
+
+
+def test_other_apps_cannot_touch_the_apps_saved_conversations(eight_slots: Engine) -> None:
+    r = httpx.post(
+        eight_slots.url + "/v1/chat/completions",
+        json={
+            "model": eight_slots.model,
+            "messages": CHAT,
+            "max_tokens": 2,
+            "assistant": {"kv_state": "conversation-1", "save_state": True},
+        },
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30,
+        trust_env=False,
+    )
+    assert r.status_code == 400 and "app's own requests" in r.json()["error"]["message"]
+    cancel = httpx.post(
+        eight_slots.url + "/v1/assistant/cancel",
+        json={"id": "whatever"},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        trust_env=False,
+    )
+    assert cancel.json() == {"cancelled": False}
