@@ -270,6 +270,23 @@ def test_search_finds_words_from_old_replies_across_conversations(store: Store) 
     assert store.search("kunsthist")  # the last word matches as a prefix while typing
 
 
+def test_search_lists_the_newest_messages_first_and_completes_words_being_typed(
+    store: Store,
+) -> None:
+    cid = _chat(store, "Notes", (("about lighthouses", "lighthouse keepers"),))
+    ids = [store.add_message(cid, "user", f"lighthouse note {i}").id for i in range(5)]
+    hits = store.search("lighthouse", limit=3)
+    # Newest first, through FTS5's rowid order: a LIMIT stops it early, whatever matches.
+    assert [h.message_id for h in hits] == ids[::-1][:3]
+    # Not yet a whole word: the prefix query finds "lighthouses" and "lighthouse" alike.
+    typed = store.search("lighthou")
+    assert len(typed) == 7 and typed[0].message_id == ids[-1]
+    # A whole word and the longer words it begins, newest first, each message once.
+    both = store.search("lighthouse")
+    assert len(both) == 7 and len({h.message_id for h in both}) == 7
+    assert [h.message_id for h in both] == sorted((h.message_id for h in both), reverse=True)
+
+
 def test_search_sees_checkpoints_and_final_text(store: Store) -> None:
     cid = store.create_conversation().id
     reply = store.start_reply(cid, None)
