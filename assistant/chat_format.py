@@ -25,7 +25,7 @@ Messages = Sequence[dict[str, str]]
 PLAIN_TEMPLATE_NOTE = "This model has no chat template; using a plain System/User/Assistant format."
 _PLAIN_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 # The plain format's reply ends where the model starts writing the next turn itself.
-PLAIN_STOP_STRINGS = ("\nUser:", "\nSystem:")
+PLAIN_STOP_STRINGS = ("\nUser:", "\nAssistant:", "\nSystem:")
 
 # End-of-turn markers that fine-tunes sometimes write as plain text instead of as their special
 # token; stopping on the text too keeps them out of the reply. Only markers the template itself

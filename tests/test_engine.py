@@ -235,6 +235,8 @@ def test_model_without_template_uses_plain_format(models: dict[str, Path]) -> No
         assert loaded.template_note == PLAIN_TEMPLATE_NOTE
         c = e.generate(chat("Hi"), FAST)
         assert c.error is None and c.text
+        # A base model goes on to write the next turn, its own included: the reply ends there.
+        assert {"\nUser:", "\nAssistant:"} <= set(ChatFormat(None).stop_strings)
     finally:
         e.close()
 
