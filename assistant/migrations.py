@@ -82,37 +82,3 @@ def m003_add_message_error(db: Database) -> None:
     # Why a reply ended with finish_reason 'error', as the sentence the user was shown (the
     # engine crashed, a remote server refused...). NULL for every other reply.
     db.execute("ALTER TABLE messages ADD COLUMN error TEXT")
-
-
-@migrations()
-def m004_index_unspaced_scripts(db: Database) -> None:
-    # Chinese, Japanese, Thai... have no spaces between words, so unicode61 makes a sentence
-    # one token. This second index holds only the messages with such a script, as overlapping
-    # character pairs (search_text.py). The function is the Store's, registered on every
-    # connection it opens; the triggers keep the index current as messages change.
-    from assistant.search_text import FUNCTION, GLOB
-
-    db.executescript(
-        textwrap.dedent(
-            f"""\
-        CREATE VIRTUAL TABLE messages_cjk USING fts5(
-            text, tokenize = 'unicode61 remove_diacritics 2'
-        );
-        CREATE TRIGGER messages_cjk_ai AFTER INSERT ON messages
-            WHEN new.content GLOB '{GLOB}'
-        BEGIN
-            INSERT INTO messages_cjk (rowid, text) VALUES (new.id, {FUNCTION}(new.content));
-        END;
-        CREATE TRIGGER messages_cjk_ad AFTER DELETE ON messages BEGIN
-            DELETE FROM messages_cjk WHERE rowid = old.id;
-        END;
-        CREATE TRIGGER messages_cjk_au AFTER UPDATE OF content ON messages BEGIN
-            DELETE FROM messages_cjk WHERE rowid = old.id;
-            INSERT INTO messages_cjk (rowid, text)
-                SELECT new.id, {FUNCTION}(new.content) WHERE new.content GLOB '{GLOB}';
-        END;
-        INSERT INTO messages_cjk (rowid, text)
-            SELECT id, {FUNCTION}(content) FROM messages WHERE content GLOB '{GLOB}';
-        """
-        )
-    )

@@ -23,7 +23,7 @@ from typing import Any, Concatenate
 
 import sqlite_utils
 
-from assistant import APP_NAME, __version__, errors, files, paths, search_text
+from assistant import APP_NAME, __version__, errors, files, paths
 from assistant.migrations import FINISH_REASONS, ROLES, migrations
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,9 @@ def split_snippet(snippet: str) -> list[tuple[str, bool]]:
 
 
 # Scripts written without spaces between words: Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar.
+_UNSPACED_SCRIPT = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]"
+)
 
 
 def _like_patterns(words: list[str]) -> list[str]:
@@ -273,8 +276,6 @@ class Store:
             # In WAL mode NORMAL never corrupts the file; a power cut may lose the last
             # commits, and it makes the once-a-second reply checkpoint cost no fsync.
             conn.execute("PRAGMA synchronous = NORMAL")
-            # The triggers of the unspaced-script index call it (migration m004).
-            conn.create_function(search_text.FUNCTION, 1, search_text.bigrams, deterministic=True)
             migrations.apply(self.db)
             if recover:
                 self._mark_interrupted()
@@ -416,7 +417,6 @@ class Store:
             count = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
             conn.execute("DELETE FROM conversations")
             conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
-            conn.execute("INSERT INTO messages_cjk(messages_cjk) VALUES ('rebuild')")
         self.db.conn.execute("VACUUM")
         self._checkpoint()
         return int(count)
@@ -432,7 +432,6 @@ class Store:
         """
         with self._write() as conn:
             conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
-            conn.execute("INSERT INTO messages_cjk(messages_cjk) VALUES ('optimize')")
         self._checkpoint()
 
     def _checkpoint(self) -> None:
@@ -621,9 +620,8 @@ class Store:
             rows.sort(key=lambda row: -row[1])
             rows = rows[:limit]
         hits = [SearchHit(*row) for row in rows]
-        if search_text.UNSPACED.search(query):
-            seen = {h.message_id for h in hits}
-            hits += self._unspaced_hits(query, limit - len(hits), seen)
+        if _UNSPACED_SCRIPT.search(query):
+            hits += self._substring_hits(query, limit - len(hits), {h.message_id for h in hits})
         # Title matches first, a few at most: one letter typed must not bury the messages.
         titles = self._title_hits(query, min(5, limit))
         return (titles + hits)[:limit]
@@ -648,29 +646,6 @@ class Store:
                 log.warning("A search (%d characters) failed: %s", len(match), exc)
                 return []
             raise
-
-    def _unspaced_hits(self, query: str, limit: int, seen: set[int | None]) -> list[SearchHit]:
-        """Messages holding every word of a query with Chinese, Japanese, Thai... words, newest
-        first, through the pairs index (search_text.py); a one-character word is scanned for."""
-        words = query.replace("\x00", " ").split()
-        phrases = [search_text.phrase(w) for w in words]
-        if not words or limit <= 0:
-            return []
-        if any(p is None for p in phrases):
-            return self._substring_hits(query, limit, seen)
-        rows = self.db.conn.execute(
-            "SELECT m.conversation_id, m.id, c.title, m.role, m.content FROM ("
-            "  SELECT rowid AS id FROM messages_cjk WHERE messages_cjk MATCH ?"
-            "  ORDER BY rowid DESC LIMIT ?"
-            ") f JOIN messages m ON m.id = f.id "
-            "JOIN conversations c ON c.id = m.conversation_id ORDER BY f.id DESC",
-            (" ".join(p for p in phrases if p), int(limit) + len(seen)),
-        ).fetchall()
-        return [
-            SearchHit(cid, mid, title, role, _highlight(_window(content, words[0]), words))
-            for cid, mid, title, role, content in rows
-            if mid not in seen
-        ][:limit]
 
     def _substring_hits(self, query: str, limit: int, seen: set[int | None]) -> list[SearchHit]:
         """Messages holding every word of ``query`` as a substring.

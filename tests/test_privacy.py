@@ -67,15 +67,11 @@ def test_a_deleted_conversation_leaves_no_byte_behind(assistant_home: Path) -> N
             reply = store.start_reply(gone.id, "m.gguf")
             store.checkpoint_reply(reply.id, "the quixotrumble is")
             store.finish_reply(reply.id, f"the quixotrumble {i} is a secret", "stop")
-            # Chinese goes to the pairs index too ("鸭嘴 嘴兽"): it must go as completely.
-            store.add_message(gone.id, "user", f"鸭嘴兽的秘密{i}")
         state = paths.kv_state_path(gone.id)
         state.write_bytes(b"tokens of quixotrumble")
         assert holders(assistant_home, "quixotrumble")  # it was there
-        assert store.search("鸭嘴兽")  # found through the pairs index
         chat.delete_conversation(store, gone.id)
         assert holders(assistant_home, "quixotrumble") == []
-        assert holders(assistant_home, "鸭嘴") == []
         assert not state.exists()
         # The rest is intact and still found.
         assert [h.conversation_id for h in store.search("bread")] == [keep.id]
@@ -103,13 +99,11 @@ def test_delete_all_wipes_every_chat_and_vacuums(assistant_home: Path) -> None:
         for word in ("flibbertine", "grompulous"):
             c = store.create_conversation(word)
             store.add_message(c.id, "user", f"a long message about {word} " * 20)
-            store.add_message(c.id, "user", f"{word} 袋鼠跳得很远" * 10)
             paths.kv_state_path(c.id).write_bytes(word.encode())
         assert chat.delete_all_conversations(store) == 2
         assert store.conversations() == []
         assert holders(assistant_home, "flibbertine") == []
         assert holders(assistant_home, "grompulous") == []
-        assert holders(assistant_home, "袋鼠") == []
         assert list(paths.kv_cache_dir().iterdir()) == []
         # VACUUM rewrote the file: no free pages are left to hold old bytes.
         assert store.db.conn.execute("PRAGMA freelist_count").fetchone()[0] == 0

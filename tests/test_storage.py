@@ -365,8 +365,7 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
             assert migrations.pending(store.db) == []
             assert applied == ["m001_create_conversations_and_messages",
                                "m002_enable_message_search",
-                               "m003_add_message_error",
-                               "m004_index_unspaced_scripts"]  # fmt: skip
+                               "m003_add_message_error"]  # fmt: skip
             assert (
                 store.db.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
                 == schema
@@ -565,45 +564,7 @@ def test_search_finds_words_inside_chinese_and_japanese_sentences(tmp_path: Path
     assert "[北京]" in format_snippet(hit.snippet)
     assert [h.message_id for h in store.search("天気")] == [reply.id]
     assert store.search("上海") == []
-    # Through the pairs index: a word of 4 characters, one inside a longer run, mixed words.
-    assert [h.message_id for h in store.search("晴れです")] == [reply.id]
-    assert [h.role for h in store.search("什么建议")] == ["user"]
-    assert store.search("北京 旅游")[0].role == "user"
-    assert [h.role for h in store.search("京旅")] == ["user"]  # any substring, across words
-    assert store.search("游旅") == []  # the same characters, not in that order: no match
-    # A checkpoint that changes the text moves it in the index; a delete takes it out.
-    other = store.start_reply(c.id, None)
-    store.checkpoint_reply(other.id, "大阪は雨")
-    assert [h.message_id for h in store.search("大阪")] == [other.id]
-    store.checkpoint_reply(other.id, "名古屋は雪")
-    assert store.search("大阪") == [] and [h.message_id for h in store.search("名古屋")] == [
-        other.id
-    ]
-    store.delete_conversation(c.id)
-    assert store.search("北京") == [] and store.search("晴れです") == []
-    count = store.db.conn.execute("SELECT count(*) FROM messages_cjk").fetchone()[0]
-    assert count == 0
     store.close()
-
-
-def test_an_older_database_gets_its_unspaced_script_messages_indexed(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    store = Store(path)
-    c = store.create_conversation("旧")
-    store.add_message(c.id, "user", "我们去公园散步吧")
-    store.add_message(c.id, "user", "only latin here")
-    # As a database from before migration m004: no pairs index, the message already there.
-    conn = store.db.conn
-    conn.executescript(
-        "DROP TRIGGER messages_cjk_ai; DROP TRIGGER messages_cjk_ad; DROP TRIGGER messages_cjk_au;"
-        "DROP TABLE messages_cjk;"
-        "DELETE FROM _sqlite_migrations WHERE name = 'm004_index_unspaced_scripts';"
-    )
-    store.close()
-    with Store(path) as reopened:
-        assert [h.role for h in reopened.search("公园")] == ["user"]
-        rows = reopened.db.conn.execute("SELECT count(*) FROM messages_cjk").fetchone()[0]
-        assert rows == 1  # only the message with an unspaced script
 
 
 def test_search_returns_at_most_limit_hits(tmp_path: Path) -> None:

@@ -51,26 +51,6 @@ CREATE TABLE messages (
     model_file TEXT               -- file name of the model that wrote this reply
 , error TEXT);
 
--- table messages_cjk
-CREATE VIRTUAL TABLE messages_cjk USING fts5(
-    text, tokenize = 'unicode61 remove_diacritics 2'
-);
-
--- table messages_cjk_config
-CREATE TABLE 'messages_cjk_config'(k PRIMARY KEY, v) WITHOUT ROWID;
-
--- table messages_cjk_content
-CREATE TABLE 'messages_cjk_content'(id INTEGER PRIMARY KEY, c0);
-
--- table messages_cjk_data
-CREATE TABLE 'messages_cjk_data'(id INTEGER PRIMARY KEY, block BLOB);
-
--- table messages_cjk_docsize
-CREATE TABLE 'messages_cjk_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
-
--- table messages_cjk_idx
-CREATE TABLE 'messages_cjk_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
-
 -- table messages_fts
 CREATE VIRTUAL TABLE "messages_fts" USING FTS5 (
     "content",
@@ -107,24 +87,5 @@ END;
 CREATE TRIGGER "messages_au" AFTER UPDATE ON "messages" BEGIN
   INSERT INTO "messages_fts" ("messages_fts", rowid, "content") VALUES('delete', old.rowid, old."content");
   INSERT INTO "messages_fts" (rowid, "content") VALUES (new.rowid, new."content");
-END;
-
--- trigger messages_cjk_ad
-CREATE TRIGGER messages_cjk_ad AFTER DELETE ON messages BEGIN
-    DELETE FROM messages_cjk WHERE rowid = old.id;
-END;
-
--- trigger messages_cjk_ai
-CREATE TRIGGER messages_cjk_ai AFTER INSERT ON messages
-    WHEN new.content GLOB '*[぀-ヿ㐀-䶿一-鿿豈-﫿฀-໿က-႟ក-៿]*'
-BEGIN
-    INSERT INTO messages_cjk (rowid, text) VALUES (new.id, assistant_bigrams(new.content));
-END;
-
--- trigger messages_cjk_au
-CREATE TRIGGER messages_cjk_au AFTER UPDATE OF content ON messages BEGIN
-    DELETE FROM messages_cjk WHERE rowid = old.id;
-    INSERT INTO messages_cjk (rowid, text)
-        SELECT new.id, assistant_bigrams(new.content) WHERE new.content GLOB '*[぀-ヿ㐀-䶿一-鿿豈-﫿฀-໿က-႟ក-៿]*';
 END;
 

@@ -102,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         ("two common words", "the answer"),
         ("a whole word that is a prefix", "w1"),
         ("a word being typed", "mode"),
-        ("two letters typed", "th"),
         ("a rare word being typed", "zyzzog"),
         ("a common word, then a rare one", "model w4990"),
         ("CJK, 2 characters", "公园"),
