@@ -403,6 +403,10 @@ class Store:
         with self._write() as conn:
             # ON DELETE CASCADE removes the messages; their delete trigger updates the index.
             conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        self._purge_soon()
+
+    def _purge_soon(self) -> None:
+        """Purge now (see _purge), or at close when the history is too big to wait for."""
         messages = self.db.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         if messages <= PURGE_AT_ONCE_MAX_MESSAGES:
             self._purge()
@@ -579,6 +583,7 @@ class Store:
             )
             if cursor.rowcount == 0:
                 raise _message_not_found(message_id)
+        self._purge_soon()  # the words edited away leave the search index too
 
     @_boundary
     def delete_messages_from(self, message_id: int) -> None:
@@ -592,6 +597,8 @@ class Store:
                     "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
                     (row[0], message_id),
                 )
+        if row is not None:
+            self._purge_soon()  # a regenerated or resent turn's old text goes for good
 
     # -- search and export --------------------------------------------------------------------
 
@@ -621,7 +628,9 @@ class Store:
             rows = rows[:limit]
         hits = [SearchHit(*row) for row in rows]
         if _UNSPACED_SCRIPT.search(query):
-            hits += self._substring_hits(query, limit - len(hits), {h.message_id for h in hits})
+            hits += self._substring_hits(query, limit, {h.message_id for h in hits})
+            hits.sort(key=lambda h: -(h.message_id or 0))  # newest first, whichever found it
+            hits = hits[:limit]
         # Title matches first, a few at most: one letter typed must not bury the messages.
         titles = self._title_hits(query, min(5, limit))
         return (titles + hits)[:limit]

@@ -78,6 +78,19 @@ def test_a_deleted_conversation_leaves_no_byte_behind(assistant_home: Path) -> N
         assert store.integrity_check()
 
 
+def test_text_edited_away_or_regenerated_leaves_no_byte_behind(assistant_home: Path) -> None:
+    with Store() as store:
+        c = store.create_conversation("Edits")
+        first = store.add_message(c.id, "user", "my password is zanzibarquill")
+        reply = store.start_reply(c.id, "m.gguf")
+        store.finish_reply(reply.id, "noted: frobnicatewhistle", "stop")
+        store.edit_message(first.id, "never mind")
+        store.delete_messages_from(reply.id)  # regenerate: the old reply goes
+        for word in ("zanzibarquill", "frobnicatewhistle"):
+            assert holders(assistant_home, word) == []
+        assert [h.message_id for h in store.search("mind")] == [first.id]
+
+
 def test_a_big_history_finishes_the_purge_on_close(
     assistant_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

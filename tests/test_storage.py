@@ -564,6 +564,9 @@ def test_search_finds_words_inside_chinese_and_japanese_sentences(tmp_path: Path
     assert "[北京]" in format_snippet(hit.snippet)
     assert [h.message_id for h in store.search("天気")] == [reply.id]
     assert store.search("上海") == []
+    # Found by the word index and by the scan alike: newest first all the same.
+    later = store.add_message(c.id, "user", "北京 is lovely")
+    assert [h.message_id for h in store.search("北京")] == [later.id, hit.message_id]
     store.close()
 
 

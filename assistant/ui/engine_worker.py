@@ -189,12 +189,16 @@ class EngineWorker(QObject):
         self.engine_crashed.emit(crash.sentence())
         self._reload(previous)
 
-    def _reload(self, previous: LoadedModel | None) -> None:
+    def _can_reload(self, previous: LoadedModel | None) -> bool:
+        return previous is not None and not self._supervisor.gave_up and not self._supervisor.fatal
+
+    def _reload(self, previous: LoadedModel | None, *, announced: bool = False) -> None:
         """After a restart: load the model that was active, so the next message just works."""
-        if previous is None or self._supervisor.gave_up or self._supervisor.fatal:
+        if previous is None or not self._can_reload(previous):
             return
         n_ctx, n_gpu_layers = self._load_args
-        self.reloading.emit(str(previous.path))
+        if not announced:
+            self.reloading.emit(str(previous.path))
         try:
             loaded = self._load(previous.path, n_ctx, n_gpu_layers)
         except AssistantError as exc:
@@ -259,9 +263,15 @@ class EngineWorker(QObject):
         except Exception as exc:
             log.exception("Unexpected error while generating")
             completion = Completion.failed(f"Generation failed: {exc}", "", model_file)
+        # The reload is announced before the failed reply ends, so that nobody who sees the
+        # reply end takes the crashed engine's model for the one loaded.
+        reload = crashed_with is not None and self._can_reload(crashed_with)
+        if reload:
+            assert crashed_with is not None
+            self.reloading.emit(str(crashed_with.path))
         self.generation_finished.emit(completion)
-        if crashed_with is not None:
-            self._reload(crashed_with)
+        if reload:
+            self._reload(crashed_with, announced=True)
 
     def _emit_text(self, piece: str) -> None:
         if piece:
