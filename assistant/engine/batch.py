@@ -114,7 +114,7 @@ class Scheduler:
         self._turn = 0  # round-robin start among prompting sequences
         self._aborting: list[threading.Event] = []
         self.on_stage: StageHook | None = None
-        self.on_token: Callable[[Sequence], None] | None = None
+        self.on_token: Callable[[], None] | None = None  # each token sampled (metrics)
         # llama.cpp keeps this function pointer; the reference here keeps it alive.
         self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
 
@@ -377,7 +377,7 @@ class Scheduler:
             self.fail(sequence, f"Generation failed: {exc}")
             return
         if self.on_token is not None:
-            self.on_token(sequence)
+            self.on_token()
         if stopped:
             self._finish(sequence, "stop")
         elif sequence.completion_tokens >= params.max_tokens:

@@ -98,12 +98,12 @@ class Engine:
         extra_bufts: bool = True,
         n_threads: int = 0,
         n_slots: int = 1,
-        kv_unified: bool = False,
     ) -> LoadedModel:
         """Load a GGUF model (closing any previous one); InvalidModelFile or ModelError if not.
 
         ``n_ctx`` is the context of each of ``n_slots`` sequences served at once; the KV cache
-        holds ``n_ctx * n_slots`` tokens, split per sequence or, with ``kv_unified``, shared.
+        holds ``n_ctx * n_slots`` tokens, split per sequence (a unified cache was measured slower
+        with many sequences: see fit.MAX_AUTO_SLOTS).
         ``extra_bufts`` allows llama.cpp's extra weight buffer types (AMX, CPU repacking); they
         are used only where cpu_probe found them safe on this CPU. ``n_threads`` 0 means the
         physical core count.
@@ -150,7 +150,7 @@ class Engine:
 
         try:
             ctx, n_ctx = self._new_context(
-                model, n_ctx, n_threads or hardware.math_cores(), n_slots, kv_unified
+                model, n_ctx, n_threads or hardware.math_cores(), n_slots
             )
         except BaseException:
             llama_cpp.llama_model_free(model)
@@ -176,7 +176,6 @@ class Engine:
             n_layers=info.n_layers,
             n_ctx=n_ctx,
             n_slots=n_slots,
-            kv_unified=kv_unified,
             n_gpu_layers=min(layers, info.n_layers),
             backend=backend,
             backend_note=note,
@@ -184,11 +183,10 @@ class Engine:
             load_seconds=time.perf_counter() - started,
         )
         log.info(
-            "Loaded %s (n_ctx %d x %d slots%s, %s: %s) in %.2f s",
+            "Loaded %s (n_ctx %d x %d slots, %s: %s) in %.2f s",
             path.name,
             n_ctx,
             n_slots,
-            ", unified KV" if kv_unified else "",
             backend,
             note,
             self._loaded.load_seconds,
@@ -201,7 +199,6 @@ class Engine:
         n_ctx: int,
         n_threads: int,
         n_slots: int,
-        kv_unified: bool,
     ) -> tuple[llama_cpp.llama_context_p, int]:
         """A context of ``n_slots`` sequences; returns it and each sequence's context."""
         trained = llama_cpp.llama_model_n_ctx_train(model)
@@ -215,7 +212,7 @@ class Engine:
         # Room for every slot's next token plus prompt chunks in one batch.
         params.n_batch = params.n_ubatch = max(min(512, n_ctx * n_slots), n_slots)
         params.n_seq_max = n_slots
-        params.kv_unified = kv_unified
+        params.kv_unified = False  # one cache per sequence
         # As llama.cpp's own tools: one thread per physical core for both phases. Hyperthreads
         # share a core's vector units and only add contention.
         params.n_threads = params.n_threads_batch = max(1, n_threads)
@@ -227,8 +224,6 @@ class Engine:
                 f"tokens{slots}, probably for lack of memory. Try a smaller context size"
                 + (" or fewer slots." if n_slots > 1 else ".")
             )
-        if kv_unified:
-            return ctx, min(n_ctx, llama_cpp.llama_n_ctx(ctx))
         return ctx, llama_cpp.llama_n_ctx_seq(ctx)
 
     def close(self) -> None:

@@ -41,7 +41,6 @@ class LoadedModel:
     safe_mode_note: str = ""
     # Requests served at once (continuous batching), each with n_ctx tokens of context.
     n_slots: int = 1
-    kv_unified: bool = False
 
     @property
     def name(self) -> str:

@@ -362,6 +362,9 @@ class Runner:
             self.loaded = self._engine.model
             self.slots_total = self.loaded.n_slots if self.loaded else 0
             self.running = 0
+        scheduler = self._engine.scheduler
+        scheduler.on_stage = self._on_decode
+        scheduler.on_token = self.metrics.rate.add
         if config.notes:
             loaded = dataclasses.replace(loaded, safe_mode_note=configs.describe(config))
         self.loaded = loaded
@@ -403,8 +406,6 @@ class Runner:
             state_file=str(_state_file(job.kv_state)) if job.kv_state else None,
             tag=job,
         )
-        scheduler.on_stage = self._on_decode
-        scheduler.on_token = self._on_token
         try:
             job.sequence = scheduler.admit(request)
         except RequestRejected as exc:  # nothing ran
@@ -427,9 +428,6 @@ class Runner:
             self._stage(kind, model=model, **self._effective)
             stage = "decode" if kind == "prompt" else kind
             crash_injection.maybe_crash(stage, step=self.config.step)
-
-    def _on_token(self, _sequence: Any) -> None:
-        self.metrics.rate.add()
 
     def _done(self, job: GenerateJob, completion: Completion) -> None:
         """A running request ended (on the inference thread, its slot still as it left it)."""
