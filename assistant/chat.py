@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from assistant import library, paths
@@ -24,6 +25,41 @@ CHECKPOINT_INTERVAL_S = 0.5
 TITLE_LENGTH = 48
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a reply is asked of: a file on this machine, or a model of a remote engine."""
+
+    model: str  # this machine: the file's path; a remote engine: its model id
+    engine: str | None = None  # the remote engine's name; None: this machine
+
+    @classmethod
+    def local(cls, path: Path) -> ModelChoice:
+        return cls(str(path))
+
+    @property
+    def is_remote(self) -> bool:
+        return self.engine is not None
+
+    @property
+    def path(self) -> Path:
+        assert self.engine is None, "a remote model has no path here"
+        return Path(self.model)
+
+    @property
+    def model_file(self) -> str:
+        """What a reply records as its model: the file name, or the remote model id."""
+        return self.model if self.is_remote else Path(self.model).name
+
+    @property
+    def reference(self) -> str:
+        """What the conversation records: the library's reference, or the remote model id."""
+        return self.model if self.is_remote else library.model_reference(Path(self.model))
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine} / {self.model}" if self.is_remote else self.model_file
+
+
 def title_from(text: str) -> str:
     """A conversation's title from its first message: the first line, elided."""
     stripped = text.strip()
@@ -36,14 +72,17 @@ def begin_turn(
     conversation_id: int | None,
     text: str,
     *,
-    model: Path,
+    model: ModelChoice | Path,
     system_prompt: str | None = None,
 ) -> tuple[Conversation, Message]:
     """Store the user's message (in a new conversation when ``conversation_id`` is None)."""
-    reference = library.model_reference(model)
+    choice = model if isinstance(model, ModelChoice) else ModelChoice.local(model)
     if conversation_id is None:
         conversation = store.create_conversation(
-            title_from(text), model=reference, system_prompt=system_prompt or None
+            title_from(text),
+            model=choice.reference,
+            system_prompt=system_prompt or None,
+            engine=choice.engine,
         )
     else:
         conversation = store.conversation(conversation_id)
@@ -75,12 +114,14 @@ def forget_kv_state(state: Path) -> None:
 class Reply:
     """The assistant's reply row while it streams; finish() exactly once."""
 
-    def __init__(self, store: Store, conversation_id: int, model: Path):
+    def __init__(self, store: Store, conversation_id: int, model: ModelChoice | Path):
         self.store = store
         self.conversation_id = conversation_id
-        self.model = model
-        store.set_conversation_model(conversation_id, library.model_reference(model))
-        self.message = store.start_reply(conversation_id, model.name)
+        self.choice = model if isinstance(model, ModelChoice) else ModelChoice.local(model)
+        store.set_conversation_model(conversation_id, self.choice.reference, self.choice.engine)
+        self.message = store.start_reply(
+            conversation_id, self.choice.model_file, self.choice.engine
+        )
         self._parts: list[str] = []
         self._last_checkpoint = time.monotonic()
         self._checkpointed = 0
@@ -132,6 +173,7 @@ class Reply:
                 duration_ms=round(completion.duration_s * 1000),
                 ttft_ms=round(completion.ttft_s * 1000),
                 error=completion.error if finish_reason == "error" else None,
+                reasoning=completion.reasoning or None,
             )
         except StorageError as exc:
             # e.g. the conversation was deleted while it streamed.

@@ -293,7 +293,7 @@ def _stream_reply(
         completion = client.chat(
             history,
             params,
-            model=str(reply.model),
+            model=reply.choice.model,
             on_text=on_text,
             stop=stop,
             kv_state=kv_state,
@@ -302,7 +302,7 @@ def _stream_reply(
     except EngineUnavailable as exc:
         crash = supervisor.wait_exit(3.0) if supervisor is not None else None
         message = crash.sentence() if crash is not None else str(exc)
-        completion = Completion.failed(message, reply.text, reply.model.name)
+        completion = Completion.failed(message, reply.text, reply.choice.model_file)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

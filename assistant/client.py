@@ -1,16 +1,15 @@
-"""The client of an engine over the OpenAI-compatible protocol (httpx), for the GUI and the CLI.
+"""The client of our own engine process: the OpenAI-compatible protocol of every engine
+(``assistant.openai_client``) plus this engine's extensions: health and status, load with
+progress, unload, cancel, the saved KV cache of a conversation, and exact figures per reply.
 
-Blocking calls, made from a worker thread (the GUI's engine thread) or the CLI's main thread.
-Stop is a ``threading.Event``: set, the stream is closed at the next piece and the engine is
-told to cancel at once, which also stops it while it is still reading the prompt.
+Stop also tells the engine to cancel by the request's id, which stops it at once even while it
+is still reading the prompt.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,28 +25,22 @@ from assistant.errors import (
     InvalidModelFile,
     ModelError,
 )
+from assistant.openai_client import OnText, OpenAIClient, _error_message, _json_or_none
+from assistant.remote import ServerKind, sampling_fields
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
 
-
-class EngineClient:
+class EngineClient(OpenAIClient):
     """One engine at ``base_url`` (``http://127.0.0.1:PORT``), with its key."""
 
     def __init__(self, base_url: str, api_key: str):
+        # trust_env=False: a proxy from the environment must never see loopback traffic.
+        super().__init__(
+            base_url.rstrip("/") + "/v1", api_key, name="The engine", kind=ServerKind.ASSISTANT
+        )
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
-        # trust_env=False: a proxy from the environment must never see loopback traffic.
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT_S),
-            trust_env=False,
-        )
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- simple calls ------------------------------------------------------------------------
 
@@ -67,11 +60,8 @@ class EngineClient:
             r = self._http.get("/metrics", timeout=timeout)
         except httpx.HTTPError as exc:
             raise EngineUnavailable(f"The engine stopped answering ({exc}).") from exc
-        _raise_for_error(r.status_code, _json_or_none(r.content))
+        self._raise_for_status(r.status_code, _json_or_none(r.content), r.headers)
         return r.text
-
-    def models(self) -> list[str]:
-        return [m["id"] for m in self._get("/v1/models")["data"]]
 
     def unload(self) -> None:
         self._post("/v1/assistant/unload", {})
@@ -87,7 +77,7 @@ class EngineClient:
             r = self._http.get(path, timeout=timeout)
         except httpx.HTTPError as exc:
             raise EngineUnavailable(f"The engine stopped answering ({exc}).") from exc
-        _raise_for_error(r.status_code, _json_or_none(r.content))
+        self._raise_for_status(r.status_code, _json_or_none(r.content), r.headers)
         return r.json()
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
@@ -95,7 +85,7 @@ class EngineClient:
             r = self._http.post(path, json=body, timeout=60)
         except httpx.HTTPError as exc:
             raise EngineUnavailable(f"The engine stopped answering ({exc}).") from exc
-        _raise_for_error(r.status_code, _json_or_none(r.content))
+        self._raise_for_status(r.status_code, _json_or_none(r.content), r.headers)
         return r.json()
 
     # -- load ---------------------------------------------------------------------------------
@@ -109,7 +99,7 @@ class EngineClient:
         progress: Callable[[float], None] | None = None,
     ) -> LoadedModel:
         body = {"model": str(model), "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers}
-        for event in self._events("/v1/assistant/load", body, "while loading the model"):
+        for event in self._events_of("/v1/assistant/load", body, "while loading the model"):
             if "progress" in event:
                 if progress is not None:
                     progress(float(event["progress"]))
@@ -121,13 +111,13 @@ class EngineClient:
 
     # -- chat ---------------------------------------------------------------------------------
 
-    def chat(
+    def chat(  # type: ignore[override]
         self,
         messages: list[dict[str, str]],
         params: GenerationParams,
         *,
         model: str | None = None,
-        on_text: Callable[[str], None] | None = None,
+        on_text: OnText | None = None,
         stop: threading.Event | None = None,
         kv_state: str | None = None,
         save_state: bool = False,
@@ -136,151 +126,52 @@ class EngineClient:
 
         Raises EngineUnavailable (with the text so far) when the engine goes away mid-reply.
         """
-        body: dict[str, Any] = {
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "top_k": params.top_k,
-            "min_p": params.min_p,
-            "repeat_penalty": params.repeat_penalty,
-            # Our own extension: the GUI and CLI want long chats trimmed, not refused.
-            "assistant": {"truncate": True},
-        }
-        if model:
-            body["model"] = model
-        if params.seed is not None:
-            body["seed"] = params.seed
-        if params.stop:
-            body["stop"] = list(params.stop)
+        # Our own extension: the GUI and CLI want long chats trimmed, not refused.
+        extension: dict[str, Any] = {"truncate": True}
+        if kv_state:
+            extension |= {"kv_state": kv_state, "save_state": save_state}
+        return super().chat(
+            messages,
+            params,
+            model=model,
+            on_text=on_text,
+            stop=stop,
+            extra={"assistant": extension},
+            headers={"X-Request-Id": uuid.uuid4().hex},
+        )
+
+    def _sampling(self, params: GenerationParams) -> dict[str, Any]:
+        body = sampling_fields(ServerKind.ASSISTANT, params)
         if params.ignore_eos:
             body["ignore_eos"] = True
-        if kv_state:
-            body["assistant"] |= {"kv_state": kv_state, "save_state": save_state}
-        stop = stop if stop is not None else threading.Event()
-        request_id = uuid.uuid4().hex
-        started = time.perf_counter()
-        parts: list[str] = []
-        first_at: float | None = None
-        done = threading.Event()
-        watcher = threading.Thread(
-            target=self._cancel_on_stop, args=(stop, done, request_id), daemon=True
-        )
-        watcher.start()
-        try:
-            for event in self._events(
-                "/v1/chat/completions",
-                body,
-                "while writing the reply",
-                {"X-Request-Id": request_id},
-                stop,
-            ):
-                if "error" in event:
-                    message = str(event["error"].get("message", "Generation failed."))
-                    info = event.get("assistant") or {}
-                    completion = Completion.failed(
-                        message, "".join(parts), info.get("model_file", "")
-                    )
-                    return completion
-                choices = event.get("choices") or []
-                if choices:
-                    piece = (choices[0].get("delta") or {}).get("content")
-                    if piece:
-                        if first_at is None:
-                            first_at = time.perf_counter()
-                        parts.append(piece)
-                        if on_text is not None:
-                            on_text(piece)
-                    if choices[0].get("finish_reason") and "assistant" in event:
-                        info = dict(event["assistant"])
-                        info["text"] = "".join(parts)
-                        return Completion.from_json(info)
-            # The stream ended without a finish: stopped by us, or the engine went away.
-            if stop.is_set():
-                now = time.perf_counter()
-                return Completion(
-                    text="".join(parts),
-                    finish_reason="cancelled",
-                    prompt_tokens=0,
-                    completion_tokens=len(parts),
-                    cached_tokens=0,
-                    ttft_s=(first_at or now) - started,
-                    duration_s=now - started,
-                    tokens_per_s=0.0,
-                    context_tokens=0,
-                    trimmed_messages=0,
-                    model_file=model or "",
-                )
-            raise EngineUnavailable(
-                "The engine stopped in the middle of the reply.", "".join(parts)
-            )
-        except EngineUnavailable as exc:
-            if not exc.partial_text and parts:
-                exc.partial_text = "".join(parts)
-            raise
-        finally:
-            done.set()
+        return body
 
-    def _cancel_on_stop(
-        self, stop: threading.Event, done: threading.Event, request_id: str
+    def _on_stop(self, request_id: str | None) -> None:
+        if request_id:
+            self.cancel(request_id)
+
+    def _events_of(self, path: str, body: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
+        """The events of one of the engine's own streams (a load's progress)."""
+        yield from self._events(path, body, {}, None, chat=False, doing=what)
+
+    def _connection_error(self, exc: httpx.HTTPError, doing: str) -> AssistantError:
+        return EngineUnavailable(f"The engine stopped answering {doing} ({exc}).")
+
+    def _raise_for_status(
+        self, status: int, body: Any, headers: httpx.Headers, *, retryable: bool = False
     ) -> None:
-        while not done.is_set():
-            if stop.wait(0.02):
-                if not done.is_set():
-                    self.cancel(request_id)
-                return
+        if status < 400:
+            return
+        error = body.get("error") if isinstance(body, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        message = _error_message(body) or f"The engine answered HTTP {status}."
+        if status == 404 and code == "model_not_found":
+            raise InvalidModelFile(message)
+        if status in (400, 404):
+            raise GenerationError(message)
+        if status in (401, 403):
+            raise AssistantError(f"The engine refused the request: {message}")
+        super()._raise_for_status(status, body, headers, retryable=retryable)
 
-    def _events(
-        self,
-        path: str,
-        body: dict[str, Any],
-        what: str,
-        headers: dict[str, str] | None = None,
-        stop: threading.Event | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """POST and yield each server-sent event's JSON until ``[DONE]``."""
-        try:
-            with self._http.stream("POST", path, json=body, headers=headers) as r:
-                if r.status_code != 200:
-                    _raise_for_error(r.status_code, _json_or_none(r.read()))
-                for line in r.iter_lines():
-                    if stop is not None and stop.is_set():
-                        return
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    try:
-                        yield json.loads(data)
-                    except ValueError:
-                        log.warning("Ignoring a malformed event from the engine")
-        except httpx.HTTPError as exc:
-            if stop is not None and stop.is_set():
-                return
-            raise EngineUnavailable(f"The engine stopped answering {what} ({exc}).") from exc
-
-
-def _json_or_none(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def _raise_for_error(status: int, body: Any) -> None:
-    if status < 400:
-        return
-    error = body.get("error") if isinstance(body, dict) else None
-    message = (error or {}).get("message") if isinstance(error, dict) else None
-    message = message or f"The engine answered HTTP {status}."
-    code = (error or {}).get("code") if isinstance(error, dict) else None
-    if status == 404 and code == "model_not_found":
-        raise InvalidModelFile(message)
-    if status in (400, 404):
-        raise GenerationError(message)
-    if status in (401, 403):
-        raise AssistantError(f"The engine refused the request: {message}")
-    raise GenerationError(message)
+    def _error_sentence(self, error: Any) -> str:
+        return _error_message({"error": error}) or "Generation failed."

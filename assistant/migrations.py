@@ -82,3 +82,15 @@ def m003_add_message_error(db: Database) -> None:
     # Why a reply ended with finish_reason 'error', as the sentence the user was shown (the
     # engine crashed, a remote server refused...). NULL for every other reply.
     db.execute("ALTER TABLE messages ADD COLUMN error TEXT")
+
+
+@migrations()
+def m004_add_engine_and_reasoning(db: Database) -> None:
+    # Which engine wrote a reply, and which the conversation uses now: the name of a remote
+    # engine from Settings, NULL for the engine on this machine. model / model_file then hold
+    # that engine's model id.
+    db.execute("ALTER TABLE conversations ADD COLUMN engine TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN engine TEXT")
+    # A reply's reasoning (a remote engine's reasoning_content), kept apart from its answer:
+    # never sent back to a model, exported marked as such. NULL when there was none.
+    db.execute("ALTER TABLE messages ADD COLUMN reasoning TEXT")

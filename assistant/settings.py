@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant import files, paths
+from assistant.remote import RemoteEngine, engines_from_json
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ class Settings:
     # Requests the engine serves at once while the Local API is on (continuous batching); 0 sizes
     # it from memory. The app alone uses one.
     slots: int = 0
+    # Remote engines (OpenAI-compatible servers elsewhere), with their keys: this file is
+    # owner-only, like the Hugging Face token above.
+    engines: list[RemoteEngine] = field(default_factory=list)
+    # Local only: every remote engine is hidden and refused.
+    local_only: bool = False
     window_geometry: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -61,8 +67,13 @@ class Settings:
         except (OSError, ValueError) as exc:
             log.warning("Ignoring unreadable settings file %s: %s", path, exc)
             return cls()
+        if not isinstance(raw, dict):
+            log.warning("Ignoring settings file %s: not a JSON object", path)
+            return cls()
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        values = {k: v for k, v in raw.items() if k in known}
+        values["engines"] = engines_from_json(values.get("engines"))
+        return cls(**values)
 
     def save(self, path: Path | None = None) -> None:
         """Write atomically: a crash mid-write leaves the old file, never half a file."""

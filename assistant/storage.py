@@ -59,6 +59,7 @@ class Conversation:
     updated_at: str
     model: str | None
     system_prompt: str | None
+    engine: str | None = None  # the remote engine in use (its name); None: this machine
 
 
 @dataclass
@@ -76,6 +77,15 @@ class Message:
     ttft_ms: int | None
     model_file: str | None
     error: str | None = None  # why a reply ended with finish_reason "error"
+    engine: str | None = None  # the remote engine that wrote it (its name); None: this machine
+    reasoning: str | None = None  # the reply's reasoning, apart from its answer
+
+    @property
+    def writer(self) -> str:
+        """Who wrote it: "gpu-box / model" for a remote engine's reply, else the model file."""
+        if self.engine:
+            return f"{self.engine} / {self.model_file or '?'}"
+        return self.model_file or ""
 
 
 @dataclass
@@ -342,17 +352,23 @@ class Store:
 
     @_boundary
     def create_conversation(
-        self, title: str = "New chat", *, model: str | None = None, system_prompt: str | None = None
+        self,
+        title: str = "New chat",
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        engine: str | None = None,
     ) -> Conversation:
         now = _now()
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO conversations (title, created_at, updated_at, model, system_prompt) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (title, now, now, model, system_prompt),
+                "INSERT INTO conversations "
+                "(title, created_at, updated_at, model, system_prompt, engine) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (title, now, now, model, system_prompt, engine),
             )
         assert cursor.lastrowid is not None
-        return Conversation(cursor.lastrowid, title, now, now, model, system_prompt)
+        return Conversation(cursor.lastrowid, title, now, now, model, system_prompt, engine)
 
     @_boundary
     def conversations(self) -> list[Conversation]:
@@ -378,8 +394,18 @@ class Store:
         self._update_conversation(conversation_id, "title", title)
 
     @_boundary
-    def set_conversation_model(self, conversation_id: int, model: str | None) -> None:
-        self._update_conversation(conversation_id, "model", model)
+    def set_conversation_model(
+        self, conversation_id: int, model: str | None, engine: str | None = None
+    ) -> None:
+        """The model the conversation uses from now on: a model of this machine (engine None)
+        or of the remote engine of that name."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE conversations SET model = ?, engine = ? WHERE id = ?",
+                (model, engine, conversation_id),
+            )
+            if cursor.rowcount == 0:
+                raise _conversation_not_found(conversation_id)
 
     @_boundary
     def set_conversation_system_prompt(
@@ -500,12 +526,22 @@ class Store:
         return self._insert_message(conversation_id, role, content, None)
 
     @_boundary
-    def start_reply(self, conversation_id: int, model_file: str | None) -> Message:
-        """Create the assistant row a reply streams into: content "", finish_reason None."""
-        return self._insert_message(conversation_id, "assistant", "", model_file)
+    def start_reply(
+        self, conversation_id: int, model_file: str | None, engine: str | None = None
+    ) -> Message:
+        """Create the assistant row a reply streams into: content "", finish_reason None.
+
+        ``engine``: the remote engine writing it (None: this machine).
+        """
+        return self._insert_message(conversation_id, "assistant", "", model_file, engine)
 
     def _insert_message(
-        self, conversation_id: int, role: str, content: str, model_file: str | None
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        model_file: str | None,
+        engine: str | None = None,
     ) -> Message:
         now = _now()
         with self._write() as conn:
@@ -516,14 +552,15 @@ class Store:
             if bumped.rowcount == 0:
                 raise _conversation_not_found(conversation_id)
             cursor = conn.execute(
-                "INSERT INTO messages (conversation_id, role, content, created_at, model_file) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, role, content, now, model_file),
+                "INSERT INTO messages "
+                "(conversation_id, role, content, created_at, model_file, engine) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, now, model_file, engine),
             )
         assert cursor.lastrowid is not None
         return Message(
             cursor.lastrowid, conversation_id, role, content, now,
-            None, None, None, None, None, None, model_file,
+            None, None, None, None, None, None, model_file, engine=engine,
         )  # fmt: skip
 
     @_boundary
@@ -551,6 +588,7 @@ class Store:
         duration_ms: int | None = None,
         ttft_ms: int | None = None,
         error: str | None = None,
+        reasoning: str | None = None,
     ) -> Message:
         """Store a reply's final text and statistics (MessageNotFound if it was deleted)."""
         if finish_reason not in ENGINE_FINISH_REASONS:
@@ -568,9 +606,9 @@ class Store:
             conn.execute(
                 "UPDATE messages SET content = ?, finish_reason = ?, finished_at = ?, "
                 "prompt_tokens = ?, completion_tokens = ?, duration_ms = ?, ttft_ms = ?, "
-                "error = ? WHERE id = ?",
+                "error = ?, reasoning = ? WHERE id = ?",
                 (content, finish_reason, now, prompt_tokens, completion_tokens, duration_ms,
-                 ttft_ms, error, message_id),
+                 ttft_ms, error, reasoning or None, message_id),
             )  # fmt: skip
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, row[0]))
         return self._message(message_id)
@@ -703,11 +741,17 @@ class Store:
         lines.append(f"- Updated: {conversation.updated_at}")
         if conversation.model:
             lines.append(f"- Model: {conversation.model}")
+        if conversation.engine:
+            lines.append(f"- Engine: {conversation.engine} (remote)")
         if conversation.system_prompt:
             lines.append(f"- System prompt: {conversation.system_prompt}")
         lines.append(f"- Exported from {APP_NAME} {__version__}")
         for message in self.messages(conversation_id):
             lines += ["", f"## {message.role.capitalize()}", "", f"*{_metadata_line(message)}*"]
+            if message.reasoning:
+                # Marked as the model's reasoning, quoted so that it reads apart from the answer.
+                quoted = "\n".join("> " + line for line in message.reasoning.splitlines())
+                lines += ["", "> **Reasoning**", ">", quoted]
             lines += ["", message.content]
         return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -754,8 +798,8 @@ class Store:
 
 def _metadata_line(message: Message) -> str:
     parts: list[str] = []
-    if message.model_file:
-        parts.append(message.model_file)
+    if message.writer:
+        parts.append(message.writer)
     parts.append(message.finished_at or message.created_at)
     if message.finish_reason not in (None, "stop"):
         parts.append(f"finish: {message.finish_reason}")

@@ -56,6 +56,20 @@ def starter_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(starter.assemble(target))
 
 
+@pytest.fixture(scope="session")
+def llama_cpp_python_server(starter_model_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """llama-cpp-python's own OpenAI-compatible server, serving the starter model on loopback:
+    a real server we did not write (one for the session; it loads in about a second)."""
+    from tests.remote_servers import LlamaCppPythonServer
+
+    server = LlamaCppPythonServer(starter_model_file)
+    server.start(tmp_path_factory.mktemp("llama-cpp-python") / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def install_model(source: Path, home: Path) -> Path:
     """Put a model file into the models folder of ``home`` (hard link, no copy)."""
     models = home / "models"

@@ -365,7 +365,8 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
             assert migrations.pending(store.db) == []
             assert applied == ["m001_create_conversations_and_messages",
                                "m002_enable_message_search",
-                               "m003_add_message_error"]  # fmt: skip
+                               "m003_add_message_error",
+                               "m004_add_engine_and_reasoning"]  # fmt: skip
             assert (
                 store.db.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
                 == schema

@@ -28,7 +28,7 @@ CREATE TABLE conversations (
     updated_at TEXT NOT NULL,     -- ISO-8601 UTC; bumped by every new or finished message
     model TEXT,                   -- model file last chosen for this chat; NULL = default
     system_prompt TEXT            -- NULL = use the system prompt from settings
-);
+, engine TEXT);
 
 -- table messages
 CREATE TABLE messages (
@@ -49,7 +49,7 @@ CREATE TABLE messages (
     duration_ms INTEGER,          -- from the start of prompt processing to the last token
     ttft_ms INTEGER,              -- time to first token
     model_file TEXT               -- file name of the model that wrote this reply
-, error TEXT);
+, error TEXT, engine TEXT, reasoning TEXT);
 
 -- table messages_fts
 CREATE VIRTUAL TABLE "messages_fts" USING FTS5 (

@@ -73,6 +73,8 @@ class Completion:
     trimmed_messages: int  # old messages dropped to fit the context window
     model_file: str
     error: str | None = None
+    # Reasoning that came apart from the answer (a remote engine's reasoning_content).
+    reasoning: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

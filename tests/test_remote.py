@@ -1,0 +1,321 @@
+"""Remote engines, core: the list in Settings, and the OpenAI client against real servers.
+
+The server is llama-cpp-python's own (``python -m llama_cpp.server``) serving the starter model
+on loopback, reached directly or through ``FaultProxy``, which breaks it in the ways networks
+and servers break.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant import chat, remote
+from assistant.engine.records import GenerationParams
+from assistant.errors import AssistantError, EngineBusy, EngineUnavailable, GenerationError
+from assistant.openai_client import OpenAIClient
+from assistant.remote import RemoteEngine, ServerKind
+from assistant.settings import Settings
+from assistant.storage import Store
+from tests.remote_servers import FaultProxy, fault_proxy, free_port, self_signed_certificate
+
+pytestmark = pytest.mark.starter
+
+HELLO = [
+    {"role": "system", "content": "You are a helpful, concise assistant."},
+    {"role": "user", "content": "Hello! Tell me about the sea."},
+]
+PARAMS = GenerationParams(max_tokens=24, temperature=0.0, seed=1)
+
+
+def _root(url: str) -> str:
+    return url.removesuffix("/v1")
+
+
+@pytest.fixture
+def proxy(llama_cpp_python_server) -> FaultProxy:
+    with fault_proxy(_root(llama_cpp_python_server.url)) as p:
+        yield p
+
+
+def _client(url: str, name: str = "gpu-box", **kw) -> OpenAIClient:
+    return OpenAIClient.for_engine(RemoteEngine(name, url, **kw))
+
+
+# -- the list of engines -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("http://gpu-box:8080", "http://gpu-box:8080/v1"),
+        ("http://gpu-box:8080/", "http://gpu-box:8080/v1"),
+        ("https://Box.lan/v1/", "https://Box.lan/v1"),
+        ("http://box:11434/v1/chat/completions", "http://box:11434/v1"),
+        ("HTTP://box/openai/v1", "http://box/openai/v1"),
+    ],
+)
+def test_urls_are_written_one_way(given: str, expected: str) -> None:
+    assert remote.normalise_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("gpu-box:8080", "http:// or https://"),
+        ("ftp://box/v1", "http:// or https://"),
+        ("http://user:secret@box/v1", "not inside the URL"),
+        ("http://box:99999/v1", "no valid port"),
+    ],
+)
+def test_bad_urls_get_a_clear_message(url: str, says: str) -> None:
+    with pytest.raises(AssistantError, match=says):
+        remote.normalise_url(url)
+
+
+@pytest.mark.parametrize(("name", "says"), [("", "needs a name"), ("a/b", "'/'"),
+                                             ("local", "this machine"), ("x" * 41, "at most")])  # fmt: skip
+def test_bad_names_get_a_clear_message(name: str, says: str) -> None:
+    with pytest.raises(AssistantError, match=says):
+        remote.check_name(name)
+
+
+def test_engines_are_saved_owner_only_and_their_key_is_never_logged(
+    assistant_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = Settings()
+    engine = remote.add_engine(settings, "gpu-box", "https://gpu-box:8000", "sk-secret-123")
+    with pytest.raises(AssistantError, match="already an engine named"):
+        remote.add_engine(settings, "GPU-box", "http://other")
+    settings.save()
+    logging.getLogger("test").info("engine %r", engine)
+    path = assistant_home / "settings.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = Settings.load()
+    assert again.engines == [engine] and again.engines[0].api_key == "sk-secret-123"
+    assert "sk-secret" not in repr(engine) and "sk-secret" not in caplog.text
+    remote.remove_engine(again, "gpu-box")
+    assert again.engines == []
+    with pytest.raises(AssistantError, match="no engine named"):
+        remote.remove_engine(again, "gpu-box")
+
+
+def test_a_damaged_engine_entry_is_skipped_not_fatal(assistant_home: Path) -> None:
+    (assistant_home / "settings.json").write_text(
+        '{"engines": [{"name": "ok", "url": "http://ok:1"}, {"name": "bad", "url": "nope"}, 3]}'
+    )
+    assert [e.name for e in Settings.load().engines] == ["ok"]
+
+
+def test_local_only_refuses_every_remote_engine() -> None:
+    settings = Settings()
+    remote.add_engine(settings, "gpu-box", "http://gpu-box:8080")
+    assert remote.find_engine(settings, "gpu-box").name == "gpu-box"
+    settings.local_only = True
+    assert remote.visible_engines(settings) == []
+    with pytest.raises(AssistantError, match="Local only"):
+        remote.find_engine(settings, "gpu-box")
+
+
+def test_extensions_go_only_to_servers_known_to_take_them() -> None:
+    params = GenerationParams(top_k=20, min_p=0.1, repeat_penalty=1.2, seed=3)
+    standard = {"max_tokens", "temperature", "top_p", "seed"}
+    assert set(remote.sampling_fields(ServerKind.OPENAI, params)) == standard
+    assert set(remote.sampling_fields(ServerKind.OLLAMA, params)) == standard
+    assert remote.sampling_fields(ServerKind.VLLM, params)["repetition_penalty"] == 1.2
+    assert remote.sampling_fields(ServerKind.LLAMA_CPP, params)["repeat_penalty"] == 1.2
+    assert remote.sampling_fields(ServerKind.ASSISTANT, params)["assistant"] == {"truncate": True}
+    assert remote.detect_kind([{"id": "m", "owned_by": "llamacpp"}]) is ServerKind.LLAMA_CPP
+    assert remote.detect_kind([{"id": "m", "owned_by": "vllm"}]) is ServerKind.VLLM
+    assert remote.detect_kind([{"id": "q:7b", "owned_by": "library"}]) is ServerKind.OLLAMA
+    assert remote.detect_kind([]) is ServerKind.OPENAI
+
+
+# -- llama-cpp-python's server, for real -------------------------------------------------------
+
+
+def test_models_are_listed_and_the_server_recognised(llama_cpp_python_server) -> None:
+    with _client(llama_cpp_python_server.url, "lcp") as client:
+        entries = client.model_entries()
+    assert [m["id"] for m in entries] == ["gemma3-270m"]
+    assert remote.detect_kind(entries) is ServerKind.LLAMA_CPP_PYTHON
+
+
+def test_a_streamed_reply_is_stored_with_its_engine_and_model(
+    llama_cpp_python_server, assistant_home: Path
+) -> None:
+    choice = chat.ModelChoice("gemma3-270m", engine="lcp")
+    pieces: list[str] = []
+    with Store() as store:
+        conversation, _ = chat.begin_turn(store, None, HELLO[1]["content"], model=choice)
+        reply = chat.Reply(store, conversation.id, choice)
+        with _client(llama_cpp_python_server.url, "lcp", kind=ServerKind.LLAMA_CPP_PYTHON) as c:
+            completion = c.chat(
+                store.chat_history(conversation.id, HELLO[0]["content"]), PARAMS,
+                model="gemma3-270m",
+                on_text=pieces.append,
+            )  # fmt: skip
+        message = reply.finish(completion)
+    assert len(pieces) > 1 and completion.text == "".join(pieces)
+    # This server sends no usage chunk: the tokens are the chunks, counted.
+    assert completion.finish_reason in ("stop", "length")
+    assert completion.completion_tokens == len(pieces)
+    with Store() as store:
+        stored = store.conversation(conversation.id)
+        assert (stored.engine, stored.model) == ("lcp", "gemma3-270m")
+        assert message is not None and store.message(message.id).writer == "lcp / gemma3-270m"
+        exported = store.export_json(conversation.id)
+        assert exported["messages"][1]["engine"] == "lcp"
+        assert "lcp / gemma3-270m" in store.export_markdown(conversation.id)
+
+
+def test_stop_ends_the_reply_within_a_token(proxy: FaultProxy) -> None:
+    proxy.always("slow:0.2")  # a token every 200 ms, as from a busy GPU box
+    stop = threading.Event()
+    seen: list[float] = []
+
+    def on_text(_piece: str) -> None:
+        seen.append(time.monotonic())
+        if len(seen) == 2:
+            stop.set()
+
+    with _client(proxy.url) as client:
+        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=on_text, stop=stop)
+        stopped_at = time.monotonic()
+    assert completion.finish_reason == "cancelled"
+    assert len(seen) <= 3  # the token in flight at most
+    assert stopped_at - seen[1] < 0.2
+
+
+def test_stop_works_while_the_server_has_not_answered_yet(proxy: FaultProxy) -> None:
+    proxy.fail_next("delay:30")
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with _client(proxy.url) as client:
+        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", stop=stop)
+    assert completion.finish_reason == "cancelled" and time.monotonic() - started < 2
+
+
+def test_a_server_without_include_usage_gets_its_chunks_counted(proxy: FaultProxy) -> None:
+    proxy.fail_next("no_usage")
+    pieces: list[str] = []
+    with _client(proxy.url) as client:
+        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+    assert "stream_options" not in proxy.chat_requests()[-1].body
+    assert completion.completion_tokens == len(pieces) > 0
+
+
+def test_reasoning_content_is_kept_apart_from_the_answer(proxy: FaultProxy) -> None:
+    proxy.fail_next("reasoning")
+    thoughts: list[str] = []
+    with _client(proxy.url) as client:
+        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_reasoning=thoughts.append)
+    assert completion.reasoning == "Let me think. The user greets me." == "".join(thoughts)
+    assert "think" not in completion.text
+
+
+def test_only_standard_fields_reach_an_unknown_server(proxy: FaultProxy) -> None:
+    with _client(proxy.url) as client:
+        client.chat(HELLO, PARAMS, model="gemma3-270m")
+    body = proxy.chat_requests()[-1].body
+    assert "top_k" not in body and "repeat_penalty" not in body and "assistant" not in body
+    assert body["max_tokens"] == 24 and body["seed"] == 1
+
+
+def test_no_key_means_no_authorization_header(proxy: FaultProxy) -> None:
+    with _client(proxy.url) as client:
+        client.models()
+    assert "Authorization" not in proxy.requests[-1].headers
+    with _client(proxy.url, api_key="sk-x") as client:
+        client.models()
+    assert proxy.requests[-1].headers["Authorization"] == "Bearer sk-x"
+
+
+# -- faults: one clear sentence each, the partial reply kept -----------------------------------
+
+
+def test_an_unreachable_host_says_so() -> None:
+    with _client(f"http://127.0.0.1:{free_port()}/v1") as client:
+        with pytest.raises(EngineUnavailable, match="Can't reach gpu-box .* refused"):
+            client.chat(HELLO, PARAMS, model="m")
+
+
+def test_a_connection_closed_without_an_answer_says_so(proxy: FaultProxy) -> None:
+    proxy.fail_next("refuse")
+    with _client(proxy.url) as client:
+        with pytest.raises(EngineUnavailable, match="gpu-box was cut before answering"):
+            client.chat(HELLO, PARAMS, model="gemma3-270m")
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "says"),
+    [
+        (401, AssistantError, "gpu-box refused the API key \\(HTTP 401: Invalid API key\\)"),
+        (404, GenerationError, "404 Not Found \\(The model does not exist\\)"),
+    ],
+)
+def test_refusals_say_what_to_fix(proxy: FaultProxy, status: int, error: type, says: str) -> None:
+    proxy.fail_next(f"status:{status}")
+    with _client(proxy.url) as client:
+        with pytest.raises(error, match=says):
+            client.chat(HELLO, PARAMS, model="gemma3-270m")
+    assert len(proxy.chat_requests()) == 1  # not retried
+
+
+def test_429_and_500_are_retried_honouring_retry_after(proxy: FaultProxy) -> None:
+    proxy.fail_next("status:429", "status:500")
+    retries: list[str] = []
+    started = time.monotonic()
+    with _client(proxy.url) as client:
+        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_retry=retries.append)
+    assert completion.finish_reason in ("stop", "length") and completion.text
+    assert len(proxy.chat_requests()) == 3
+    assert "busy (HTTP 429" in retries[0] and "failed (HTTP 500" in retries[1]
+    assert time.monotonic() - started >= 1.0  # the Retry-After: 1 of the 429
+
+
+def test_429_that_persists_ends_with_one_sentence(proxy: FaultProxy) -> None:
+    proxy.always("status:429")
+    with _client(proxy.url) as client:
+        with pytest.raises(EngineBusy, match="gpu-box is busy \\(HTTP 429: Rate limit reached\\)"):
+            client.chat(HELLO, PARAMS, model="gemma3-270m")
+    assert len(proxy.chat_requests()) == 3
+
+
+def test_a_stream_cut_midway_keeps_the_text_so_far(proxy: FaultProxy) -> None:
+    proxy.fail_next("cut:3")
+    pieces: list[str] = []
+    with _client(proxy.url) as client:
+        with pytest.raises(EngineUnavailable, match="gpu-box") as caught:
+            client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+    assert pieces and caught.value.partial_text == "".join(pieces)
+
+
+def test_an_error_chunk_midway_ends_the_reply_with_its_message(proxy: FaultProxy) -> None:
+    proxy.fail_next("error_chunk:3")
+    pieces: list[str] = []
+    with _client(proxy.url) as client:
+        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+    assert completion.finish_reason == "error"
+    assert completion.error == "gpu-box stopped the reply with an error: out of memory"
+    assert pieces and completion.text == "".join(pieces)
+
+
+def test_tls_is_verified_and_a_ca_bundle_can_be_named(
+    llama_cpp_python_server, tmp_path: Path
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with fault_proxy(_root(llama_cpp_python_server.url), tls=(cert, key)) as tls_proxy:
+        assert tls_proxy.url.startswith("https://")
+        with _client(tls_proxy.url) as client:
+            with pytest.raises(EngineUnavailable, match="TLS.*certificate.*CA bundle"):
+                client.models()
+        with _client(tls_proxy.url, ca_bundle=str(cert)) as client:
+            assert client.models() == ["gemma3-270m"]
