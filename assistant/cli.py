@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant import __version__, library, paths
-from assistant.errors import AssistantError
+from assistant import __version__, library, paths, remote
+from assistant.errors import AssistantError, EngineUnavailable
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from assistant.client import EngineClient
     from assistant.engine.records import Completion, GenerationParams
     from assistant.engine.supervisor import Supervisor
-    from assistant.storage import Store
+    from assistant.storage import Conversation, Store
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="send one message and stream the reply")
     chat.add_argument("prompt", nargs="+", help="the message ('-' reads it from stdin)")
-    chat.add_argument("-m", "--model", help="model file name or path (default: the default model)")
+    chat.add_argument(
+        "-m",
+        "--model",
+        help="model file name or path, or a remote engine's model id (default: the default model)",
+    )
+    chat.add_argument(
+        "-e",
+        "--engine",
+        help="a remote engine from `assistant engines list` ('local': this machine; default: "
+        "the conversation's engine)",
+    )
     chat.add_argument("-c", "--conversation", type=int, help="continue this conversation id")
     chat.add_argument(
         "--continue",
@@ -119,12 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     export.set_defaults(handler=cmd_export)
 
-    try:
-        from assistant.cli_models import add_models_commands
-    except ImportError:  # the models commands are optional while they are being built
-        pass
-    else:
-        add_models_commands(sub)
+    from assistant.cli_engines import add_engines_commands
+    from assistant.cli_models import add_models_commands
+
+    add_models_commands(sub)
+    add_engines_commands(sub)
     return parser
 
 
@@ -162,8 +171,6 @@ def _prompt_text(parts: list[str]) -> str:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant import chat
-    from assistant.engine.records import GenerationParams
     from assistant.storage import Store
 
     settings = Settings.load()
@@ -177,42 +184,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
             conversation = store.conversation(args.conversation)
         elif args.continue_last and store.conversations():
             conversation = store.conversations()[0]
-        wanted = args.model or (conversation.model if conversation else None)
-        with _engine(settings) as (client, supervisor):
-            if wanted is None and supervisor is None:
-                # Someone else's engine (the app's, a `serve`): use what it has loaded.
-                loaded_now = client.status().get("loaded")
-                if loaded_now:
-                    wanted = loaded_now["path"]
-            # Absolute: the engine runs elsewhere, and takes only exact names or full paths.
-            model_path = library.resolve_model(wanted, settings).resolve()
-            loaded = client.load(
-                model_path, n_ctx=args.ctx or settings.n_ctx, n_gpu_layers=settings.n_gpu_layers
+        engine_name = args.engine or (conversation.engine if conversation else None)
+        if engine_name and engine_name.lower() != remote.LOCAL_ENGINE:
+            completion, conversation_id = _chat_remote(
+                args, settings, store, conversation, engine_name, prompt
             )
-            conversation, _ = chat.begin_turn(
-                store,
-                conversation.id if conversation else None,
-                prompt,
-                model=model_path,
-                system_prompt=args.system,
-            )
-            if loaded.template_note:
-                print(f"note: {loaded.template_note}", file=sys.stderr)
-            if loaded.safe_mode_note:
-                print(f"note: {loaded.safe_mode_note}", file=sys.stderr)
-            history = store.chat_history(conversation.id, settings.system_prompt)
-            params = GenerationParams(
-                max_tokens=args.max_tokens or settings.max_tokens,
-                temperature=settings.temperature if args.temperature is None else args.temperature,
-                top_p=settings.top_p,
-                seed=args.seed,
-            )
-            reply = chat.Reply(store, conversation.id, model_path)
-            # An engine of our own ends with this command: keep the conversation's KV cache
-            # on disk so that the next turn starts where this one ended.
-            kv_state = f"conversation-{conversation.id}" if supervisor is not None else None
-            completion = _stream_reply(client, supervisor, reply, history, params, kv_state)
-        _prune_states(store)
+        else:
+            completion, conversation_id = _chat_local(args, settings, store, conversation, prompt)
     finally:
         store.close()
 
@@ -224,7 +202,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         )
     if args.stats:
         print(
-            f"conversation {conversation.id}: {completion.completion_tokens} tokens, "
+            f"conversation {conversation_id}: {completion.completion_tokens} tokens, "
             f"{completion.tokens_per_s:.1f} tokens/s, time to first token "
             f"{completion.ttft_s * 1000:.0f} ms, prompt {completion.prompt_tokens} tokens "
             f"({completion.cached_tokens} reused), finish {completion.finish_reason}",
@@ -233,6 +211,125 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if completion.finish_reason == "error":
         raise AssistantError(completion.error or "Generation failed.")
     return 130 if completion.finish_reason == "cancelled" else EXIT_OK
+
+
+def _params(args: argparse.Namespace, settings: Settings) -> GenerationParams:
+    from assistant.engine.records import GenerationParams
+
+    return GenerationParams(
+        max_tokens=args.max_tokens or settings.max_tokens,
+        temperature=settings.temperature if args.temperature is None else args.temperature,
+        top_p=settings.top_p,
+        seed=args.seed,
+    )
+
+
+def _chat_local(
+    args: argparse.Namespace,
+    settings: Settings,
+    store: Store,
+    conversation: Conversation | None,
+    prompt: str,
+) -> tuple[Completion, int]:
+    """One turn on this machine's engine (the app's if it runs, else one of our own)."""
+    from assistant import chat
+
+    local_conversation = conversation is not None and not conversation.engine
+    wanted = args.model or (conversation.model if conversation and local_conversation else None)
+    with _engine(settings) as (client, supervisor):
+        if wanted is None and supervisor is None:
+            # Someone else's engine (the app's, a `serve`): use what it has loaded.
+            loaded_now = client.status().get("loaded")
+            if loaded_now:
+                wanted = loaded_now["path"]
+        # Absolute: the engine runs elsewhere, and takes only exact names or full paths.
+        model_path = library.resolve_model(wanted, settings).resolve()
+        loaded = client.load(
+            model_path, n_ctx=args.ctx or settings.n_ctx, n_gpu_layers=settings.n_gpu_layers
+        )
+        conversation, _ = chat.begin_turn(
+            store,
+            conversation.id if conversation else None,
+            prompt,
+            model=model_path,
+            system_prompt=args.system,
+        )
+        if loaded.template_note:
+            print(f"note: {loaded.template_note}", file=sys.stderr)
+        if loaded.safe_mode_note:
+            print(f"note: {loaded.safe_mode_note}", file=sys.stderr)
+        history = store.chat_history(conversation.id, settings.system_prompt)
+        reply = chat.Reply(store, conversation.id, model_path)
+        # An engine of our own ends with this command: keep the conversation's KV cache
+        # on disk so that the next turn starts where this one ended.
+        kv_state = f"conversation-{conversation.id}" if supervisor is not None else None
+        params = _params(args, settings)
+
+        def send(on_text: Callable[[str], None], stop: threading.Event) -> Completion:
+            return client.chat(
+                history,
+                params,
+                model=reply.choice.model,
+                on_text=on_text,
+                stop=stop,
+                kv_state=kv_state,
+                save_state=kv_state is not None,
+            )
+
+        def unavailable(exc: EngineUnavailable) -> str:
+            crash = supervisor.wait_exit(3.0) if supervisor is not None else None
+            return crash.sentence() if crash is not None else str(exc)
+
+        completion = _stream_reply(reply, send, unavailable)
+    _prune_states(store)
+    return completion, conversation.id
+
+
+def _chat_remote(
+    args: argparse.Namespace,
+    settings: Settings,
+    store: Store,
+    conversation: Conversation | None,
+    engine_name: str,
+    prompt: str,
+) -> tuple[Completion, int]:
+    """One turn on a remote engine: the message is stored first, then sent with the history."""
+    from assistant import chat
+    from assistant.cli_engines import remote_model
+    from assistant.openai_client import OpenAIClient
+
+    engine = remote.find_engine(settings, engine_name)
+    same_engine = conversation is not None and conversation.engine == engine.name
+    model = remote_model(
+        settings,
+        engine,
+        args.model or (conversation.model if same_engine and conversation else None),
+    )
+    choice = chat.ModelChoice(model, engine=engine.name)
+    conversation, _ = chat.begin_turn(
+        store,
+        conversation.id if conversation else None,
+        prompt,
+        model=choice,
+        system_prompt=args.system,
+    )
+    history = store.chat_history(conversation.id, settings.system_prompt)
+    reply = chat.Reply(store, conversation.id, choice)
+    params = _params(args, settings)
+    with OpenAIClient.for_engine(engine) as client:
+
+        def send(on_text: Callable[[str], None], stop: threading.Event) -> Completion:
+            return client.chat(
+                history,
+                params,
+                model=model,
+                on_text=on_text,
+                stop=stop,
+                on_retry=lambda sentence: print(f"note: {sentence}", file=sys.stderr),
+            )
+
+        completion = _stream_reply(reply, send, str)
+    return completion, conversation.id
 
 
 @contextlib.contextmanager
@@ -256,20 +353,17 @@ def _engine(settings: Settings) -> Iterator[tuple[EngineClient, Supervisor | Non
 
 
 def _stream_reply(
-    client: EngineClient,
-    supervisor: Supervisor | None,
     reply: Reply,
-    history: list[dict[str, str]],
-    params: GenerationParams,
-    kv_state: str | None,
+    send: Callable[[Callable[[str], None], threading.Event], Completion],
+    unavailable: Callable[[EngineUnavailable], str],
 ) -> Completion:
-    """Generate one reply, printing it as it streams and checkpointing it as it goes.
+    """Generate one reply through ``send``, printing it as it streams and checkpointing it.
 
-    Whatever ends it (Ctrl+C, SIGTERM, a closed pipe, a failing database, the engine dying),
-    the reply row is finished with the text received so far: it never stays "streaming".
+    Whatever ends it (Ctrl+C, SIGTERM, a closed pipe, a failing database, the engine dying or
+    refusing), the reply row is finished with the text received so far: it never stays
+    "streaming". ``unavailable`` says why an engine that went away did.
     """
     from assistant.engine.records import Completion
-    from assistant.errors import EngineUnavailable
 
     stop = threading.Event()
 
@@ -290,26 +384,20 @@ def _stream_reply(
     previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     completion: Completion | None = None
     try:
-        completion = client.chat(
-            history,
-            params,
-            model=reply.choice.model,
-            on_text=on_text,
-            stop=stop,
-            kv_state=kv_state,
-            save_state=kv_state is not None,
-        )
+        completion = send(on_text, stop)
     except EngineUnavailable as exc:
-        crash = supervisor.wait_exit(3.0) if supervisor is not None else None
-        message = crash.sentence() if crash is not None else str(exc)
-        completion = Completion.failed(message, reply.text, reply.choice.model_file)
+        completion = Completion.failed(
+            unavailable(exc), exc.partial_text or reply.text, reply.choice.model_file
+        )
+    except AssistantError as exc:  # refused (a key, a model, too busy): nothing was made
+        completion = Completion.failed(str(exc), reply.text, reply.choice.model_file)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         with contextlib.suppress(OSError):
             sys.stdout.write("\n")
             sys.stdout.flush()
-        if completion is None:  # chat() itself raised: record what arrived, then re-raise
+        if completion is None:  # send() itself raised: record what arrived, then re-raise
             reply.finish(None, "error")
     reply.finish(completion)
     return completion
@@ -350,9 +438,10 @@ def cmd_chats(args: argparse.Namespace) -> int:
             print(json.dumps([c.__dict__ for c in conversations], indent=2))
             return EXIT_OK
         for c in conversations:
+            writer = f"{c.engine} / {c.model or '?'}" if c.engine else c.model
             print(
                 f"{c.id:>5}  {c.updated_at[:16].replace('T', ' ')}  {c.title}"
-                + (f"  [{c.model}]" if c.model else "")
+                + (f"  [{writer}]" if writer else "")
             )
     finally:
         store.close()

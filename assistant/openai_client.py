@@ -17,6 +17,7 @@ even while the server is still reading the prompt) and the reply ends as cancell
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import logging
@@ -39,7 +40,7 @@ from assistant.errors import (
     EngineUnavailable,
     GenerationError,
 )
-from assistant.remote import RemoteEngine, ServerKind, sampling_fields
+from assistant.remote import EngineStatus, RemoteEngine, ServerKind, detect_kind, sampling_fields
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +372,9 @@ class OpenAIClient:
         finally:
             watcher_done.set()
         if not finished and not (stop is not None and stop.is_set()):
-            raise EngineUnavailable(f"{self.name} ended the reply midway, without finishing it.")
+            raise EngineUnavailable(
+                f"The connection to {self.name} was cut in the middle of the reply."
+            )
 
     def _close_on_stop(
         self,
@@ -408,6 +411,10 @@ class OpenAIClient:
             )
         if isinstance(exc, httpx.ConnectError):
             return EngineUnavailable(f"Can't reach {self.name} at {self.base_url}: {_reason(exc)}.")
+        if isinstance(exc, httpx.RemoteProtocolError) and "without sending" in str(exc):
+            return EngineUnavailable(
+                f"{self.name} at {self.base_url} closed the connection without answering."
+            )
         if isinstance(exc, httpx.ReadTimeout):
             return EngineUnavailable(
                 f"{self.name} sent nothing for {READ_TIMEOUT_S:.0f} s {doing}; "
@@ -579,3 +586,16 @@ def _reason(exc: BaseException) -> str:
             return "the host name is not known"
     text = str(exc)
     return text or type(exc).__name__
+
+
+def probe(engine: RemoteEngine, timeout: float = CONNECT_TIMEOUT_S) -> EngineStatus:
+    """Whether a remote engine answers, with its models and the kind of server it is."""
+    try:
+        with OpenAIClient.for_engine(engine) as client:
+            entries = client.model_entries(timeout)
+    except AssistantError as exc:
+        return EngineStatus(engine, problem=str(exc))
+    kind = engine.kind or detect_kind(entries)
+    return EngineStatus(
+        dataclasses.replace(engine, kind=kind), tuple(m["id"] for m in entries), None
+    )

@@ -1,0 +1,124 @@
+"""``assistant engines add | list | rm``: the remote engines, from the terminal.
+
+They are kept in Settings (owner-only, like the Hugging Face token); the key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from assistant import remote
+from assistant.errors import AssistantError
+from assistant.settings import Settings
+
+
+def add_engines_commands(sub: Any) -> None:
+    engines = sub.add_parser(
+        "engines", help="remote engines: OpenAI-compatible servers on other machines"
+    )
+    engines.set_defaults(handler=cmd_engines_list, json=False, models=False)
+    actions = engines.add_subparsers(dest="engines_command", metavar="ACTION")
+
+    add = actions.add_parser("add", help="add a remote engine by name and URL")
+    add.add_argument("name", help="what to call it, e.g. gpu-box")
+    add.add_argument("url", help="its API's base URL, e.g. http://gpu-box:8080/v1")
+    add.add_argument("--api-key", help="the key it asks for, if any (stored owner-only)")
+    add.add_argument("--ca-bundle", help="a PEM file of certificate authorities to trust for it")
+    add.set_defaults(handler=cmd_engines_add)
+
+    listing = actions.add_parser("list", help="the engines, whether they answer, their models")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--models", action="store_true", help="list each engine's models too")
+    listing.set_defaults(handler=cmd_engines_list)
+
+    rm = actions.add_parser("rm", help="forget a remote engine (its chats stay)")
+    rm.add_argument("name")
+    rm.set_defaults(handler=cmd_engines_rm)
+
+
+def cmd_engines_add(args: argparse.Namespace) -> int:
+    from assistant.openai_client import probe
+
+    settings = Settings.load()
+    engine = remote.add_engine(settings, args.name, args.url, args.api_key, args.ca_bundle)
+    status = probe(engine)
+    if status.reachable and status.engine.kind:
+        remote.with_kind(settings, engine.name, status.engine.kind)
+    settings.save()
+    if status.reachable:
+        kind = status.engine.kind.label if status.engine.kind else "server"
+        count = len(status.models)
+        print(
+            f"added {engine.name}: {kind} at {engine.url}, {count} model{'s' if count != 1 else ''}"
+        )
+    else:
+        print(f"added {engine.name} ({engine.url}); it does not answer now: {status.problem}")
+    if settings.local_only:
+        print("note: “Local only” is on in Settings, so it is not used until you turn that off")
+    return 0
+
+
+def cmd_engines_rm(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    engine = remote.remove_engine(settings, args.name)
+    settings.save()
+    print(f"removed {engine.name}; conversations it wrote keep their history")
+    return 0
+
+
+def cmd_engines_list(args: argparse.Namespace) -> int:
+    from assistant.openai_client import probe
+
+    settings = Settings.load()
+    engines = settings.engines
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(engines)))) as pool:
+        statuses = list(pool.map(probe, engines)) if not settings.local_only else []
+    if args.json:
+        rows: list[dict[str, Any]] = [{"name": remote.LOCAL_ENGINE, "url": None, "local": True}]
+        for engine in engines:
+            row: dict[str, Any] = {"name": engine.name, "url": engine.url, "local": False}
+            found = next((s for s in statuses if s.name == engine.name), None)
+            if found is not None:
+                row |= {
+                    "reachable": found.reachable,
+                    "problem": found.problem,
+                    "kind": str(found.engine.kind) if found.engine.kind else None,
+                    "models": list(found.models),
+                }
+            rows.append(row)
+        print(json.dumps({"local_only": settings.local_only, "engines": rows}, indent=2))
+        return 0
+    print(f"{remote.LOCAL_ENGINE:<16}  this machine")
+    for engine in engines:
+        found = next((s for s in statuses if s.name == engine.name), None)
+        if found is None:
+            state = "hidden: “Local only” is on"
+        elif found.reachable:
+            label = found.engine.kind.label if found.engine.kind else "server"
+            count = len(found.models)
+            state = f"{label}, {count} model{'s' if count != 1 else ''}"
+        else:
+            state = f"unavailable: {found.problem}"
+        print(f"{engine.name:<16}  {engine.url}  {state}")
+        if args.models and found is not None:
+            for model in found.models:
+                print(f"{'':<18}{engine.name} / {model}")
+    return 0
+
+
+def remote_model(settings: Settings, engine: remote.RemoteEngine, wanted: str | None) -> str:
+    """The model to use on a remote engine: the one asked for, else its only one."""
+    if wanted:
+        return wanted
+    from assistant.openai_client import probe
+
+    status = probe(engine)
+    if not status.reachable:
+        raise AssistantError(status.problem or f"{engine.name} does not answer.")
+    if len(status.models) == 1:
+        return status.models[0]
+    listed = ", ".join(status.models) or "none"
+    raise AssistantError(f"Name one of {engine.name}'s models with --model ({listed}).")
