@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from assistant import remote
@@ -70,12 +69,11 @@ def cmd_engines_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_engines_list(args: argparse.Namespace) -> int:
-    from assistant.openai_client import probe
+    from assistant.openai_client import probe_all
 
     settings = Settings.load()
     engines = settings.engines
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(engines)))) as pool:
-        statuses = list(pool.map(probe, engines)) if not settings.local_only else []
+    statuses = probe_all(remote.visible_engines(settings))
     if args.json:
         rows: list[dict[str, Any]] = [{"name": remote.LOCAL_ENGINE, "url": None, "local": True}]
         for engine in engines:

@@ -599,3 +599,13 @@ def probe(engine: RemoteEngine, timeout: float = CONNECT_TIMEOUT_S) -> EngineSta
     return EngineStatus(
         dataclasses.replace(engine, kind=kind), tuple(m["id"] for m in entries), None
     )
+
+
+def probe_all(engines: list[RemoteEngine]) -> list[EngineStatus]:
+    """``probe`` each engine, all at once (one that does not answer holds up no other)."""
+    if not engines:
+        return []
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(engines))) as pool:
+        return list(pool.map(probe, engines))

@@ -126,6 +126,9 @@ class FaultProxy:
         self._plan: list[str] = []
         self._always: str | None = None
         self._lock = threading.Lock()
+        # Set on close: a request still being delayed is dropped, not sent on afterwards (it
+        # would reach the server in the middle of another test).
+        self._closed = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -169,6 +172,7 @@ class FaultProxy:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
     def close(self) -> None:
+        self._closed.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -197,8 +201,8 @@ class FaultProxy:
         if kind == "status":
             self._answer_error(h, int(arg))
             return
-        if kind == "delay":
-            time.sleep(float(arg))
+        if kind == "delay" and self._closed.wait(float(arg)):
+            return
         if kind == "no_usage" and isinstance(body, dict):
             body.pop("stream_options", None)
             raw = json.dumps(body).encode()
@@ -241,8 +245,8 @@ class FaultProxy:
                             h.wfile.flush()
                             return
                         events += 1
-                        if kind == "slow":
-                            time.sleep(float(arg))
+                        if kind == "slow" and self._closed.wait(float(arg)):
+                            return
                     try:
                         h.wfile.write((line + "\n\n").encode())
                         h.wfile.flush()

@@ -352,8 +352,8 @@ class ChatView(QTextBrowser):
 
 def _footer(message: Any) -> str:
     parts = []
-    if message.model_file:
-        parts.append(message.model_file.removesuffix(".gguf"))
+    if message.writer:  # "gpu-box / model" for a remote engine's reply
+        parts.append(message.writer.removesuffix(".gguf"))
     if message.completion_tokens:
         parts.append(f"{message.completion_tokens} tokens")
         if message.duration_ms:

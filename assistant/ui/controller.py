@@ -18,11 +18,14 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from assistant import chat, files, library
+from assistant.chat import ModelChoice
 from assistant.engine.records import Completion, GenerationParams, LoadedModel
 from assistant.errors import AssistantError, ModelError, StorageError
 from assistant.library import model_reference
 from assistant.settings import Settings
 from assistant.ui.engine_worker import EngineWorker
+from assistant.ui.remote_engines import RemoteEngines
+from assistant.ui.remote_worker import RemoteWorker
 from assistant.ui.workers import resolved_path, run_task, wait_for_tasks
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,8 @@ class ChatController(QObject):
         model_released(str): the model at this path is no longer loaded (release_model()); its
             file may be deleted now.
         engine_started(str): the engine (re)started and serves at this base URL.
+        remote_changed(object): the remote model the open chat uses now (a ModelChoice), or
+            None when it uses the model loaded on this machine.
     """
 
     conversations_changed = Signal(list)
@@ -114,6 +119,7 @@ class ChatController(QObject):
     model_imported = Signal(object)
     model_released = Signal(str)
     engine_started = Signal(str)
+    remote_changed = Signal(object)
 
     # Requests to the worker: queued across threads, so they run in order on its thread.
     _load_requested = Signal(str, int, int)
@@ -122,6 +128,7 @@ class ChatController(QObject):
     _release_requested = Signal(str, str, int, int)
     _start_requested = Signal()
     _reconfigure_requested = Signal(str, int, str, int, int, int)
+    _remote_generate_requested = Signal(object, str, object, object)
 
     def __init__(self, store: Any, settings: Settings | None = None):
         super().__init__()
@@ -141,7 +148,10 @@ class ChatController(QObject):
         self._loaded: Any = None  # LoadedModel
         self._loading: str | None = None  # the path asked for last ("" while finding one)
         self._pending_loads = 0  # loads asked for and not yet answered
+        # The open chat's model on a remote engine; None: the model loaded here.
+        self._remote: ModelChoice | None = None
         self._closed = False
+        self.remote_engines = RemoteEngines(self.settings, self)
 
         self._thread = QThread()
         self._thread.setObjectName("engine-client")
@@ -171,6 +181,20 @@ class ChatController(QObject):
         self._worker.closed.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.start()
         self._start_requested.emit()  # the engine process starts while the window opens
+
+        self._remote_thread = QThread()
+        self._remote_thread.setObjectName("remote-engine")
+        self._remote_worker = RemoteWorker(self._stop)
+        self._remote_worker.moveToThread(self._remote_thread)
+        self._remote_thread.started.connect(
+            self._remote_worker.name_thread, Qt.ConnectionType.DirectConnection
+        )
+        self._remote_generate_requested.connect(self._remote_worker.generate)
+        self._remote_worker.text_generated.connect(self._on_text_generated)
+        self._remote_worker.retrying.connect(self.notice)
+        self._remote_worker.generation_finished.connect(self._on_generation_finished)
+        self._remote_worker.unreachable.connect(self._on_remote_unreachable)
+        self._remote_thread.start()
         self.engine_url: str | None = None
 
         self._batch_timer = QTimer(self)
@@ -194,6 +218,11 @@ class ChatController(QObject):
     @property
     def state(self) -> str:
         return self._state
+
+    @property
+    def remote(self) -> ModelChoice | None:
+        """The remote model the open chat uses (None: the model loaded on this machine)."""
+        return self._remote
 
     @property
     def is_loading(self) -> bool:
@@ -225,6 +254,7 @@ class ChatController(QObject):
                 on_done=self._on_startup_model,
                 on_error=self._on_startup_model_failed,
             )
+        self.remote_engines.refresh()
 
     def _on_startup_model(self, result: tuple[Path | None, str | None]) -> None:
         path, problem = result
@@ -272,6 +302,10 @@ class ChatController(QObject):
         finished = self._thread.wait(timeout_ms)
         if not finished:
             log.warning("The engine thread did not stop within %d ms", timeout_ms)
+        # A remote reply in flight ends at once: Stop (set above) shuts its socket down.
+        self._remote_thread.quit()
+        if not self._remote_thread.wait(5000):
+            log.warning("The remote engine thread did not stop within 5 s")
         wait_for_tasks(2000)
         try:
             self.store.close()
@@ -315,10 +349,14 @@ class ChatController(QObject):
                 for m in messages
             ]
         self.conversation_opened.emit(conversation_id, messages)
-        self._use_conversation_model(conversation.model)
+        self._use_conversation_model(conversation.model, conversation.engine)
 
-    def _use_conversation_model(self, reference: str | None) -> None:
+    def _use_conversation_model(self, reference: str | None, engine: str | None = None) -> None:
         """Swap to the model this conversation was using, if it isn't the active one."""
+        if engine:
+            self._use_remote_of_conversation(engine, reference or "")
+            return
+        self._set_remote(None)
         if not reference:
             return
         current = self._loading or (str(self._loaded.path) if self._loaded else None)
@@ -330,6 +368,47 @@ class ChatController(QObject):
         if current and Path(current).resolve() == path.resolve():
             return
         self._request_load(str(path))
+
+    def _use_remote_of_conversation(self, engine_name: str, model: str) -> None:
+        engine = self.remote_engines.engine(engine_name)
+        if engine is None:
+            why = (
+                "“Local only” is on in Settings"
+                if self.settings.local_only
+                else "it is no longer among the engines in Settings"
+            )
+            self._set_remote(None)
+            self.error.emit(
+                f"This conversation used {engine_name} / {model}, a remote engine, but {why}. "
+                "Its history is here; pick a model to go on with it."
+            )
+            return
+        self._set_remote(ModelChoice(model, engine=engine.name))
+
+    def _set_remote(self, choice: ModelChoice | None) -> None:
+        if choice != self._remote:
+            self._remote = choice
+            self.remote_changed.emit(choice)
+
+    @Slot(str, str)
+    def select_remote(self, engine_name: str, model: str) -> None:
+        """Use this model of a remote engine for the open conversation."""
+        if self.remote_engines.engine(engine_name) is None:
+            self.error.emit(f"{engine_name} cannot be used now (see Settings).")
+            return
+        if self._state != "idle":
+            self.stop()
+        choice = ModelChoice(model, engine=engine_name)
+        self._set_remote(choice)
+        if self._conversation_id is not None:
+            try:
+                self.store.set_conversation_model(self._conversation_id, model, engine_name)
+            except StorageError as exc:
+                self.error.emit(str(exc))
+
+    @Slot(str, str)
+    def _on_remote_unreachable(self, _name: str, _problem: str) -> None:
+        self.remote_engines.refresh()  # the picker shows it unavailable (or back) once asked
 
     @Slot(int, str)
     def rename_conversation(self, conversation_id: int, title: str) -> None:
@@ -411,7 +490,18 @@ class ChatController(QObject):
     # --- sending ---------------------------------------------------------------------------
 
     def can_send(self) -> bool:
-        return self._state == "idle" and self._loaded is not None and not self.is_loading
+        if self._state != "idle":
+            return False
+        if self._remote is not None:
+            return True
+        return self._loaded is not None and not self.is_loading
+
+    def _choice(self) -> ModelChoice:
+        """The model the next reply is asked of."""
+        if self._remote is not None:
+            return self._remote
+        assert self._loaded is not None
+        return ModelChoice.local(self._loaded.path)
 
     @Slot(str)
     def send(self, text: str) -> None:
@@ -430,7 +520,7 @@ class ChatController(QObject):
                 self.store,
                 self._conversation_id,
                 text,
-                model=self._loaded.path,
+                model=self._choice(),
                 system_prompt=self._new_system_prompt if new else None,
             )
         except StorageError as exc:
@@ -510,6 +600,11 @@ class ChatController(QObject):
     def _check_ready(self) -> bool:
         if self._state != "idle":
             return False
+        if self._remote is not None:
+            if self.remote_engines.engine(self._remote.engine or "") is None:
+                self.error.emit(f"{self._remote.engine} cannot be used now (see Settings).")
+                return False
+            return True
         if self.is_loading:
             self.error.emit("The model is still loading; try again in a moment.")
             return False
@@ -523,11 +618,12 @@ class ChatController(QObject):
         return self.store.chat_history(conversation_id, self.settings.system_prompt)
 
     def _generate(self) -> None:
-        assert self._conversation_id is not None and self._loaded is not None
+        assert self._conversation_id is not None
         conversation_id = self._conversation_id
+        choice = self._choice()
         try:
             messages = self.history(conversation_id)
-            reply = chat.Reply(self.store, conversation_id, self._loaded.path)
+            reply = chat.Reply(self.store, conversation_id, choice)
         except StorageError as exc:
             self.error.emit(str(exc))
             return
@@ -539,7 +635,11 @@ class ChatController(QObject):
         self._set_state("generating")
         self.reply_started.emit(reply.message)
         self._batch_timer.start()
-        self._generate_requested.emit(messages, params)
+        engine = self.remote_engines.engine(choice.engine) if choice.engine else None
+        if engine is not None:
+            self._remote_generate_requested.emit(engine, choice.model, messages, params)
+        else:
+            self._generate_requested.emit(messages, params)
 
     @Slot()
     def stop(self) -> None:
@@ -658,6 +758,13 @@ class ChatController(QObject):
         if self._state != "idle":
             # Stop first; the load is queued behind the reply on the worker thread.
             self.stop()
+        was_remote = self._remote is not None
+        self._set_remote(None)
+        loaded = self._loaded
+        if was_remote and loaded is not None and not self.is_loading:
+            if resolved_path(loaded.path) == resolved_path(path):
+                self._use_loaded(loaded)  # back from a remote engine to the model loaded here
+                return
         self._request_load(path)
 
     def _request_load(self, path: str) -> None:
@@ -698,7 +805,8 @@ class ChatController(QObject):
         if self.settings.default_model != reference:
             self.settings.default_model = reference
             self.save_settings()
-        if self._conversation_id is not None:
+        # A chat on a remote engine stays there: this model loaded for the chats that are not.
+        if self._conversation_id is not None and self._remote is None:
             try:
                 self.store.set_conversation_model(self._conversation_id, reference)
             except StorageError as exc:
@@ -836,6 +944,18 @@ class ChatController(QObject):
         if self.settings.local_api:
             self.settings.ensure_api_key()
         self.save_settings()
+        self.remote_engines.refresh()
+        if (
+            self._remote is not None
+            and self.remote_engines.engine(self._remote.engine or "") is None
+        ):
+            gone = self._remote.engine
+            self._set_remote(None)
+            self.notice.emit(
+                f"{gone} is not used any more: this chat goes on with the model on this machine."
+            )
+            if self._conversation_id is not None and self._loaded is not None:
+                self._use_loaded(self._loaded)
         options = self._engine_options()
         if options != old_options or new_slots:
             host, port, key, threads = options

@@ -142,6 +142,15 @@ class MainWindow(QMainWindow):
     def _build(self) -> None:
         self.sidebar = Sidebar()
         self.model_picker = ModelPicker()
+        # The chat header's privacy mark: shown while this chat's replies come from elsewhere.
+        self.remote_mark = QLabel()
+        self.remote_mark.setAccessibleName("Leaves this machine")
+        self.remote_mark.setWordWrap(True)
+        self.remote_mark.setStyleSheet(
+            "QLabel { background: palette(highlight); color: palette(highlighted-text);"
+            " padding: 3px 6px; border-radius: 3px; }"
+        )
+        self.remote_mark.hide()
         self.banner = Banner()
         self.notice_label = QLabel()
         self.notice_label.setAccessibleName("Notice")
@@ -184,6 +193,7 @@ class MainWindow(QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addWidget(self.model_picker)
+        right_layout.addWidget(self.remote_mark)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.stack, 1)
         right_layout.addWidget(self.notice_label)
@@ -306,6 +316,9 @@ class MainWindow(QMainWindow):
         c.notice.connect(self.show_notice)
         c.error.connect(self.show_error)
         c.engine_started.connect(self._on_engine_started)
+        c.remote_changed.connect(self.model_picker.set_remote)
+        c.remote_changed.connect(self._on_remote_changed)
+        c.remote_engines.changed.connect(self.model_picker.set_engines)
 
         self.sidebar.new_requested.connect(c.new_conversation)
         self.sidebar.open_requested.connect(c.open_conversation)
@@ -316,6 +329,7 @@ class MainWindow(QMainWindow):
         self.chat_view.edit_requested.connect(c.begin_edit)
         self.message_box.send_requested.connect(c.send)
         self.model_picker.model_selected.connect(c.select_model)
+        self.model_picker.remote_selected.connect(c.select_remote)
         self.model_picker.add_requested.connect(self.choose_model_file)
         self.empty_state.add_button.clicked.connect(self.choose_model_file)
         self.empty_state.browse_button.clicked.connect(self.open_models)
@@ -411,7 +425,36 @@ class MainWindow(QMainWindow):
         self.progress.setValue(round(fraction * 100))
 
     @Slot(object)
+    def _on_remote_changed(self, choice: Any) -> None:
+        """The chat's replies come from a remote engine (a ModelChoice), or from here (None)."""
+        if choice is None:
+            self.remote_mark.hide()
+            self._on_model_changed(self.controller.loaded_model)
+            return
+        engine = self.controller.remote_engines.engine(choice.engine)
+        where = engine.url if engine is not None else "a remote engine"
+        self.remote_mark.setText(
+            f"↗ Leaves this machine: this chat's messages go to {choice.engine} ({where}), "
+            f"which writes the replies with {choice.model}."
+        )
+        self.remote_mark.setToolTip(
+            "Remote engines are added in Settings; “Local only” there hides and refuses them. "
+            "The history stays on this computer."
+        )
+        self.remote_mark.show()
+        self.model_label.setText(choice.label)
+        self.model_label.setToolTip(where)
+        self.backend_label.setText("remote")
+        self.backend_label.setToolTip(where)
+        self.progress.hide()
+        self.stack.setCurrentWidget(self.chat_view)
+        self._refresh_controls()
+
+    @Slot(object)
     def _on_model_changed(self, loaded: Any) -> None:
+        if self.controller.remote is not None:
+            self._refresh_controls()  # the chat's model is elsewhere; this one waits
+            return
         if self.controller.is_loading:
             self._refresh_controls()
             return
@@ -454,6 +497,8 @@ class MainWindow(QMainWindow):
     def _on_model_missing(self, text: str) -> None:
         self._clear_model_note(None)
         self.empty_state.set_help(text)
+        if self.controller.remote is not None:
+            return  # this chat runs on a remote engine: no local model is needed for it
         self.stack.setCurrentWidget(self.empty_state)
         self.progress.hide()
         self.model_label.setText("No model")
@@ -464,8 +509,10 @@ class MainWindow(QMainWindow):
         self.speed_label.setText(f"{completion.tokens_per_s:.1f} tok/s")
         self.ttft_label.setText(f"first token {completion.ttft_s:.2f} s")
         loaded = self.controller.loaded_model
-        n_ctx = loaded.n_ctx if loaded is not None else 0
-        self.context_label.setText(f"context {completion.context_tokens} / {n_ctx}")
+        if self.controller.remote is not None or loaded is None:
+            self.context_label.setText(f"context {completion.context_tokens}")
+        else:
+            self.context_label.setText(f"context {completion.context_tokens} / {loaded.n_ctx}")
 
     @Slot(str)
     def _on_engine_started(self, _url: str) -> None:

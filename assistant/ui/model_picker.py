@@ -1,4 +1,5 @@
-"""Which model the conversation uses: installed GGUF files, and adding one."""
+"""Which model the conversation uses: installed GGUF files, adding one, and the models of the
+remote engines under each engine's name (marked as leaving this machine)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from assistant.chat import ModelChoice
+from assistant.remote import EngineStatus
+
 _PATH = Qt.ItemDataRole.UserRole
+# A remote model's item holds its ModelChoice here (and no path).
+_REMOTE = Qt.ItemDataRole.UserRole + 1
+LEAVES_MACHINE = "leaves this machine"
 
 
 def human_size(size: int) -> str:
@@ -31,10 +39,12 @@ def describe_model(model: Any) -> str:
 class ModelPicker(QWidget):
     """Signals:
     model_selected(str): the user picked the model at this path.
+    remote_selected(str, str): the user picked this model (2nd) of this remote engine (1st).
     add_requested(): the user wants to add a GGUF file.
     """
 
     model_selected = Signal(str)
+    remote_selected = Signal(str, str)
     add_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
@@ -59,29 +69,95 @@ class ModelPicker(QWidget):
         layout.addWidget(self.combo, 1)
         layout.addWidget(self.add_button)
         self._current: str | None = None
+        self._remote: ModelChoice | None = None
+        self._models: list = []
+        self._engines: list[EngineStatus] = []
 
     @Slot(list)
     def set_models(self, models: list) -> None:
+        self._models = list(models)
+        self._rebuild()
+
+    @Slot(list)
+    def set_engines(self, statuses: list[EngineStatus]) -> None:
+        """The remote engines and their models (an unavailable one shows why)."""
+        self._engines = list(statuses)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         self.combo.blockSignals(True)
         try:
             self.combo.clear()
-            for model in models:
+            for model in self._models:
                 self.combo.addItem(describe_model(model), str(model.path))
                 self.combo.setItemData(
                     self.combo.count() - 1, str(model.path), Qt.ItemDataRole.ToolTipRole
                 )
-            if not models:
+            if not self._models:
                 self.combo.addItem("No models installed", None)
-            self._select(self._current)
+            for status in self._engines:
+                self._add_engine(status)
+            if self._remote is not None:
+                self._select_remote(self._remote)
+            else:
+                self._select(self._current)
         finally:
             self.combo.blockSignals(False)
+
+    def _add_engine(self, status: EngineStatus) -> None:
+        engine = status.engine
+        self.combo.insertSeparator(self.combo.count())
+        if status.reachable:
+            header = f"{engine.name} · {LEAVES_MACHINE}"
+        else:
+            header = f"{engine.name} · unavailable"
+        self._add_header(header, status.problem or f"{engine.url}: your messages go there")
+        for model in status.models:
+            self._add_remote_item(ModelChoice(model, engine=engine.name), engine.url)
+
+    def _add_header(self, text: str, tip: str) -> None:
+        self.combo.addItem(text, None)
+        index = self.combo.count() - 1
+        self.combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
+        item_model = self.combo.model()
+        if isinstance(item_model, QStandardItemModel):
+            item = item_model.item(index)
+            item.setEnabled(False)
+
+    def _add_remote_item(self, choice: ModelChoice, url: str) -> int:
+        self.combo.addItem(f"{choice.label}  ↗", None)
+        index = self.combo.count() - 1
+        self.combo.setItemData(index, choice, _REMOTE)
+        self.combo.setItemData(
+            index,
+            f"Runs on {choice.engine} ({url}): this chat's messages leave this machine.",
+            Qt.ItemDataRole.ToolTipRole,
+        )
+        return index
 
     @Slot(object)
     def set_current(self, loaded: Any) -> None:
         """Show the active model (a LoadedModel, or None)."""
         self._current = str(loaded.path) if loaded is not None else None
         self.combo.setEnabled(True)
-        self._select(self._current)
+        if self._remote is None:
+            self._select(self._current)
+
+    @Slot(object)
+    def set_remote(self, choice: ModelChoice | None) -> None:
+        """Show the remote model the chat uses, or (None) the model loaded here again."""
+        self._remote = choice
+        self.combo.setEnabled(True)
+        self._rebuild()  # drops the entry of a remote model no engine lists
+
+    def _select_remote(self, choice: ModelChoice) -> None:
+        for index in range(self.combo.count()):
+            if self.combo.itemData(index, _REMOTE) == choice:
+                break
+        else:  # its engine does not list it (now): show it anyway
+            index = self._add_remote_item(choice, "unavailable now")
+        self.combo.setCurrentIndex(index)
+        self.combo.setToolTip(self.combo.itemData(index, Qt.ItemDataRole.ToolTipRole))
 
     @Slot(str)
     def set_loading(self, name: str) -> None:
@@ -102,8 +178,23 @@ class ModelPicker(QWidget):
     def paths(self) -> list[str]:
         return [self.combo.itemData(i) for i in range(self.combo.count()) if self.combo.itemData(i)]
 
+    def remote_choices(self) -> list[ModelChoice]:
+        found = (self.combo.itemData(i, _REMOTE) for i in range(self.combo.count()))
+        return [c for c in found if isinstance(c, ModelChoice)]
+
+    def index_of(self, choice: ModelChoice) -> int:
+        for index in range(self.combo.count()):
+            if self.combo.itemData(index, _REMOTE) == choice:
+                return index
+        return -1
+
     @Slot(int)
     def _on_activated(self, index: int) -> None:
+        choice = self.combo.itemData(index, _REMOTE)
+        if isinstance(choice, ModelChoice):
+            if choice != self._remote and choice.engine:
+                self.remote_selected.emit(choice.engine, choice.model)
+            return
         path = self.combo.itemData(index)
-        if path and path != self._current:
+        if path and (path != self._current or self._remote is not None):
             self.model_selected.emit(path)

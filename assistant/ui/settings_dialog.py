@@ -1,4 +1,5 @@
-"""A small dialog for the settings that shape replies, the CPU threads and the Local API."""
+"""A small dialog for the settings that shape replies, the CPU threads, the Local API and the
+remote engines."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from assistant import hardware
 from assistant.settings import Settings
+from assistant.ui.engines_settings import EnginesEditor
 
 # Ports other local LLM apps use by default: Ollama, LM Studio, Jan, llama-server, GPT4All.
 TAKEN_PORTS = {
@@ -121,6 +123,8 @@ class SettingsDialog(QDialog):
         form.addRow("Parallel requests:", self.slots)
         form.addRow("Base URL:", self.base_url)
         form.addRow("", self.port_warning)
+        self.engines = EnginesEditor(settings)
+        form.addRow("Remote engines:", self.engines)
         self._update_api()
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -158,5 +162,7 @@ class SettingsDialog(QDialog):
             api_port=self.api_port.value(),
             api_key=self._key or None,
             slots=self.slots.value(),
+            engines=self.engines.engines(),
+            local_only=self.engines.is_local_only(),
             extra=dict(self._settings.extra),
         )

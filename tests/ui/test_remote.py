@@ -1,0 +1,210 @@
+"""Remote engines in the app: added in Settings, picked under their name, marked as leaving this
+machine, hidden by "local only", and every fault one clear message with nothing lost.
+
+The remote engine is llama-cpp-python's own server with the starter model, behind the tests'
+fault proxy; the local engine runs a tiny model.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from assistant.chat import ModelChoice
+from assistant.ui.model_picker import LEAVES_MACHINE
+from assistant.ui.settings_dialog import SettingsDialog
+from tests.remote_servers import FaultProxy, fault_proxy
+from tests.ui.conftest import fast_settings
+from tests.ui.helpers import REPLY_TIMEOUT_MS, send
+
+pytestmark = pytest.mark.starter
+
+REMOTE = ModelChoice("gemma3-270m", engine="gpu-box")
+SYSTEM = "You are a helpful, concise assistant."
+
+
+@pytest.fixture
+def proxy(llama_cpp_python_server) -> FaultProxy:
+    with fault_proxy(llama_cpp_python_server.url.removesuffix("/v1")) as p:
+        yield p
+
+
+def rows(home: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(home / "assistant.db") as db:
+        return db.execute(sql).fetchall()
+
+
+def add_engine_in_settings(qtbot, window, url: str, name: str = "gpu-box") -> None:
+    """What a user does: Settings, fill in the engine, Add, OK."""
+    dialog = SettingsDialog(window.controller.settings, window)
+    qtbot.addWidget(dialog)
+    editor = dialog.engines
+    qtbot.keyClicks(editor.name, name)
+    qtbot.keyClicks(editor.url, url)
+    qtbot.mouseClick(editor.add_button, Qt.MouseButton.LeftButton)
+    assert not editor.problem.isVisible(), editor.problem.text()
+    assert editor.list.item(0).text() == f"{name}  ·  {url}"
+    window.controller.update_settings(dialog.result_settings())
+
+
+def pick_remote(qtbot, window, choice: ModelChoice = REMOTE) -> None:
+    picker = window.model_picker
+    qtbot.waitUntil(lambda: picker.index_of(choice) >= 0, timeout=10_000)
+    index = picker.index_of(choice)
+    picker.combo.setCurrentIndex(index)
+    picker.combo.activated.emit(index)
+    qtbot.waitUntil(lambda: window.controller.remote == choice, timeout=5000)
+
+
+def picker_texts(window) -> list[str]:
+    combo = window.model_picker.combo
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
+def test_add_an_engine_in_settings_pick_its_model_chat_and_see_the_mark(
+    qtbot, make_window, tiny_models, proxy: FaultProxy, assistant_home: Path
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM))
+    assert not window.remote_mark.isVisible()
+    add_engine_in_settings(qtbot, window, proxy.url)
+    qtbot.waitUntil(lambda: f"gpu-box · {LEAVES_MACHINE}" in picker_texts(window), timeout=10_000)
+    assert "gpu-box / gemma3-270m  ↗" in picker_texts(window)
+
+    pick_remote(qtbot, window)
+    assert window.remote_mark.isVisible()
+    assert window.remote_mark.text().startswith("↗ Leaves this machine")
+    assert "gpu-box" in window.remote_mark.text() and proxy.url in window.remote_mark.text()
+    assert window.model_picker.combo.currentText() == "gpu-box / gemma3-270m  ↗"
+
+    reply = send(qtbot, window, "Hello! Tell me about the sea.")
+    assert reply.engine == "gpu-box" and reply.model_file == "gemma3-270m"
+    assert reply.content and reply.finish_reason in ("stop", "length")
+    shown = window.chat_view.toPlainText()
+    assert reply.content.strip()[:20] in shown and "gpu-box / gemma3-270m · " in shown
+    assert proxy.chat_requests()[-1].body["messages"][-1]["content"].startswith("Hello!")
+
+    # Local only: the engine disappears from the picker, and the chat goes back to this machine.
+    dialog = SettingsDialog(window.controller.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.engines.local_only.setChecked(True)
+    window.controller.update_settings(dialog.result_settings())
+    qtbot.waitUntil(lambda: not window.model_picker.remote_choices(), timeout=5000)
+    assert not any("gpu-box" in text for text in picker_texts(window))
+    assert window.controller.remote is None and not window.remote_mark.isVisible()
+    sent_before = len(proxy.chat_requests())
+    local = send(qtbot, window, "And now?")
+    assert local.engine is None and local.model_file == tiny_models["a"].name
+    assert len(proxy.chat_requests()) == sent_before
+
+
+def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
+    qtbot, make_window, tiny_models, proxy: FaultProxy, assistant_home: Path
+) -> None:
+    settings = fast_settings(tiny_models["a"], system_prompt=SYSTEM, temperature=0.0)
+    window = make_window(settings)
+    add_engine_in_settings(qtbot, window, proxy.url)
+    pick_remote(qtbot, window)
+    first = send(qtbot, window, "Hello! Tell me about the sea.")
+    assert first.engine == "gpu-box" and first.content  # greedy: this model does answer that
+    # To the model on this machine: the remote reply is part of what it is given.
+    window.model_picker.combo.activated.emit(0)
+    qtbot.waitUntil(lambda: window.controller.remote is None, timeout=5000)
+    assert not window.remote_mark.isVisible()
+    history = [m["content"] for m in window.controller.history(window.controller.conversation_id)]
+    assert history == [SYSTEM, "Hello! Tell me about the sea.", first.content]
+    second = send(qtbot, window, "Hello here")
+    assert second.engine is None and second.content
+    # And back: the remote engine gets the whole conversation, this machine's reply included.
+    pick_remote(qtbot, window)
+    third = send(qtbot, window, "And then?")
+    assert third.engine == "gpu-box"
+    sent = [m["content"] for m in proxy.chat_requests()[-1].body["messages"]]
+    assert sent == [SYSTEM, "Hello! Tell me about the sea.", first.content, "Hello here",
+                    second.content, "And then?"]  # fmt: skip
+    conversation_id = window.controller.conversation_id
+    pick_remote(qtbot, window)
+    window.close()
+
+    from assistant.settings import Settings
+
+    again = make_window(Settings.load())  # as saved: the engine is still there
+    again.controller.open_conversation(conversation_id)
+    qtbot.waitUntil(lambda: again.controller.remote == REMOTE, timeout=10_000)
+    assert again.remote_mark.isVisible()
+    writers = rows(assistant_home, "select engine from messages where role='assistant' order by id")
+    assert writers == [("gpu-box",), (None,), ("gpu-box",)]
+
+
+@pytest.mark.parametrize(
+    ("fault", "says", "partial"),
+    [
+        ("refuse", "gpu-box at http://127.0.0.1:", False),
+        ("status:401", "gpu-box refused the API key (HTTP 401", False),
+        ("status:404", "gpu-box answered 404 Not Found", False),
+        ("status:429", "gpu-box is busy (HTTP 429: Rate limit reached)", False),
+        ("status:500", "gpu-box failed (HTTP 500: Internal server error)", False),
+        ("cut:3", "The connection to gpu-box was cut in the middle of the reply", True),
+    ],
+)
+def test_each_fault_shows_one_message_keeps_the_partial_reply_and_the_app_goes_on(
+    qtbot, make_window, tiny_models, proxy: FaultProxy, assistant_home: Path,
+    fault: str, says: str, partial: bool,
+) -> None:  # fmt: skip
+    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM))
+    add_engine_in_settings(qtbot, window, proxy.url)
+    pick_remote(qtbot, window)
+    proxy.always(fault)
+    reply = send(qtbot, window, "Hello! Tell me about the sea.")
+    assert reply.finish_reason == "error" and reply.error.startswith(says)
+    assert window.banner.isVisible() and window.banner.text().startswith(says)
+    assert bool(reply.content) == partial
+    stored = rows(assistant_home, "select role, content, finish_reason from messages")
+    assert stored[0] == ("user", "Hello! Tell me about the sea.", None)
+    assert stored[1][2] == "error" and stored[1][1] == reply.content
+    # The fault goes away: the same chat goes on.
+    proxy.always(None)
+    window.banner.hide()
+    again = send(qtbot, window, "Are you there?")
+    assert again.finish_reason in ("stop", "length") and not window.banner.isVisible()
+
+
+def test_stop_closes_a_remote_stream_at_once(
+    qtbot, make_window, tiny_models, proxy: FaultProxy
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM))
+    add_engine_in_settings(qtbot, window, proxy.url)
+    pick_remote(qtbot, window)
+    proxy.always("delay:30")  # a server that has not answered yet
+    window.message_box.setPlainText("Hello?")
+    qtbot.keyClick(window.message_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.controller.state == "generating", timeout=5000)
+    started = time.monotonic()
+    with qtbot.waitSignal(window.controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as done:
+        qtbot.keyClick(window.message_box, Qt.Key.Key_Escape)
+    assert time.monotonic() - started < 2
+    assert done.args[0].finish_reason == "cancelled"
+    assert not window.banner.isVisible()
+
+
+def test_an_engine_that_goes_away_is_marked_unavailable_and_nothing_breaks(
+    qtbot, make_window, tiny_models, proxy: FaultProxy
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM))
+    add_engine_in_settings(qtbot, window, proxy.url)
+    pick_remote(qtbot, window)
+    proxy.always("refuse")
+    reply = send(qtbot, window, "Hello?")
+    assert reply.finish_reason == "error"
+    qtbot.waitUntil(lambda: "gpu-box · unavailable" in picker_texts(window), timeout=10_000)
+    # The chat still shows its model (unavailable now), and this machine's model still works.
+    assert window.controller.remote == REMOTE
+    window.model_picker.combo.activated.emit(0)
+    qtbot.waitUntil(lambda: window.controller.remote is None, timeout=5000)
+    assert send(qtbot, window, "Hello here").finish_reason in ("stop", "length")
+    proxy.always(None)
+    window.controller.remote_engines.refresh()
+    qtbot.waitUntil(lambda: f"gpu-box · {LEAVES_MACHINE}" in picker_texts(window), timeout=10_000)
