@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from assistant import remote
@@ -24,7 +25,11 @@ def add_engines_commands(sub: Any) -> None:
     add = actions.add_parser("add", help="add a remote engine by name and URL")
     add.add_argument("name", help="what to call it, e.g. gpu-box")
     add.add_argument("url", help="its API's base URL, e.g. http://gpu-box:8080/v1")
-    add.add_argument("--api-key", help="the key it asks for, if any (stored owner-only)")
+    add.add_argument(
+        "--api-key",
+        help="the key it asks for, if any (stored owner-only; '-' reads it from stdin, out of "
+        "the shell's history)",
+    )
     add.add_argument("--ca-bundle", help="a PEM file of certificate authorities to trust for it")
     add.set_defaults(handler=cmd_engines_add)
 
@@ -42,7 +47,8 @@ def cmd_engines_add(args: argparse.Namespace) -> int:
     from assistant.openai_client import probe
 
     settings = Settings.load()
-    engine = remote.add_engine(settings, args.name, args.url, args.api_key, args.ca_bundle)
+    key = sys.stdin.readline().strip() if args.api_key == "-" else args.api_key
+    engine = remote.add_engine(settings, args.name, args.url, key, args.ca_bundle)
     status = probe(engine)
     if status.reachable and status.engine.kind:
         remote.with_kind(settings, engine.name, status.engine.kind)

@@ -46,6 +46,11 @@ def test_engines_add_list_and_rm(proxy: FaultProxy, assistant_home: Path) -> Non
     assert down["engines"][1]["reachable"] is False
     assert "closed the connection without answering" in down["engines"][1]["problem"]
 
+    from_stdin = run_cli("engines", "add", "b", proxy.url, "--api-key", "-", stdin="sk-2\n")
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert proxy.requests[-1].headers["Authorization"] == "Bearer sk-2"
+    assert run_cli("engines", "rm", "b").returncode == 0
+
     duplicate = run_cli("engines", "add", "GPU-BOX", "http://127.0.0.1:1")
     assert duplicate.returncode == 1
     assert duplicate.stderr.strip() == "assistant: There is already an engine named GPU-BOX."

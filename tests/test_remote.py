@@ -403,3 +403,61 @@ def test_stop_ends_another_assistants_reply_within_a_token(other_assistant) -> N
         )
     assert completion.finish_reason == "cancelled"
     assert len(seen) <= 3
+
+
+# -- llama.cpp's own llama-server, when one is built (LLAMA_SERVER=path/to/llama-server) --------
+
+
+@pytest.fixture(scope="module")
+def llama_server(starter_model_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """llama-server from the vendored llama.cpp (see tests/benchmarks/bench_server.py for the
+    build); opt-in, since CI does not build it."""
+    import os
+    import subprocess
+
+    from tests.remote_servers import wait_http
+
+    binary = os.environ.get("LLAMA_SERVER")
+    if not binary:
+        pytest.skip("set LLAMA_SERVER to a llama-server binary to test against it")
+    port = free_port()
+    log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("wb")
+    process = subprocess.Popen(
+        [binary, "-m", str(starter_model_file), "--host", "127.0.0.1", "--port", str(port),
+         "-c", "2048", "-np", "1", "-t", "2", "-a", "gemma3-270m"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", process=process)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_llama_server_is_recognised_and_streams_with_usage(llama_server: str) -> None:
+    from assistant.openai_client import probe
+
+    status = probe(RemoteEngine("ls", llama_server))
+    assert status.reachable and status.engine.kind is ServerKind.LLAMA_CPP
+    assert status.models == ("gemma3-270m",)
+    pieces: list[str] = []
+    with OpenAIClient.for_engine(status.engine) as client:
+        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+    assert completion.text == "".join(pieces) and completion.completion_tokens > 0
+    assert completion.prompt_tokens > 10  # llama-server sends its usage chunk
+
+
+def test_stop_ends_a_llama_server_reply_within_a_token(llama_server: str) -> None:
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def on_text(piece: str) -> None:
+        seen.append(piece)
+        if len(seen) == 2:
+            stop.set()
+
+    params = GenerationParams(max_tokens=300, temperature=0.9, seed=1)
+    with _client(llama_server, kind=ServerKind.LLAMA_CPP) as client:
+        completion = client.chat(HELLO, params, model="gemma3-270m", on_text=on_text, stop=stop)
+    assert completion.finish_reason == "cancelled" and len(seen) <= 3

@@ -51,6 +51,9 @@ class _Streaming:
 
     reply: chat.Reply
     pending: list[str] = field(default_factory=list)
+    # Reasoning a remote engine sent apart (stored with the reply when it ends); counted here.
+    reasoning_chars: int = 0
+    reasoning_shown: int = 0
 
     @property
     def message_id(self) -> int:
@@ -95,6 +98,7 @@ class ChatController(QObject):
         engine_started(str): the engine (re)started and serves at this base URL.
         remote_changed(object): the remote model the open chat uses now (a ModelChoice), or
             None when it uses the model loaded on this machine.
+        thinking(int): characters of reasoning received so far for the reply streaming now.
     """
 
     conversations_changed = Signal(list)
@@ -120,6 +124,7 @@ class ChatController(QObject):
     model_released = Signal(str)
     engine_started = Signal(str)
     remote_changed = Signal(object)
+    thinking = Signal(int)
 
     # Requests to the worker: queued across threads, so they run in order on its thread.
     _load_requested = Signal(str, int, int)
@@ -191,6 +196,7 @@ class ChatController(QObject):
         )
         self._remote_generate_requested.connect(self._remote_worker.generate)
         self._remote_worker.text_generated.connect(self._on_text_generated)
+        self._remote_worker.reasoning_generated.connect(self._on_reasoning_generated)
         self._remote_worker.retrying.connect(self.notice)
         self._remote_worker.generation_finished.connect(self._on_generation_finished)
         self._remote_worker.unreachable.connect(self._on_remote_unreachable)
@@ -660,10 +666,19 @@ class ChatController(QObject):
         if self._reply is not None:
             self._reply.pending.append(piece)
 
+    @Slot(str)
+    def _on_reasoning_generated(self, piece: str) -> None:
+        if self._reply is not None:
+            self._reply.reasoning_chars += len(piece)
+
     @Slot()
     def _flush(self) -> None:
         """Hand the views what arrived since the last tick; the reply checkpoints itself."""
         streaming = self._reply
+        if streaming is not None and streaming.reasoning_chars != streaming.reasoning_shown:
+            streaming.reasoning_shown = streaming.reasoning_chars
+            if streaming.conversation_id == self._conversation_id:
+                self.thinking.emit(streaming.reasoning_chars)
         if streaming is None or not streaming.pending:
             return
         batch = "".join(streaming.pending)

@@ -317,6 +317,7 @@ class MainWindow(QMainWindow):
         c.error.connect(self.show_error)
         c.engine_started.connect(self._on_engine_started)
         c.remote_changed.connect(self.model_picker.set_remote)
+        c.thinking.connect(self._on_thinking)
         c.remote_changed.connect(self._on_remote_changed)
         c.remote_engines.changed.connect(self.model_picker.set_engines)
 
@@ -423,6 +424,10 @@ class MainWindow(QMainWindow):
     @Slot(float)
     def _on_load_progress(self, fraction: float) -> None:
         self.progress.setValue(round(fraction * 100))
+
+    @Slot(int)
+    def _on_thinking(self, chars: int) -> None:
+        self.statusBar().showMessage(f"Thinking... ({chars:,} characters of reasoning so far)")
 
     @Slot(object)
     def _on_remote_changed(self, choice: Any) -> None:

@@ -172,6 +172,23 @@ def test_each_fault_shows_one_message_keeps_the_partial_reply_and_the_app_goes_o
     assert again.finish_reason in ("stop", "length") and not window.banner.isVisible()
 
 
+def test_reasoning_sent_apart_is_stored_apart_and_never_sent_back(
+    qtbot, make_window, tiny_models, proxy: FaultProxy, assistant_home: Path
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM))
+    add_engine_in_settings(qtbot, window, proxy.url)
+    pick_remote(qtbot, window)
+    proxy.fail_next("reasoning")
+    with qtbot.waitSignal(window.controller.thinking, timeout=REPLY_TIMEOUT_MS):
+        reply = send(qtbot, window, "Hello! Tell me about the sea.")
+    assert reply.reasoning == "Let me think. The user greets me."
+    assert "think" not in reply.content and "think" not in window.chat_view.toPlainText()
+    send(qtbot, window, "And then?")
+    sent = proxy.chat_requests()[-1].body["messages"]
+    assert not any("think" in m["content"] for m in sent)
+    assert "> **Reasoning**" in window.controller.store.export_markdown(reply.conversation_id)
+
+
 def test_stop_closes_a_remote_stream_at_once(
     qtbot, make_window, tiny_models, proxy: FaultProxy
 ) -> None:
