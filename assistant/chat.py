@@ -16,6 +16,7 @@ from pathlib import Path
 from assistant import library, paths
 from assistant.engine.records import Completion
 from assistant.errors import StorageError
+from assistant.remote import writer_label
 from assistant.storage import Conversation, Message, Store
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class ModelChoice:
 
     @property
     def label(self) -> str:
-        return f"{self.engine} / {self.model}" if self.is_remote else self.model_file
+        return writer_label(self.engine, self.model_file)
 
 
 def title_from(text: str) -> str:

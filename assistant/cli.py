@@ -296,9 +296,17 @@ def _chat_remote(
     """One turn on a remote engine: the message is stored first, then sent with the history."""
     from assistant import chat
     from assistant.cli_engines import remote_model
-    from assistant.openai_client import OpenAIClient
+    from assistant.openai_client import OpenAIClient, in_use
 
-    engine = remote.find_engine(settings, engine_name)
+    try:
+        engine = remote.find_engine(settings, engine_name)
+    except AssistantError as exc:
+        if args.engine:
+            raise
+        raise AssistantError(
+            f"This conversation uses {engine_name}: {exc} Go on with it on this machine with "
+            "--engine local."
+        ) from None
     same_engine = conversation is not None and conversation.engine == engine.name
     model = remote_model(
         settings,
@@ -314,9 +322,10 @@ def _chat_remote(
         system_prompt=args.system,
     )
     history = store.chat_history(conversation.id, settings.system_prompt)
-    reply = chat.Reply(store, conversation.id, choice)
     params = _params(args, settings)
-    with OpenAIClient.for_engine(engine) as client:
+    # The client first: a CA bundle that cannot be read fails here, before a reply row exists.
+    with OpenAIClient.for_engine(engine) as client, in_use(engine):
+        reply = chat.Reply(store, conversation.id, choice)
 
         def send(on_text: Callable[[str], None], stop: threading.Event) -> Completion:
             return client.chat(
@@ -438,7 +447,7 @@ def cmd_chats(args: argparse.Namespace) -> int:
             print(json.dumps([c.__dict__ for c in conversations], indent=2))
             return EXIT_OK
         for c in conversations:
-            writer = f"{c.engine} / {c.model or '?'}" if c.engine else c.model
+            writer = remote.writer_label(c.engine, c.model)
             print(
                 f"{c.id:>5}  {c.updated_at[:16].replace('T', ' ')}  {c.title}"
                 + (f"  [{writer}]" if writer else "")

@@ -12,6 +12,7 @@ from typing import Any
 
 from assistant import remote
 from assistant.errors import AssistantError
+from assistant.remote import EngineStatus
 from assistant.settings import Settings
 
 
@@ -47,23 +48,42 @@ def cmd_engines_add(args: argparse.Namespace) -> int:
     from assistant.openai_client import probe
 
     settings = Settings.load()
-    key = sys.stdin.readline().strip() if args.api_key == "-" else args.api_key
+    key = _read_key() if args.api_key == "-" else args.api_key
     engine = remote.add_engine(settings, args.name, args.url, key, args.ca_bundle)
     status = probe(engine)
+    assert status is not None  # nothing else talks to it from this process
     if status.reachable and status.engine.kind:
         remote.with_kind(settings, engine.name, status.engine.kind)
     settings.save()
     if status.reachable:
-        kind = status.engine.kind.label if status.engine.kind else "server"
-        count = len(status.models)
-        print(
-            f"added {engine.name}: {kind} at {engine.url}, {count} model{'s' if count != 1 else ''}"
-        )
+        print(f"added {engine.name}: {_describe(status)} at {engine.url}")
     else:
         print(f"added {engine.name} ({engine.url}); it does not answer now: {status.problem}")
+    if engine.api_key and engine.url.startswith("http://") and not engine.is_loopback:
+        print("note: over http:// its key and your messages travel unencrypted; use https://")
     if settings.local_only:
         print("note: “Local only” is on in Settings, so it is not used until you turn that off")
     return 0
+
+
+def _read_key() -> str:
+    """The key from stdin: asked for without echo on a terminal, else its first line."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("API key: ").strip()
+    return sys.stdin.readline().strip()
+
+
+def _describe(status: EngineStatus) -> str:
+    """ "llama-server, 3 models" """
+    label = status.engine.kind.label if status.engine.kind else "server"
+    count = len(status.models)
+    return f"{label}, {count} model{'s' if count != 1 else ''}"
+
+
+def _status_of(statuses: list[EngineStatus | None], name: str) -> EngineStatus | None:
+    return next((s for s in statuses if s is not None and s.name == name), None)
 
 
 def cmd_engines_rm(args: argparse.Namespace) -> int:
@@ -84,7 +104,7 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
         rows: list[dict[str, Any]] = [{"name": remote.LOCAL_ENGINE, "url": None, "local": True}]
         for engine in engines:
             row: dict[str, Any] = {"name": engine.name, "url": engine.url, "local": False}
-            found = next((s for s in statuses if s.name == engine.name), None)
+            found = _status_of(statuses, engine.name)
             if found is not None:
                 row |= {
                     "reachable": found.reachable,
@@ -97,13 +117,11 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{remote.LOCAL_ENGINE:<16}  this machine")
     for engine in engines:
-        found = next((s for s in statuses if s.name == engine.name), None)
+        found = _status_of(statuses, engine.name)
         if found is None:
             state = "hidden: “Local only” is on"
         elif found.reachable:
-            label = found.engine.kind.label if found.engine.kind else "server"
-            count = len(found.models)
-            state = f"{label}, {count} model{'s' if count != 1 else ''}"
+            state = _describe(found)
         else:
             state = f"unavailable: {found.problem}"
         print(f"{engine.name:<16}  {engine.url}  {state}")
@@ -120,8 +138,10 @@ def remote_model(settings: Settings, engine: remote.RemoteEngine, wanted: str | 
     from assistant.openai_client import probe
 
     status = probe(engine)
-    if not status.reachable:
-        raise AssistantError(status.problem or f"{engine.name} does not answer.")
+    if status is None or not status.reachable:
+        raise AssistantError(
+            (status.problem if status else None) or f"{engine.name} does not answer."
+        )
     if len(status.models) == 1:
         return status.models[0]
     listed = ", ".join(status.models) or "none"

@@ -20,6 +20,7 @@ import httpx2 as httpx
 from assistant.engine.records import Completion, GenerationParams, LoadedModel
 from assistant.errors import (
     AssistantError,
+    EngineBusy,
     EngineUnavailable,
     GenerationError,
     InvalidModelFile,
@@ -36,8 +37,16 @@ class EngineClient(OpenAIClient):
 
     def __init__(self, base_url: str, api_key: str):
         # trust_env=False: a proxy from the environment must never see loopback traffic.
+        # No read timeout: a request may wait its turn for a slot, or read a long prompt on a
+        # CPU, in silence. No retries: our engine's 500 is a sentence meant for the user, and
+        # the app's own requests are never queued out with 429.
         super().__init__(
-            base_url.rstrip("/") + "/v1", api_key, name="The engine", kind=ServerKind.ASSISTANT
+            base_url.rstrip("/") + "/v1",
+            api_key,
+            name="The engine",
+            kind=ServerKind.ASSISTANT,
+            max_retries=0,
+            read_timeout=None,
         )
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -155,7 +164,12 @@ class EngineClient(OpenAIClient):
         yield from self._events(path, body, {}, None, chat=False, doing=what)
 
     def _connection_error(self, exc: httpx.HTTPError, doing: str) -> AssistantError:
+        if doing == "before answering":
+            return EngineUnavailable(f"The engine closed the connection without answering ({exc}).")
         return EngineUnavailable(f"The engine stopped answering {doing} ({exc}).")
+
+    def _cut_midway(self) -> EngineUnavailable:
+        return EngineUnavailable("The engine stopped in the middle of the reply.")
 
     def _raise_for_status(
         self, status: int, body: Any, headers: httpx.Headers, *, retryable: bool = False
@@ -171,7 +185,9 @@ class EngineClient(OpenAIClient):
             raise GenerationError(message)
         if status in (401, 403):
             raise AssistantError(f"The engine refused the request: {message}")
-        super()._raise_for_status(status, body, headers, retryable=retryable)
+        if status == 429:
+            raise EngineBusy(message)
+        raise GenerationError(message)  # the engine's own sentence
 
     def _error_sentence(self, error: Any) -> str:
         return _error_message({"error": error}) or "Generation failed."

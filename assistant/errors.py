@@ -42,9 +42,10 @@ class EngineBusy(GenerationError):
 class EngineUnavailable(AssistantError):
     """The engine process could not be reached, or went away during a request."""
 
-    def __init__(self, message: str, partial_text: str = ""):
+    def __init__(self, message: str, partial_text: str = "", partial_reasoning: str = ""):
         super().__init__(message)
         self.partial_text = partial_text
+        self.partial_reasoning = partial_reasoning
 
 
 class StorageError(AssistantError):

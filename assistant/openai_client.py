@@ -71,6 +71,7 @@ class _Reply:
     finish_reason: str | None = None
     first_at: float | None = None
     info: dict[str, Any] | None = None  # Assistant's own figures (its "assistant" field)
+    started: float = field(default_factory=time.perf_counter)  # this attempt's request
 
     @property
     def text(self) -> str:
@@ -94,6 +95,7 @@ class OpenAIClient:
         verify: ssl.SSLContext | bool = True,
         trust_env: bool = False,
         max_retries: int = MAX_RETRIES,
+        read_timeout: float | None = READ_TIMEOUT_S,
     ):
         parts = urlsplit(base_url.rstrip("/"))
         self.base_url = base_url.rstrip("/")
@@ -105,7 +107,7 @@ class OpenAIClient:
         options: dict[str, Any] = {
             "base_url": f"{parts.scheme}://{parts.netloc}",
             "headers": headers,
-            "timeout": httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            "timeout": httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
             "verify": verify,
             "trust_env": trust_env,
         }
@@ -153,6 +155,8 @@ class OpenAIClient:
             r = self._http.get(f"{self._prefix}/models", timeout=timeout)
         except httpx.HTTPError as exc:
             raise self._connection_error(exc, "listing its models") from None
+        except _BAD_ADDRESS as exc:
+            raise _bad_address(self.name, exc) from None
         self._raise_for_status(r.status_code, _json_or_none(r.content), r.headers)
         body = _json_or_none(r.content)
         data = body.get("data") if isinstance(body, dict) else None
@@ -198,12 +202,15 @@ class OpenAIClient:
         body |= extra or {}
         stop = stop if stop is not None else threading.Event()
         reply = _Reply()
-        started = time.perf_counter()
         try:
-            for event in self._stream_with_retries(body, headers or {}, stop, on_retry):
+            for event in self._stream_with_retries(body, headers or {}, stop, on_retry, reply):
                 if "error" in event:
+                    found = event.get("assistant")
+                    info: dict[str, Any] = found if isinstance(found, dict) else {}
                     failed = Completion.failed(
-                        self._error_sentence(event["error"]), reply.text, model or ""
+                        self._error_sentence(event["error"]),
+                        reply.text,
+                        str(info.get("model_file") or model or ""),
                     )
                     return _with_reasoning(failed, reply)
                 self._take(event, reply, on_text, on_reasoning)
@@ -212,12 +219,13 @@ class OpenAIClient:
                 pass  # the socket was shut down by Stop
             else:
                 exc.partial_text = exc.partial_text or reply.text
+                exc.partial_reasoning = "".join(reply.reasoning)
                 raise
         if stop.is_set() and reply.finish_reason is None:
-            return self._completion(reply, "cancelled", started, model)
+            return self._completion(reply, "cancelled", model)
         if reply.finish_reason is None and not reply.parts and not reply.chunks:
             raise EngineUnavailable(f"{self.name} closed the connection without a reply.")
-        return self._completion(reply, reply.finish_reason or "stop", started, model)
+        return self._completion(reply, reply.finish_reason or "stop", model)
 
     def _sampling(self, params: GenerationParams) -> dict[str, Any]:
         return sampling_fields(self.kind, params)
@@ -257,9 +265,7 @@ class OpenAIClient:
         if reason:
             reply.finish_reason = "length" if reason == "length" else "stop"
 
-    def _completion(
-        self, reply: _Reply, finish_reason: str, started: float, model: str | None
-    ) -> Completion:
+    def _completion(self, reply: _Reply, finish_reason: str, model: str | None) -> Completion:
         now = time.perf_counter()
         if reply.info is not None and finish_reason != "cancelled":
             # Another Assistant (or our own engine) says exactly what it did.
@@ -270,6 +276,7 @@ class OpenAIClient:
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         details = usage.get("prompt_tokens_details")
         cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        started = reply.started
         ttft = (reply.first_at or now) - started
         generating = now - (reply.first_at or now)
         return Completion(
@@ -280,7 +287,7 @@ class OpenAIClient:
             cached_tokens=cached,
             ttft_s=ttft,
             duration_s=now - started,
-            tokens_per_s=(completion_tokens - 1) / generating if generating > 0 else 0.0,
+            tokens_per_s=max(completion_tokens - 1, 0) / generating if generating > 0 else 0.0,
             context_tokens=prompt_tokens + completion_tokens,
             trimmed_messages=0,
             model_file=model or "",
@@ -295,8 +302,10 @@ class OpenAIClient:
         headers: dict[str, str],
         stop: threading.Event,
         on_retry: OnText | None,
+        reply: _Reply,
     ) -> Iterator[dict[str, Any]]:
         for attempt in range(self.max_retries + 1):
+            reply.started = time.perf_counter()  # the waits before a retry are not its time
             try:
                 yield from self._events(f"{self._prefix}/chat/completions", body, headers, stop)
                 return
@@ -306,7 +315,8 @@ class OpenAIClient:
                 delay = busy.retry_after or _backoff(attempt)
                 log.info("%s answered HTTP %d; retrying in %.1f s", self.name, busy.status, delay)
                 if on_retry is not None:
-                    on_retry(f"{busy.error} Trying again in {delay:.0f} s...")
+                    wait = f"{delay:.1f}" if delay < 10 else f"{delay:.0f}"
+                    on_retry(f"{busy.error} Trying again in {wait} s...")
                 if stop.wait(delay):
                     return
 
@@ -369,12 +379,12 @@ class OpenAIClient:
             if finished:
                 return  # closed after its last chunk, without [DONE]
             raise self._connection_error(exc, doing if answered else "before answering") from None
+        except _BAD_ADDRESS as exc:
+            raise _bad_address(self.name, exc) from None
         finally:
             watcher_done.set()
         if not finished and not (stop is not None and stop.is_set()):
-            raise EngineUnavailable(
-                f"The connection to {self.name} was cut in the middle of the reply."
-            )
+            raise self._cut_midway()
 
     def _close_on_stop(
         self,
@@ -392,6 +402,12 @@ class OpenAIClient:
         while not done.is_set():  # the socket may not even be connected yet
             connection.shut_down()
             done.wait(0.02)
+
+    def _cut_midway(self) -> EngineUnavailable:
+        """A stream that ended, cleanly, before its reply had finished."""
+        return EngineUnavailable(
+            f"The connection to {self.name} was cut in the middle of the reply."
+        )
 
     def _on_stop(self, request_id: str | None) -> None:
         """Called once when Stop is pressed mid-stream (the engine's client cancels there)."""
@@ -427,6 +443,11 @@ class OpenAIClient:
     ) -> None:
         """The error for an HTTP status, as a sentence; 429 and 5xx as _Retryable when the
         request may be sent again (``retryable``)."""
+        if 300 <= status < 400:
+            where = headers.get("location", "another address")
+            raise GenerationError(
+                f"{self.name} redirects its API to {where}: give that as the engine's URL."
+            )
         if status < 400:
             return
         message = _error_message(body) or f"HTTP {status}"
@@ -459,6 +480,15 @@ class OpenAIClient:
         return f"{self.name} stopped the reply with an error: {message}"
 
 
+# What httpx raises, besides its HTTPError, for an address it cannot use (an empty or too long
+# host label, a character no URL may hold) or a proxy it cannot speak (SOCKS without socksio).
+_BAD_ADDRESS = (httpx.InvalidURL, UnicodeError, ValueError, ImportError)
+
+
+def _bad_address(name: str, exc: BaseException) -> AssistantError:
+    return AssistantError(f"{name}'s address cannot be used: {exc}.")
+
+
 class _Connection:
     """The socket of one stream, learnt from httpcore's documented "trace" extension."""
 
@@ -466,7 +496,8 @@ class _Connection:
         self._socket: socket.socket | None = None
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+        # connection.* directly, proxy.start_tls.* through an HTTPS proxy's tunnel.
+        if event.endswith(("connect_tcp.complete", "start_tls.complete")):
             stream = info.get("return_value")
             sock = stream.get_extra_info("socket") if stream is not None else None
             if isinstance(sock, socket.socket):
@@ -588,20 +619,43 @@ def _reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def probe(engine: RemoteEngine, timeout: float = CONNECT_TIMEOUT_S) -> EngineStatus:
-    """Whether a remote engine answers, with its models and the kind of server it is."""
+# One request at a time from this process to each remote engine. llama-cpp-python's server
+# interrupts a streaming reply when any other request arrives (even GET /v1/models), and Ollama
+# serves one at a time by default: so a probe skips an engine that is writing a reply for us,
+# and a reply waits for a probe in flight (seconds at most) before it starts.
+_locks_lock = threading.Lock()
+_engine_locks: dict[str, threading.Lock] = {}
+
+
+def in_use(engine: RemoteEngine) -> threading.Lock:
+    """The lock held while this app talks to ``engine`` (by its URL)."""
+    with _locks_lock:
+        return _engine_locks.setdefault(engine.url, threading.Lock())
+
+
+def probe(engine: RemoteEngine, timeout: float = CONNECT_TIMEOUT_S) -> EngineStatus | None:
+    """Whether a remote engine answers, with its models and the kind of server it is; None
+    when it is writing a reply for us right now (it is not asked then)."""
+    lock = in_use(engine)
+    if not lock.acquire(blocking=False):
+        return None
     try:
         with OpenAIClient.for_engine(engine) as client:
             entries = client.model_entries(timeout)
     except AssistantError as exc:
         return EngineStatus(engine, problem=str(exc))
+    except Exception as exc:  # a bug, but one engine's, not the whole list's
+        log.exception("Probing %s failed", engine.name)
+        return EngineStatus(engine, problem=f"{engine.name} could not be asked: {exc}")
+    finally:
+        lock.release()
     kind = engine.kind or detect_kind(entries)
     return EngineStatus(
         dataclasses.replace(engine, kind=kind), tuple(m["id"] for m in entries), None
     )
 
 
-def probe_all(engines: list[RemoteEngine]) -> list[EngineStatus]:
+def probe_all(engines: list[RemoteEngine]) -> list[EngineStatus | None]:
     """``probe`` each engine, all at once (one that does not answer holds up no other)."""
     if not engines:
         return []

@@ -77,7 +77,8 @@ class RemoteEngine:
     name: str
     url: str  # the API's base URL, up to and including /v1 (see normalise_url)
     api_key: str | None = field(default=None, repr=False)
-    # A PEM file of certificate authorities to trust for this engine, besides the system's.
+    # A PEM file of the certificate authorities to trust for this engine (instead of the
+    # system's), for a server with a certificate of its own.
     ca_bundle: str | None = None
     # None until the engine has been reached once; then what detect_kind() found.
     kind: ServerKind | None = None
@@ -152,24 +153,42 @@ def normalise_url(url: str) -> str:
     ``.../v1/chat/completions``.
     """
     text = url.strip()
+    if "@" in text.split("?")[0].split("#")[0]:
+        # Checked first, and the text never repeated: it may hold a password or key.
+        raise AssistantError("Give the engine's key as its API key, not inside the URL.")
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise AssistantError(
             f"'{text}' is not an engine address: give one like http://gpu-box:8080/v1 "
             "(http:// or https://)."
         )
-    if parts.username or parts.password:
-        raise AssistantError("Give the engine's key as its API key, not inside the URL.")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise AssistantError(f"'{text}' has no valid port number.") from None
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise AssistantError(f"'{parts.hostname}' is not a valid host name.") from None
     path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/completions", "/models"):
         path = path.removesuffix(suffix)
     if not path:
         path = "/v1"
     return urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+def writer_label(engine: str | None, model: str | None) -> str:
+    """Who wrote a reply, as shown: "gpu-box / model" for a remote engine, else the model."""
+    if engine:
+        return f"{engine} / {model or '?'}"
+    return model or ""
+
+
+def engine_named(engines: Iterable[RemoteEngine], name: str) -> RemoteEngine | None:
+    """The engine of that name; names are compared without case, as the user types them."""
+    wanted = name.strip().lower()
+    return next((e for e in engines if e.name.lower() == wanted), None)
 
 
 def detect_kind(models: Iterable[Mapping[str, Any]]) -> ServerKind:
@@ -224,9 +243,9 @@ def find_engine(settings: Settings, name: str) -> RemoteEngine:
         raise AssistantError(
             f"“Local only” is on in Settings, so nothing is sent to remote engines ({name})."
         )
-    for engine in settings.engines:
-        if engine.name.lower() == name.strip().lower():
-            return engine
+    engine = engine_named(settings.engines, name)
+    if engine is not None:
+        return engine
     known = ", ".join(e.name for e in settings.engines) or "none yet"
     raise AssistantError(
         f"There is no engine named {name.strip()!r} (added: {known}). "
@@ -248,7 +267,7 @@ def add_engine(
 ) -> RemoteEngine:
     """Check and add an engine to ``settings`` (the caller saves them)."""
     name = check_name(name)
-    if any(e.name.lower() == name.lower() for e in settings.engines):
+    if engine_named(settings.engines, name) is not None:
         raise AssistantError(f"There is already an engine named {name}.")
     bundle = None
     if ca_bundle:
@@ -262,11 +281,11 @@ def add_engine(
 
 
 def remove_engine(settings: Settings, name: str) -> RemoteEngine:
-    for engine in settings.engines:
-        if engine.name.lower() == name.strip().lower():
-            settings.engines = [e for e in settings.engines if e is not engine]
-            return engine
-    raise AssistantError(f"There is no engine named {name.strip()!r}.")
+    engine = engine_named(settings.engines, name)
+    if engine is None:
+        raise AssistantError(f"There is no engine named {name.strip()!r}.")
+    settings.engines = [e for e in settings.engines if e is not engine]
+    return engine
 
 
 def with_kind(settings: Settings, name: str, kind: ServerKind) -> None:

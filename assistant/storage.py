@@ -25,6 +25,7 @@ import sqlite_utils
 
 from assistant import APP_NAME, __version__, errors, files, paths
 from assistant.migrations import FINISH_REASONS, ROLES, migrations
+from assistant.remote import writer_label
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,7 @@ class Message:
     @property
     def writer(self) -> str:
         """Who wrote it: "gpu-box / model" for a remote engine's reply, else the model file."""
-        if self.engine:
-            return f"{self.engine} / {self.model_file or '?'}"
-        return self.model_file or ""
+        return writer_label(self.engine, self.model_file)
 
 
 @dataclass

@@ -70,6 +70,21 @@ def llama_cpp_python_server(starter_model_file: Path, tmp_path_factory: pytest.T
         server.stop()
 
 
+@pytest.fixture
+def proxy(llama_cpp_python_server):
+    """The tests' fault proxy in front of llama-cpp-python's server (tests/remote_servers.py)."""
+    from tests.remote_servers import fault_proxy
+
+    with fault_proxy(llama_cpp_python_server.url.removesuffix("/v1")) as p:
+        yield p
+
+
+def db_rows(home: Path, sql: str) -> list[tuple]:
+    """Rows of a query on the conversation database of ``home``, read by sqlite3 itself."""
+    with sqlite3.connect(home / "assistant.db") as db:
+        return db.execute(sql).fetchall()
+
+
 def install_model(source: Path, home: Path) -> Path:
     """Put a model file into the models folder of ``home`` (hard link, no copy)."""
     models = home / "models"

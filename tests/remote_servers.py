@@ -32,6 +32,19 @@ import httpx2 as httpx
 NO_EXTRA_BUFTS_ENV = "ASSISTANT_TEST_NO_EXTRA_BUFTS"
 
 
+# Each fault the proxy makes, the sentence the user is shown (its start), and whether a partial
+# reply arrived before it: the CLI and the GUI tests both go through every one.
+FAULTS = [
+    ("refuse", "gpu-box at http://127.0.0.1:", False),
+    ("status:401", "gpu-box refused the API key (HTTP 401: Invalid API key)", False),
+    ("status:404", "gpu-box answered 404 Not Found (The model does not exist)", False),
+    ("status:429", "gpu-box is busy (HTTP 429: Rate limit reached)", False),
+    ("status:500", "gpu-box failed (HTTP 500: Internal server error).", False),
+    ("cut:3", "The connection to gpu-box was cut in the middle of the reply", True),
+    ("error_chunk:3", "gpu-box stopped the reply with an error: out of memory", True),
+]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -267,6 +280,8 @@ class FaultProxy:
         h.send_header("Content-Length", str(len(payload)))
         if status == 429:
             h.send_header("Retry-After", "1")
+        if status in (301, 302, 307, 308):
+            h.send_header("Location", "https://gpu-box.example/api/v1/chat/completions")
         h.end_headers()
         h.wfile.write(payload)
 

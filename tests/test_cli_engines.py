@@ -5,32 +5,21 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.remote_servers import FaultProxy, fault_proxy, free_port
+from tests.conftest import db_rows
+from tests.remote_servers import FAULTS, FaultProxy, free_port
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.starter
 
 
-@pytest.fixture
-def proxy(llama_cpp_python_server) -> FaultProxy:
-    with fault_proxy(llama_cpp_python_server.url.removesuffix("/v1")) as p:
-        yield p
-
-
-def rows(home: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(home / "assistant.db") as db:
-        return db.execute(sql).fetchall()
-
-
 def test_engines_add_list_and_rm(proxy: FaultProxy, assistant_home: Path) -> None:
     added = run_cli("engines", "add", "gpu-box", proxy.url.removesuffix("/v1"), "--api-key", "sk-1")
     assert added.returncode == 0, added.stderr
-    assert added.stdout.strip() == f"added gpu-box: llama-cpp-python at {proxy.url}, 1 model"
+    assert added.stdout.strip() == f"added gpu-box: llama-cpp-python, 1 model at {proxy.url}"
     assert proxy.requests[-1].headers["Authorization"] == "Bearer sk-1"
 
     listed = run_cli("engines", "list", "--models")
@@ -74,7 +63,9 @@ def test_a_chat_moves_from_this_machine_to_a_remote_engine_and_back(
     first = run_cli("chat", "--stats", "-n", "8", "--seed", "1", "The capital of France is")
     assert first.returncode == 0, first.stderr
     conversation = re.search(r"conversation (\d+):", first.stderr).group(1)
-    first_reply = rows(assistant_home, "select content from messages where role='assistant'")[0][0]
+    first_reply = db_rows(assistant_home, "select content from messages where role='assistant'")[0][
+        0
+    ]
 
     second = run_cli("chat", "-c", conversation, "--engine", "gpu-box", "-n", "8", "And Spain?")
     assert second.returncode == 0, second.stderr
@@ -96,14 +87,14 @@ def test_a_chat_moves_from_this_machine_to_a_remote_engine_and_back(
     back_prompt = int(re.search(r"prompt (\d+) tokens", back.stderr).group(1))
     first_prompt = int(re.search(r"prompt (\d+) tokens", first.stderr).group(1))
     assert back_prompt > first_prompt + 10  # the remote turns came along
-    writers = rows(
+    writers = db_rows(
         assistant_home, "select engine, model_file from messages where role='assistant' order by id"
     )
     assert writers == [
         (None, starter_model.name), ("gpu-box", "gemma3-270m"), ("gpu-box", "gemma3-270m"),
         (None, starter_model.name),
     ]  # fmt: skip
-    assert rows(assistant_home, "select engine, model from conversations") == [
+    assert db_rows(assistant_home, "select engine, model from conversations") == [
         (None, starter_model.name)
     ]
     exported = json.loads(run_cli("export", conversation, "--format", "json").stdout)
@@ -112,17 +103,7 @@ def test_a_chat_moves_from_this_machine_to_a_remote_engine_and_back(
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("fault", "says", "partial"),
-    [
-        ("refuse", "gpu-box at http://127.0.0.1:", False),
-        ("status:401", "gpu-box refused the API key (HTTP 401: Invalid API key)", False),
-        ("status:404", "gpu-box answered 404 Not Found (The model does not exist)", False),
-        ("status:500", "gpu-box failed (HTTP 500: Internal server error).", False),
-        ("cut:3", "The connection to gpu-box was cut in the middle of the reply", True),
-        ("error_chunk:3", "gpu-box stopped the reply with an error: out of memory", True),
-    ],
-)
+@pytest.mark.parametrize(("fault", "says", "partial"), FAULTS)
 def test_each_fault_is_one_sentence_and_keeps_the_message_and_partial_reply(
     proxy: FaultProxy, assistant_home: Path, fault: str, says: str, partial: bool
 ) -> None:
@@ -132,7 +113,7 @@ def test_each_fault_is_one_sentence_and_keeps_the_message_and_partial_reply(
     assert result.returncode == 1
     error_lines = [line for line in result.stderr.splitlines() if not line.startswith("note:")]
     assert len(error_lines) == 1 and error_lines[0].startswith(f"assistant: {says}")
-    stored = rows(
+    stored = db_rows(
         assistant_home, "select role, content, finish_reason, error, engine from messages"
     )
     assert stored[0] == ("user", "Hello", None, None, None)

@@ -11,6 +11,7 @@ import logging
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,22 @@ def _root(url: str) -> str:
     return url.removesuffix("/v1")
 
 
-@pytest.fixture
-def proxy(llama_cpp_python_server) -> FaultProxy:
-    with fault_proxy(_root(llama_cpp_python_server.url)) as p:
-        yield p
-
-
 def _client(url: str, name: str = "gpu-box", **kw) -> OpenAIClient:
     return OpenAIClient.for_engine(RemoteEngine(name, url, **kw))
+
+
+def stop_after(pieces: int) -> tuple[threading.Event, list[float], Callable[[str], None]]:
+    """A Stop pressed once ``pieces`` pieces have arrived: the event, their arrival times,
+    and the on_text callback that presses it."""
+    stop = threading.Event()
+    seen: list[float] = []
+
+    def on_text(_piece: str) -> None:
+        seen.append(time.monotonic())
+        if len(seen) == pieces:
+            stop.set()
+
+    return stop, seen, on_text
 
 
 # -- the list of engines -----------------------------------------------------------------------
@@ -71,11 +80,19 @@ def test_urls_are_written_one_way(given: str, expected: str) -> None:
         ("ftp://box/v1", "http:// or https://"),
         ("http://user:secret@box/v1", "not inside the URL"),
         ("http://box:99999/v1", "no valid port"),
+        ("http://a..b:8080", "not a valid host name"),
     ],
 )
 def test_bad_urls_get_a_clear_message(url: str, says: str) -> None:
     with pytest.raises(AssistantError, match=says):
         remote.normalise_url(url)
+
+
+def test_a_key_pasted_into_the_url_is_never_repeated() -> None:
+    for url in ("user:sk-secret-1@gpu-box:8080", "https://me:sk-secret-1@gpu-box/v1"):
+        with pytest.raises(AssistantError) as caught:
+            remote.normalise_url(url)
+        assert "sk-secret" not in str(caught.value) and "API key" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -179,14 +196,7 @@ def test_a_streamed_reply_is_stored_with_its_engine_and_model(
 
 def test_stop_ends_the_reply_within_a_token(proxy: FaultProxy) -> None:
     proxy.always("slow:0.2")  # a token every 200 ms, as from a busy GPU box
-    stop = threading.Event()
-    seen: list[float] = []
-
-    def on_text(_piece: str) -> None:
-        seen.append(time.monotonic())
-        if len(seen) == 2:
-            stop.set()
-
+    stop, seen, on_text = stop_after(2)
     with _client(proxy.url) as client:
         completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=on_text, stop=stop)
         stopped_at = time.monotonic()
@@ -271,6 +281,13 @@ def test_refusals_say_what_to_fix(proxy: FaultProxy, status: int, error: type, s
         with pytest.raises(error, match=says):
             client.chat(HELLO, PARAMS, model="gemma3-270m")
     assert len(proxy.chat_requests()) == 1  # not retried
+
+
+def test_a_redirect_says_where_the_api_went(proxy: FaultProxy) -> None:
+    proxy.fail_next("status:307")
+    with _client(proxy.url) as client:
+        with pytest.raises(GenerationError, match="redirects its API to https://gpu-box.example"):
+            client.chat(HELLO, PARAMS, model="gemma3-270m")
 
 
 def test_429_and_500_are_retried_honouring_retry_after(proxy: FaultProxy) -> None:
@@ -388,14 +405,7 @@ def test_another_assistant_streams_a_reply_with_its_own_figures(
 
 def test_stop_ends_another_assistants_reply_within_a_token(other_assistant) -> None:
     engine = RemoteEngine("other", other_assistant.url, "sk-other", kind=ServerKind.ASSISTANT)
-    stop = threading.Event()
-    seen: list[str] = []
-
-    def on_text(piece: str) -> None:
-        seen.append(piece)
-        if len(seen) == 2:
-            stop.set()
-
+    stop, seen, on_text = stop_after(2)
     params = GenerationParams(max_tokens=200, temperature=0.0, seed=1, ignore_eos=True)
     with OpenAIClient.for_engine(engine) as client:
         completion = client.chat(
@@ -449,14 +459,7 @@ def test_llama_server_is_recognised_and_streams_with_usage(llama_server: str) ->
 
 
 def test_stop_ends_a_llama_server_reply_within_a_token(llama_server: str) -> None:
-    stop = threading.Event()
-    seen: list[str] = []
-
-    def on_text(piece: str) -> None:
-        seen.append(piece)
-        if len(seen) == 2:
-            stop.set()
-
+    stop, seen, on_text = stop_after(2)
     params = GenerationParams(max_tokens=300, temperature=0.9, seed=1)
     with _client(llama_server, kind=ServerKind.LLAMA_CPP) as client:
         completion = client.chat(HELLO, params, model="gemma3-270m", on_text=on_text, stop=stop)

@@ -22,6 +22,7 @@ from assistant.chat import ModelChoice
 from assistant.engine.records import Completion, GenerationParams, LoadedModel
 from assistant.errors import AssistantError, ModelError, StorageError
 from assistant.library import model_reference
+from assistant.openai_client import CONNECT_TIMEOUT_S
 from assistant.settings import Settings
 from assistant.ui.engine_worker import EngineWorker
 from assistant.ui.remote_engines import RemoteEngines
@@ -310,8 +311,9 @@ class ChatController(QObject):
             log.warning("The engine thread did not stop within %d ms", timeout_ms)
         # A remote reply in flight ends at once: Stop (set above) shuts its socket down.
         self._remote_thread.quit()
-        if not self._remote_thread.wait(5000):
-            log.warning("The remote engine thread did not stop within 5 s")
+        # A connect in progress is not interruptible: it ends by its own timeout at the latest.
+        if not self._remote_thread.wait(round(CONNECT_TIMEOUT_S * 1000) + 3000):
+            log.warning("The remote engine thread did not stop in time")
         wait_for_tasks(2000)
         try:
             self.store.close()
@@ -396,11 +398,19 @@ class ChatController(QObject):
             self._remote = choice
             self.remote_changed.emit(choice)
 
+    def _remote_usable(self, engine_name: str) -> bool:
+        """Whether the app may use this remote engine now; says why not when it may not."""
+        if self.remote_engines.engine(engine_name) is not None:
+            return True
+        why = "“Local only” is on" if self.settings.local_only else "it is no longer added"
+        self.error.emit(f"{engine_name} cannot be used now: {why} (see Settings).")
+        return False
+
     @Slot(str, str)
     def select_remote(self, engine_name: str, model: str) -> None:
         """Use this model of a remote engine for the open conversation."""
-        if self.remote_engines.engine(engine_name) is None:
-            self.error.emit(f"{engine_name} cannot be used now (see Settings).")
+        if not self._remote_usable(engine_name):
+            self.remote_changed.emit(self._remote)  # the picker shows what is in use again
             return
         if self._state != "idle":
             self.stop()
@@ -607,10 +617,7 @@ class ChatController(QObject):
         if self._state != "idle":
             return False
         if self._remote is not None:
-            if self.remote_engines.engine(self._remote.engine or "") is None:
-                self.error.emit(f"{self._remote.engine} cannot be used now (see Settings).")
-                return False
-            return True
+            return self._remote_usable(self._remote.engine or "")
         if self.is_loading:
             self.error.emit("The model is still loading; try again in a moment.")
             return False
@@ -965,6 +972,8 @@ class ChatController(QObject):
             and self.remote_engines.engine(self._remote.engine or "") is None
         ):
             gone = self._remote.engine
+            if self._state != "idle":
+                self.stop()  # not one more token from it
             self._set_remote(None)
             self.notice.emit(
                 f"{gone} is not used any more: this chat goes on with the model on this machine."
@@ -984,7 +993,8 @@ class ChatController(QObject):
                 int(self.settings.n_gpu_layers),
             )
         elif reload and self._loaded is not None:
-            self.select_model(str(self._loaded.path))
+            # Loaded again with the new context; a chat on a remote engine stays there.
+            self._request_load(str(self._loaded.path))
 
     def save_settings(self) -> None:
         try:

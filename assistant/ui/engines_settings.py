@@ -98,6 +98,13 @@ class EnginesEditor(QWidget):
     def engines(self) -> list[RemoteEngine]:
         return list(self._engines)
 
+    def add_typed(self) -> bool:
+        """Add the engine typed into the form, if any (OK pressed without "Add engine");
+        False, with the reason shown, when it cannot be added."""
+        if not self.name.text().strip() and not self.url.text().strip():
+            return True
+        return self._add()
+
     def is_local_only(self) -> bool:
         return self.local_only.isChecked()
 
@@ -117,7 +124,7 @@ class EnginesEditor(QWidget):
         for widget in (self.name, self.url, self.key, self.ca_bundle, self.add_button):
             widget.setEnabled(on)
 
-    def _add(self) -> None:
+    def _add(self) -> bool:
         scratch = Settings(engines=list(self._engines))
         try:
             remote.add_engine(
@@ -130,15 +137,18 @@ class EnginesEditor(QWidget):
         except AssistantError as exc:
             self.problem.setText(str(exc))
             self.problem.show()
-            return
+            return False
         self._engines = scratch.engines
         self.problem.hide()
         for field in (self.name, self.url, self.key, self.ca_bundle):
             field.clear()
         self._fill()
+        return True
 
     def _remove(self) -> None:
-        item = self.list.currentItem() or self.list.item(0)
+        item = self.list.currentItem()
+        if item is None and len(self._engines) == 1:
+            item = self.list.item(0)  # the only one: nothing to choose
         name = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
         if name:
             self._engines = [e for e in self._engines if e.name != name]

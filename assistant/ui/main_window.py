@@ -416,6 +416,9 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_model_loading(self, name: str) -> None:
+        if self.controller.remote is not None:
+            self._refresh_controls()  # a model loads here for later; this chat is elsewhere
+            return
         self.model_label.setText(f"Loading {name}..." if name else "Looking for a model...")
         self.progress.setValue(0)
         self.progress.setVisible(bool(name))
@@ -458,6 +461,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_model_changed(self, loaded: Any) -> None:
         if self.controller.remote is not None:
+            self.progress.hide()
             self._refresh_controls()  # the chat's model is elsewhere; this one waits
             return
         if self.controller.is_loading:

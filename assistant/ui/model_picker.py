@@ -151,10 +151,8 @@ class ModelPicker(QWidget):
         self._rebuild()  # drops the entry of a remote model no engine lists
 
     def _select_remote(self, choice: ModelChoice) -> None:
-        for index in range(self.combo.count()):
-            if self.combo.itemData(index, _REMOTE) == choice:
-                break
-        else:  # its engine does not list it (now): show it anyway
+        index = self.index_of(choice)
+        if index < 0:  # its engine does not list it (now): show it anyway
             index = self._add_remote_item(choice, "unavailable now")
         self.combo.setCurrentIndex(index)
         self.combo.setToolTip(self.combo.itemData(index, Qt.ItemDataRole.ToolTipRole))

@@ -47,10 +47,7 @@ class RemoteEngines(QObject):
 
     def engine(self, name: str) -> RemoteEngine | None:
         """The engine of that name the app may use now (with the kind its probe found)."""
-        for engine in remote.visible_engines(self._settings):
-            if engine.name == name:
-                return engine
-        return None
+        return remote.engine_named(remote.visible_engines(self._settings), name)
 
     @Slot()
     def refresh(self) -> None:
@@ -71,10 +68,15 @@ class RemoteEngines(QObject):
         self.changed.emit(self.statuses)
         run_task(probe_all, engines, on_done=self._on_probed, on_error=self._on_probe_failed)
 
-    def _on_probed(self, statuses: list[EngineStatus]) -> None:
+    def _on_probed(self, statuses: list[EngineStatus | None]) -> None:
         self._probing = False
-        visible = {e.name for e in remote.visible_engines(self._settings)}
-        self._statuses = [s for s in statuses if s.name in visible]
+        # None: busy writing our reply, so not asked; it stays as last known.
+        known = {s.name: s for s in self._statuses}
+        answered = {s.name: s for s in statuses if s is not None}
+        self._statuses = [
+            answered.get(e.name) or known.get(e.name) or EngineStatus(e)
+            for e in remote.visible_engines(self._settings)
+        ]
         learnt = False
         for status in self._statuses:
             saved = next((e for e in self._settings.engines if e.name == status.name), None)
@@ -94,3 +96,6 @@ class RemoteEngines(QObject):
     def _on_probe_failed(self, exc: BaseException) -> None:
         self._probing = False
         log.warning("Probing the remote engines failed: %s", exc)
+        if self._again:
+            self._again = False
+            self.refresh()

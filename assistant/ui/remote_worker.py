@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from assistant.engine.records import Completion, GenerationParams
 from assistant.errors import AssistantError, EngineUnavailable
-from assistant.openai_client import OpenAIClient
+from assistant.openai_client import OpenAIClient, in_use
 from assistant.remote import RemoteEngine
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class RemoteWorker(QObject):
         params: GenerationParams,
     ) -> None:
         try:
-            with OpenAIClient.for_engine(engine) as client:
+            with in_use(engine), OpenAIClient.for_engine(engine) as client:
                 completion = client.chat(
                     messages,
                     params,
@@ -64,6 +64,7 @@ class RemoteWorker(QObject):
                 )
         except EngineUnavailable as exc:
             completion = Completion.failed(str(exc), exc.partial_text, model)
+            completion.reasoning = exc.partial_reasoning  # kept, as the text is
             self.unreachable.emit(engine.name, str(exc))
         except AssistantError as exc:
             completion = Completion.failed(str(exc), "", model)

@@ -133,6 +133,10 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
+    def accept(self) -> None:
+        if self.engines.add_typed():  # an engine typed in but not added is not dropped
+            super().accept()
+
     def _update_api(self) -> None:
         on = self.local_api.isChecked()
         if on and not self._key:
