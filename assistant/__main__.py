@@ -1,4 +1,5 @@
-"""``python -m assistant`` and the ``assistant`` command."""
+"""``python -m assistant`` and the ``assistant`` command: the desktop app when no command is
+given, else the terminal face (assistant/cli.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,18 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.engine.cpu_probe import run_child
 
         return run_child(argv[1])
-    from assistant.cli import main as cli_main
+    from assistant import cli
 
-    return cli_main(argv)
+    parser = cli.build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None and not args.self_test:
+        if args.model:
+            parser.error("--model goes with --self-test; in the app, pick the model above the chat")
+        # No command: the desktop app.
+        from assistant.ui.app import run
+
+        return run([sys.argv[0], *argv])
+    return cli.run(args)
 
 
 if __name__ == "__main__":

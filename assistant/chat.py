@@ -8,13 +8,14 @@ most ``CHECKPOINT_INTERVAL_S`` of the reply and never the question.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant import library, paths
-from assistant.engine.records import Completion
+from assistant.engine.records import Completion, FinishReason
 from assistant.errors import StorageError
 from assistant.remote import writer_label
 from assistant.storage import Conversation, Message, Store
@@ -24,6 +25,14 @@ log = logging.getLogger(__name__)
 # A streaming reply is written to the database at most this often.
 CHECKPOINT_INTERVAL_S = 0.5
 TITLE_LENGTH = 48
+
+
+class TurnState(enum.StrEnum):
+    """Where the open chat's turn is: nothing running, a reply streaming, or being stopped."""
+
+    IDLE = "idle"
+    GENERATING = "generating"
+    STOPPING = "stopping"
 
 
 @dataclass(frozen=True)
@@ -155,13 +164,15 @@ class Reply:
         except StorageError as exc:
             log.warning("Checkpoint failed: %s", exc)
 
-    def finish(self, completion: Completion | None, reason: str | None = None) -> Message | None:
+    def finish(
+        self, completion: Completion | None, reason: FinishReason | None = None
+    ) -> Message | None:
         """Store the final text (the engine's when it has it), reason and figures."""
         if self.finished:
             return None
         self.finished = True
         text = completion.text if completion is not None and completion.text else self.text
-        finish_reason = reason or (completion.finish_reason if completion else "error")
+        finish_reason = reason or (completion.finish_reason if completion else FinishReason.ERROR)
         try:
             if completion is None:
                 return self.store.finish_reply(self.message.id, text, finish_reason)
@@ -173,7 +184,7 @@ class Reply:
                 completion_tokens=completion.completion_tokens,
                 duration_ms=round(completion.duration_s * 1000),
                 ttft_ms=round(completion.ttft_s * 1000),
-                error=completion.error if finish_reason == "error" else None,
+                error=completion.error if finish_reason == FinishReason.ERROR else None,
                 reasoning=completion.reasoning or None,
             )
         except StorageError as exc:

@@ -1,7 +1,8 @@
 """The terminal face: ``assistant chat``, ``assistant chats``, ``assistant models ...``.
 
-With no subcommand, ``assistant`` starts the desktop app. Expected failures print one line to
-stderr and exit 1; anything else is a bug and keeps its traceback.
+``assistant.__main__`` starts the desktop app when no command is given, and this otherwise.
+Expected failures print one line to stderr and exit 1; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant import __version__, library, paths, remote
+from assistant.engine.records import FinishReason
 from assistant.errors import AssistantError, EngineUnavailable
 from assistant.settings import Settings
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load a model, generate a few tokens offscreen, round-trip the database, and exit",
     )
-    parser.add_argument("--model", help="model for --self-test (default: the default model)")
+    parser.add_argument(
+        "--model", help="with --self-test: the model to test (default: the default model)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -125,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a conversation as Markdown or JSON")
     export.add_argument("conversation", type=int)
-    export.add_argument("--format", choices=("md", "json"), default="md")
+    export.add_argument("--format", choices=("md", "json"), default="md")  # ExportFormat
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     export.set_defaults(handler=cmd_export)
 
@@ -138,17 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    """Run one command (``argv`` without the program name); the desktop app is started by
+    ``assistant.__main__`` when no command is given."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command: expected failures in one line, exit status 1."""
     _configure_logging(args.verbose)
     try:
         if args.self_test:
-            return self_test(args.model)
-        handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-        if handler is None:
-            from assistant.ui.app import run
+            from assistant.self_test import self_test
 
-            return run([sys.argv[0], *argv])
+            return self_test(args.model)
+        handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except AssistantError as exc:
         print(f"assistant: {exc}", file=sys.stderr)
@@ -208,9 +216,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             f"({completion.cached_tokens} reused), finish {completion.finish_reason}",
             file=sys.stderr,
         )
-    if completion.finish_reason == "error":
+    if completion.finish_reason == FinishReason.ERROR:
         raise AssistantError(completion.error or "Generation failed.")
-    return 130 if completion.finish_reason == "cancelled" else EXIT_OK
+    return 130 if completion.finish_reason == FinishReason.CANCELLED else EXIT_OK
 
 
 def _params(args: argparse.Namespace, settings: Settings) -> GenerationParams:
@@ -407,7 +415,7 @@ def _stream_reply(
             sys.stdout.write("\n")
             sys.stdout.flush()
         if completion is None:  # send() itself raised: record what arrived, then re-raise
-            reply.finish(None, "error")
+            reply.finish(None, FinishReason.ERROR)
     reply.finish(completion)
     return completion
 
@@ -528,14 +536,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from assistant.storage import Store
+    from assistant.storage import ExportFormat, Store
 
     store = Store(recover=False)
     try:
-        if args.format == "json":
-            text = json.dumps(store.export_json(args.conversation), indent=2, ensure_ascii=False)
-        else:
-            text = store.export_markdown(args.conversation)
+        text = store.export(args.conversation, ExportFormat(args.format))
     finally:
         store.close()
     if args.output:
@@ -547,57 +552,4 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise AssistantError(f"Could not write {args.output}: {exc.strerror or exc}") from exc
     else:
         print(text)
-    return EXIT_OK
-
-
-def self_test(model: str | None) -> int:
-    """Start an engine, load a model, generate a few tokens, round-trip the database; one line."""
-    import tempfile
-
-    from assistant.engine.records import GenerationParams
-    from assistant.engine.supervisor import Supervisor
-    from assistant.storage import Store
-
-    started = time.monotonic()
-    supervisor = Supervisor(announce=False)
-    try:
-        path = library.resolve_model(model)
-        client = supervisor.start()
-        client.load(path, n_ctx=512, n_gpu_layers=-1)
-        completion = client.chat(
-            [{"role": "user", "content": "Say hello."}],
-            GenerationParams(max_tokens=8, temperature=0.0, seed=1),
-        )
-        if completion.finish_reason == "error" or completion.completion_tokens == 0:
-            raise AssistantError(f"the model generated nothing ({completion.error or 'no tokens'})")
-        with tempfile.TemporaryDirectory() as tmp:
-            store = Store(Path(tmp) / "self-test.db")
-            try:
-                c = store.create_conversation("self-test")
-                store.add_message(c.id, "user", "Say hello.")
-                reply = store.start_reply(c.id, path.name)
-                store.finish_reply(reply.id, completion.text, completion.finish_reason)
-                ok = [m.content for m in store.messages(c.id)] == ["Say hello.", completion.text]
-                ok = ok and store.integrity_check()
-            finally:
-                store.close()
-        if not ok:
-            raise AssistantError("the database round trip returned different messages")
-        from assistant.ui.app import check_gui  # the GUI toolkit starts offscreen
-
-        check_gui()
-    except AssistantError as exc:
-        print(f"self-test failed: {exc}")
-        return EXIT_FAILED
-    except Exception as exc:  # the self-test reports bugs too, in one line
-        log.exception("self-test crashed")
-        print(f"self-test failed: {type(exc).__name__}: {exc}")
-        return EXIT_FAILED
-    finally:
-        supervisor.stop()
-    print(
-        f"self-test passed: {path.name} generated {completion.completion_tokens} tokens at "
-        f"{completion.tokens_per_s:.1f} tokens/s in the engine process; database ok; "
-        f"{time.monotonic() - started:.1f} s"
-    )
     return EXIT_OK

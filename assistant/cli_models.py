@@ -16,6 +16,8 @@ from typing import TextIO
 from assistant import catalog, downloads, fit, hardware, hub, library
 from assistant.errors import AssistantError, DownloadCancelled, NetworkError, RepoNotFound
 from assistant.hub import ModelVariant
+from assistant.sizes import human_size
+from assistant.split_files import split_info
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
@@ -89,12 +91,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     for m in models:
         extra = " (starter)" if m.is_starter else ""
         print(
-            f"{m.name:<56} {_size(m.size):>9}  {m.quantization or '?':<8} "
+            f"{m.name:<56} {human_size(m.size):>9}  {m.quantization or '?':<8} "
             f"{m.architecture or '?'}{extra}"
         )
     for p in partials:
         print(
-            f"{p.filename:<56} {_size(p.done):>9}  of {_size(p.size)}, interrupted: "
+            f"{p.filename:<56} {human_size(p.done):>9}  of {human_size(p.size)}, interrupted: "
             f"`assistant models pull {p.repo}/{p.filename}` resumes it"
         )
     return EXIT_OK
@@ -110,8 +112,10 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         }
         best = fit.recommend(est)
         chosen = est[best] if best else None
-        label = chosen.label if chosen else fit.TOO_LARGE
-        pick = f"{best.quantization} ~{_size(best.size or 0)}, {label}" if best else "too large"
+        label = chosen.label if chosen else fit.FitVerdict.TOO_LARGE.label
+        pick = (
+            f"{best.quantization} ~{human_size(best.size or 0)}, {label}" if best else "too large"
+        )
         print(f"{entry.name:<32} {entry.params:>5}  {entry.license:<13} {pick}")
         print(f"    {entry.description}")
         print(f"    assistant models pull {best.spec if best else entry.repo}")
@@ -162,7 +166,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         approx = "~" if v.approx else ""
         star = "  <- recommended" if v == best else ""
         print(
-            f"  {v.quantization:<10} {approx}{_size(v.size or 0):>9}{parts:<11} "
+            f"  {v.quantization:<10} {approx}{human_size(v.size or 0):>9}{parts:<11} "
             f"{e.label if e else 'unknown':<20}{star}"
         )
     if best is not None and est[best] is not None:
@@ -224,7 +228,7 @@ def _parse_spec(spec: str, revision: str) -> ModelVariant:
     if spec.lower().endswith(".gguf") and spec.count("/") >= 2:
         owner, name, filename = spec.split("/", 2)
         repo = f"{owner}/{name}"
-        if hub.split_info(filename) is None:
+        if split_info(filename) is None:
             quant = hub.quantization_from_filename(filename) or filename
             return ModelVariant(repo, quant, (hub.RemoteFile(filename, None, None),))
         return hub.find_variant(_variants(repo, revision), filename)
@@ -248,7 +252,7 @@ def _variants(repo: str, revision: str) -> list[ModelVariant]:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     freed = library.delete_model(args.name)
-    print(f"Deleted {args.name} ({_size(freed)} freed).")
+    print(f"Deleted {args.name} ({human_size(freed)} freed).")
     return EXIT_OK
 
 
@@ -280,7 +284,7 @@ class _ProgressBar:
             filled = int(width * p.fraction)
             line = (
                 f"\r{p.filename[:32]:<32}{part} [{'#' * filled}{'.' * (width - filled)}] "
-                f"{pct:5.1f}% {_size(p.done)}/{_size(p.total)} {speed} {eta} {status}"
+                f"{pct:5.1f}% {human_size(p.done)}/{human_size(p.total)} {speed} {eta} {status}"
             )
             self.stream.write(line.ljust(110)[:130])
             self.drawn = True
@@ -289,7 +293,7 @@ class _ProgressBar:
             if decile != self.last_decile:
                 self.last_decile = decile
                 self.stream.write(
-                    f"{p.filename}{part}: {pct:.0f}% of {_size(p.total)} "
+                    f"{p.filename}{part}: {pct:.0f}% of {human_size(p.total)} "
                     f"{speed} {status}\n".replace("  ", " ")
                 )
         self.stream.flush()
@@ -298,14 +302,6 @@ class _ProgressBar:
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _size(n: int) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:.2f} GB"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f} MB"
-    return f"{n / 1e3:.0f} kB"
 
 
 def _duration(seconds: float) -> str:

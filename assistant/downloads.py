@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import enum
 import errno
 import hashlib
 import itertools
@@ -41,6 +42,7 @@ from assistant.errors import (
     NotEnoughDiskSpace,
 )
 from assistant.hub import ModelVariant, RemoteFile
+from assistant.sizes import human_size
 
 log = logging.getLogger(__name__)
 
@@ -549,8 +551,9 @@ def download_variant(
     if needed + DISK_MARGIN > free:
         raise NotEnoughDiskSpace(
             f"Not enough disk space for {variant.filename.rsplit('/', 1)[-1]}: it needs "
-            f"{_gb(needed + DISK_MARGIN)} free (including {_gb(DISK_MARGIN)} to spare) but "
-            f"{paths.partial_dir().anchor or paths.partial_dir()} has {_gb(free)}."
+            f"{human_size(needed + DISK_MARGIN)} free (including {human_size(DISK_MARGIN)} to "
+            "spare) but "
+            f"{paths.partial_dir().anchor or paths.partial_dir()} has {human_size(free)}."
         )
 
     meter = _Meter(progress, sum(r.size for r in resolved), len(resolved))
@@ -597,19 +600,26 @@ def read_range(repo: str, filename: str, start: int, end: int, *, revision: str 
     return _retrying(f"{repo}/{filename}", None, get)  # type: ignore[return-value]
 
 
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
-
-
 # ---------------------------------------------------------------------------------------------
 # A queue of downloads, one at a time, for the GUI (plain threads; callbacks from the worker)
+
+
+class JobState(enum.StrEnum):
+    """A queued download's state."""
+
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass
 class DownloadJob:
     id: int
     variant: ModelVariant
-    state: str = "queued"  # queued | downloading | paused | done | failed | cancelled
+    state: JobState = JobState.QUEUED
     progress: Progress | None = None
     path: Path | None = None
     error: str | None = None
@@ -644,7 +654,7 @@ class DownloadQueue:
     def add(self, variant: ModelVariant) -> DownloadJob:
         with self._cond:
             for job in self._jobs:
-                if job.variant == variant and job.state in ("queued", "downloading"):
+                if job.variant == variant and job.state in (JobState.QUEUED, JobState.DOWNLOADING):
                     return job
             job = DownloadJob(next(self._ids), variant)
             self._jobs.append(job)
@@ -655,10 +665,10 @@ class DownloadQueue:
 
     def pause(self, job: DownloadJob) -> None:
         with self._cond:
-            if job.state == "queued":
+            if job.state == JobState.QUEUED:
                 self._waiting.remove(job)
-                job.state = "paused"
-            elif job.state == "downloading":
+                job.state = JobState.PAUSED
+            elif job.state == JobState.DOWNLOADING:
                 job._cancel.set()  # the worker marks it paused when the transfer stops
                 return
             else:
@@ -667,10 +677,10 @@ class DownloadQueue:
 
     def resume(self, job: DownloadJob) -> None:
         with self._cond:
-            if job.state not in ("paused", "failed"):
+            if job.state not in (JobState.PAUSED, JobState.FAILED):
                 return
             job._cancel = threading.Event()
-            job.state, job.error, job.exception = "queued", None, None
+            job.state, job.error, job.exception = JobState.QUEUED, None, None
             self._waiting.append(job)
             self._cond.notify()
         self._changed(job)
@@ -679,13 +689,13 @@ class DownloadQueue:
         """Stop and delete the partial files."""
         with self._cond:
             job._discard = True
-            if job.state == "downloading":
+            if job.state == JobState.DOWNLOADING:
                 job._cancel.set()
                 return
-            if job.state == "queued":
+            if job.state == JobState.QUEUED:
                 self._waiting.remove(job)
-            if job.state in ("queued", "paused", "failed"):
-                job.state = "cancelled"
+            if job.state in (JobState.QUEUED, JobState.PAUSED, JobState.FAILED):
+                job.state = JobState.CANCELLED
             else:
                 return
         self._discard_files(job)
@@ -695,7 +705,7 @@ class DownloadQueue:
         """Block until ``job`` is no longer queued or downloading (tests, the CLI)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while job.state in ("queued", "downloading"):
+            while job.state in (JobState.QUEUED, JobState.DOWNLOADING):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
@@ -707,7 +717,7 @@ class DownloadQueue:
         with self._cond:
             self._closed = True
             for job in self._jobs:
-                if job.state == "downloading":
+                if job.state == JobState.DOWNLOADING:
                     job._cancel.set()
             self._cond.notify_all()
         self._thread.join(timeout)
@@ -735,7 +745,7 @@ class DownloadQueue:
                 if self._closed:
                     return
                 job = self._waiting.popleft()
-                job.state = "downloading"
+                job.state = JobState.DOWNLOADING
             self._changed(job)
 
             def report(p: Progress, job: DownloadJob = job) -> None:
@@ -745,15 +755,15 @@ class DownloadQueue:
             failure: AssistantError | None = None
             try:
                 job.path = download_variant(job.variant, progress=report, cancel=job._cancel)
-                state, error = "done", None
+                state, error = JobState.DONE, None
             except DownloadCancelled:
-                state, error = ("cancelled" if job._discard else "paused"), None
+                state, error = (JobState.CANCELLED if job._discard else JobState.PAUSED), None
             except AssistantError as exc:
-                state, error, failure = "failed", str(exc), exc
+                state, error, failure = JobState.FAILED, str(exc), exc
             except Exception as exc:  # a bug: keep the worker alive, show it as a failure
                 log.exception("download of %s failed", job.variant.spec)
-                state, error = "failed", f"Unexpected error: {exc}"
-            if state == "cancelled":
+                state, error = JobState.FAILED, f"Unexpected error: {exc}"
+            if state == JobState.CANCELLED:
                 self._discard_files(job)
             with self._cond:
                 job.state, job.error, job.exception = state, error, failure

@@ -20,12 +20,14 @@ The numbers follow what llama.cpp (0.3.36's build) allocates on load, as its log
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.hub import ModelVariant, quant_rank
+from assistant.sizes import human_size
 
 if TYPE_CHECKING:
     from assistant.catalog import ArchHint
@@ -34,10 +36,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FULL_GPU = "Full GPU offload"
-PARTIAL_GPU = "Partial GPU offload"
-CPU_ONLY = "CPU only"
-TOO_LARGE = "Too large"
+
+class FitVerdict(enum.StrEnum):
+    """Whether a model fits this machine, and how."""
+
+    FULL_GPU = "full_gpu"
+    PARTIAL_GPU = "partial_gpu"
+    CPU_ONLY = "cpu_only"
+    TOO_LARGE = "too_large"
+
+    @property
+    def label(self) -> str:
+        """As the Models page and `assistant models` show it."""
+        return _VERDICT_LABELS[self]
+
+
+_VERDICT_LABELS = {
+    FitVerdict.FULL_GPU: "Full GPU offload",
+    FitVerdict.PARTIAL_GPU: "Partial GPU offload",
+    FitVerdict.CPU_ONLY: "CPU only",
+    FitVerdict.TOO_LARGE: "Too large",
+}
 
 N_UBATCH = 512  # llama.cpp's default micro-batch (Llama(n_batch=512) -> n_ubatch 512)
 KV_BYTES_PER_ELEM = 2  # f16 K and V cache (llama.cpp default type_k / type_v)
@@ -135,7 +154,7 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class FitEstimate:
-    label: str  # FULL_GPU | PARTIAL_GPU | CPU_ONLY | TOO_LARGE
+    verdict: FitVerdict
     n_gpu_layers: int  # layers to offload (n_layers when all of them go)
     n_layers: int
     weights_bytes: int
@@ -147,13 +166,17 @@ class FitEstimate:
     cpu_bytes: int = 0
 
     @property
+    def label(self) -> str:
+        return self.verdict.label
+
+    @property
     def fits(self) -> bool:
-        return self.label != TOO_LARGE
+        return self.verdict is not FitVerdict.TOO_LARGE
 
     @property
     def llama_n_gpu_layers(self) -> int:
         """What to pass to llama.cpp: -1 (everything, output layer included) or a layer count."""
-        return -1 if self.label == FULL_GPU else self.n_gpu_layers
+        return -1 if self.verdict is FitVerdict.FULL_GPU else self.n_gpu_layers
 
 
 def _shape(model: GGUFInfo | ModelShape) -> ModelShape:
@@ -249,13 +272,13 @@ def estimate(
     per_layer_kv = kv / n_layers
     ram = hardware.available_ram
     sizes = (
-        f"about {_gb(total)} (weights {_gb(weights)}, {n_ctx:,}-token context {_gb(kv)}, "
-        f"work buffers {_gb(overhead)})"
+        f"about {human_size(total)} (weights {human_size(weights)}, {n_ctx:,}-token context "
+        f"{human_size(kv)}, work buffers {human_size(overhead)})"
     )
 
-    def result(label: str, layers: int, gpu: int, cpu: int, detail: str) -> FitEstimate:
+    def result(verdict: FitVerdict, layers: int, gpu: int, cpu: int, detail: str) -> FitEstimate:
         return FitEstimate(
-            label,
+            verdict,
             layers,
             s.n_layers,
             weights,
@@ -276,11 +299,12 @@ def estimate(
         full_gpu = total - embd + output_copy
         if full_gpu <= budget:
             return result(
-                FULL_GPU,
+                FitVerdict.FULL_GPU,
                 s.n_layers,
                 full_gpu,
                 embd,
-                f"All {s.n_layers} layers fit in {_gb(hardware.vram_free)} of free video memory.",
+                f"All {s.n_layers} layers fit in {human_size(hardware.vram_free)} of free "
+                "video memory.",
             )
         k = int((budget - overhead) // (per_layer_w + per_layer_kv)) if budget > overhead else 0
         k = max(0, min(k, s.n_layers - 1))
@@ -289,53 +313,53 @@ def estimate(
             cpu = total - gpu
             if cpu <= ram:
                 return result(
-                    PARTIAL_GPU,
+                    FitVerdict.PARTIAL_GPU,
                     k,
                     gpu,
                     cpu,
-                    f"{k} of {s.n_layers} layers fit in {_gb(hardware.vram_free)} of free "
-                    f"video memory; the rest ({_gb(cpu)}) runs from RAM, slower.",
+                    f"{k} of {s.n_layers} layers fit in {human_size(hardware.vram_free)} of free "
+                    f"video memory; the rest ({human_size(cpu)}) runs from RAM, slower.",
                 )
             return result(
-                TOO_LARGE,
+                FitVerdict.TOO_LARGE,
                 k,
                 gpu,
                 cpu,
-                f"Even with {k} layers on the GPU, {_gb(cpu)} would have to fit in "
-                f"{_gb(ram)} of available RAM.",
+                f"Even with {k} layers on the GPU, {human_size(cpu)} would have to fit in "
+                f"{human_size(ram)} of available RAM.",
             )
         if total <= ram:
             return result(
-                CPU_ONLY,
+                FitVerdict.CPU_ONLY,
                 0,
                 0,
                 total,
-                f"It does not fit in {_gb(hardware.vram_free)} of free video memory; "
-                f"it runs on the CPU from {_gb(ram)} of available RAM.",
+                f"It does not fit in {human_size(hardware.vram_free)} of free video memory; "
+                f"it runs on the CPU from {human_size(ram)} of available RAM.",
             )
         return result(
-            TOO_LARGE,
+            FitVerdict.TOO_LARGE,
             0,
             0,
             total,
-            f"More than the {_gb(ram)} of available RAM and "
-            f"{_gb(hardware.vram_free)} of free video memory.",
+            f"More than the {human_size(ram)} of available RAM and "
+            f"{human_size(hardware.vram_free)} of free video memory.",
         )
 
     if total <= ram:
         return result(
-            CPU_ONLY,
+            FitVerdict.CPU_ONLY,
             0,
             0,
             total,
-            f"Runs on the CPU from {_gb(ram)} of available RAM. {hardware.why}".strip(),
+            f"Runs on the CPU from {human_size(ram)} of available RAM. {hardware.why}".strip(),
         )
     return result(
-        TOO_LARGE,
+        FitVerdict.TOO_LARGE,
         0,
         0,
         total,
-        f"More than the {_gb(ram)} of available RAM. Choose a smaller quantization, "
+        f"More than the {human_size(ram)} of available RAM. Choose a smaller quantization, "
         "a shorter context or a smaller model.",
     )
 
@@ -364,9 +388,9 @@ def recommend(
 
     usable = {v: e for v, e in estimates.items() if e is not None and e.fits}
     tiers = [
-        [v for v, e in usable.items() if preferred(v) and e.label == FULL_GPU],
+        [v for v, e in usable.items() if preferred(v) and e.verdict is FitVerdict.FULL_GPU],
         [v for v in usable if preferred(v)],
-        [v for v, e in usable.items() if e.label == FULL_GPU],
+        [v for v, e in usable.items() if e.verdict is FitVerdict.FULL_GPU],
         list(usable),
     ]
     for tier in tiers:
@@ -398,7 +422,7 @@ def plan_gpu_layers(
     if not hardware.gpu_offload:
         return 0
     est = estimate(info, n_ctx, hardware, weights_bytes=_local_weights(Path(path), info))
-    return est.llama_n_gpu_layers if est.label != TOO_LARGE else est.n_gpu_layers
+    return est.llama_n_gpu_layers if est.verdict is not FitVerdict.TOO_LARGE else est.n_gpu_layers
 
 
 # Continuous batching: on a 2-core CPU llama.cpp's aggregate speed is flat from 16 to 64 parallel
@@ -470,8 +494,3 @@ def remote_info(
             if next_want > limit:
                 raise InvalidModelFile(f"{filename} has an implausibly large header.") from None
             want = next_want
-
-
-def _gb(n: int | float) -> str:
-    # Decimal units, like the file sizes the Hub and our lists show.
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"

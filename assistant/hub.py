@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from assistant.errors import DownloadError, GatedRepoError, NetworkError, RepoNotFound
+from assistant.split_files import split_info, whole_name
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ SORTS = {"downloads": "downloads", "likes": "likes", "recency": "last_modified"}
 # Metadata calls answer in well under a second; a hung proxy must not hang the UI's task forever.
 API_TIMEOUT_S = 20.0
 
-_SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 # Quantization names as they appear in file names: Q4_K_M, IQ4_XS, Q4_0_4_4, Q8_0, F16, BF16,
 # MXFP4, TQ1_0, and unsloth's "UD-Q4_K_XL". Matched as a whole dash/dot/underscore-separated word.
 _QUANT_RE = re.compile(
@@ -281,8 +281,7 @@ def _short(exc: BaseException) -> str:
 def quantization_from_filename(filename: str) -> str | None:
     """``Qwen2.5-7B-Instruct-Q4_K_M-00001-of-00002.gguf`` -> ``Q4_K_M``."""
     base = filename.rsplit("/", 1)[-1]
-    base = _SPLIT_RE.sub("", base)
-    base = re.sub(r"\.gguf$", "", base, flags=re.IGNORECASE)
+    base = re.sub(r"\.gguf$", "", whole_name(base), flags=re.IGNORECASE)
     matches = _QUANT_RE.findall(base)
     if not matches:
         # Some repos keep each quantization in a folder named after it.
@@ -292,12 +291,6 @@ def quantization_from_filename(filename: str) -> str | None:
         return None
     quant = matches[-1].upper()
     return quant.replace("FP16", "F16").replace("FP32", "F32")
-
-
-def split_info(filename: str) -> tuple[int, int] | None:
-    """``...-00002-of-00003.gguf`` -> (2, 3); None for a whole file."""
-    m = _SPLIT_RE.search(filename)
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def is_projector(filename: str) -> bool:
@@ -318,7 +311,7 @@ def group_variants(
             extras.append(f)
             continue
         split = split_info(f.filename)
-        key = _SPLIT_RE.sub("", f.filename) if split else f.filename
+        key = whole_name(f.filename)
         index, count = split or (1, 1)
         groups.setdefault(key, []).append((index, count, f))
 

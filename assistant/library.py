@@ -13,8 +13,8 @@ from pathlib import Path
 from assistant import paths
 from assistant.errors import InvalidModelFile, ModelError
 from assistant.gguf_info import read_gguf_info
-from assistant.hub import split_info
 from assistant.settings import Settings
+from assistant.split_files import part_names, split_info
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,7 @@ def ensure_starter_model() -> Path | None:
 
 def model_files(path: Path) -> list[Path]:
     """Every file of a model: the file itself, or all parts of a split one (given its first)."""
-    split = split_info(path.name)
-    if split is None:
-        return [path]
-    stem = path.name[: -len("-00001-of-00003.gguf")]
-    total = split[1]
-    return [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
+    return [path.with_name(name) for name in part_names(path.name)]
 
 
 # Models are not private (anyone may read a public GGUF); everything else Assistant writes is.

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
-from assistant.engine.records import Completion, GenerationParams
+from assistant.engine.records import Completion, FinishReason, GenerationParams
 from assistant.errors import (
     AssistantError,
     EngineBusy,
@@ -68,7 +68,7 @@ class _Reply:
     reasoning: list[str] = field(default_factory=list)
     chunks: int = 0
     usage: dict[str, Any] | None = None
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
     first_at: float | None = None
     info: dict[str, Any] | None = None  # Assistant's own figures (its "assistant" field)
     started: float = field(default_factory=time.perf_counter)  # this attempt's request
@@ -222,10 +222,10 @@ class OpenAIClient:
                 exc.partial_reasoning = "".join(reply.reasoning)
                 raise
         if stop.is_set() and reply.finish_reason is None:
-            return self._completion(reply, "cancelled", model)
+            return self._completion(reply, FinishReason.CANCELLED, model)
         if reply.finish_reason is None and not reply.parts and not reply.chunks:
             raise EngineUnavailable(f"{self.name} closed the connection without a reply.")
-        return self._completion(reply, reply.finish_reason or "stop", model)
+        return self._completion(reply, reply.finish_reason or FinishReason.STOP, model)
 
     def _sampling(self, params: GenerationParams) -> dict[str, Any]:
         return sampling_fields(self.kind, params)
@@ -263,11 +263,15 @@ class OpenAIClient:
                 on_text(piece)
         reason = choice.get("finish_reason")
         if reason:
-            reply.finish_reason = "length" if reason == "length" else "stop"
+            reply.finish_reason = (
+                FinishReason.LENGTH if reason == FinishReason.LENGTH else FinishReason.STOP
+            )
 
-    def _completion(self, reply: _Reply, finish_reason: str, model: str | None) -> Completion:
+    def _completion(
+        self, reply: _Reply, finish_reason: FinishReason, model: str | None
+    ) -> Completion:
         now = time.perf_counter()
-        if reply.info is not None and finish_reason != "cancelled":
+        if reply.info is not None and finish_reason != FinishReason.CANCELLED:
             # Another Assistant (or our own engine) says exactly what it did.
             completion = Completion.from_json(reply.info | {"text": reply.text})
             return _with_reasoning(completion, reply)

@@ -9,7 +9,9 @@ boundary; ``sqlite3.ProgrammingError`` (e.g. using a closed Store) is a bug and 
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
+import json
 import logging
 import os
 import re
@@ -24,6 +26,7 @@ from typing import Any, Concatenate
 import sqlite_utils
 
 from assistant import APP_NAME, __version__, errors, files, paths
+from assistant.engine.records import FinishReason
 from assistant.migrations import FINISH_REASONS, ROLES, migrations
 from assistant.remote import writer_label
 
@@ -35,7 +38,7 @@ HIGHLIGHT_START = "\x02"
 HIGHLIGHT_END = "\x03"
 
 # What the engine may report; "interrupted" is reserved for Store's own crash recovery.
-ENGINE_FINISH_REASONS = tuple(r for r in FINISH_REASONS if r != "interrupted")
+ENGINE_FINISH_REASONS = tuple(r for r in FINISH_REASONS if r != FinishReason.INTERRUPTED)
 
 # Up to this many messages, a deletion merges the search index at once (about 250 ms at most on
 # a small CPU); past it, the merge that drops deleted words from the index waits for close().
@@ -50,6 +53,17 @@ _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
 _SQLITE_CANTOPEN = 14
 _SQLITE_NOTADB = 26
+
+
+class ExportFormat(enum.StrEnum):
+    """How a conversation is exported; the value is also the file's suffix."""
+
+    MARKDOWN = "md"
+    JSON = "json"
+
+    @property
+    def label(self) -> str:
+        return "Markdown" if self is ExportFormat.MARKDOWN else "JSON"
 
 
 @dataclass
@@ -71,13 +85,13 @@ class Message:
     content: str
     created_at: str
     finished_at: str | None
-    finish_reason: str | None  # None while a reply streams; "interrupted" after a crash
+    finish_reason: str | None  # None while a reply streams; FinishReason.INTERRUPTED after a crash
     prompt_tokens: int | None
     completion_tokens: int | None
     duration_ms: int | None
     ttft_ms: int | None
     model_file: str | None
-    error: str | None = None  # why a reply ended with finish_reason "error"
+    error: str | None = None  # why a reply ended with finish_reason FinishReason.ERROR
     engine: str | None = None  # the remote engine that wrote it (its name); None: this machine
     reasoning: str | None = None  # the reply's reasoning, apart from its answer
 
@@ -486,7 +500,7 @@ class Store:
         for m in self.messages(conversation_id):
             if m.role not in ("user", "assistant") or not m.content:
                 continue
-            if m.role == "assistant" and m.finish_reason == "error":
+            if m.role == "assistant" and m.finish_reason == FinishReason.ERROR:
                 continue
             turns.append({"role": m.role, "content": m.content})
         return turns
@@ -732,6 +746,12 @@ class Store:
             for conversation_id, title in rows
         ]
 
+    def export(self, conversation_id: int, fmt: ExportFormat) -> str:
+        """The conversation as the text of an export file in that format."""
+        if ExportFormat(fmt) is ExportFormat.JSON:
+            return json.dumps(self.export_json(conversation_id), indent=2, ensure_ascii=False)
+        return self.export_markdown(conversation_id)
+
     @_boundary
     def export_markdown(self, conversation_id: int) -> str:
         conversation = self.conversation(conversation_id)
@@ -746,7 +766,12 @@ class Store:
             lines.append(f"- System prompt: {conversation.system_prompt}")
         lines.append(f"- Exported from {APP_NAME} {__version__}")
         for message in self.messages(conversation_id):
-            lines += ["", f"## {message.role.capitalize()}", "", f"*{_metadata_line(message)}*"]
+            lines += [
+                "",
+                f"## {message.role.capitalize()}",
+                "",
+                f"*{describe_message(message, export=True)}*",
+            ]
             if message.reasoning:
                 # Marked as the model's reasoning, quoted so that it reads apart from the answer.
                 quoted = "\n".join("> " + line for line in message.reasoning.splitlines())
@@ -795,20 +820,26 @@ class Store:
         return True
 
 
-def _metadata_line(message: Message) -> str:
+def describe_message(message: Message, *, export: bool = False) -> str:
+    """A reply's facts in one line: who wrote it, how it ended, how long and how fast. The
+    chat's footer shows the short form; an export (``export``) adds the time, why it failed,
+    and user messages get their time alone."""
     parts: list[str] = []
-    if message.writer:
-        parts.append(message.writer)
-    parts.append(message.finished_at or message.created_at)
-    if message.finish_reason not in (None, "stop"):
-        parts.append(f"finish: {message.finish_reason}")
-    if message.error:
-        parts.append(message.error)
+    if message.writer:  # "gpu-box / model" for a remote engine's reply
+        parts.append(message.writer if export else message.writer.removesuffix(".gguf"))
+    if export:
+        parts.append(message.finished_at or message.created_at)
+    if message.finish_reason and FinishReason(message.finish_reason).label:
+        parts.append(FinishReason(message.finish_reason).label)
     elif message.role == "assistant" and message.finish_reason is None:
         parts.append("unfinished")
-    if message.completion_tokens is not None:
+    if export and message.error:
+        parts.append(message.error)
+    if message.completion_tokens:
         parts.append(f"{message.completion_tokens} tokens")
-    if message.duration_ms:
+        if message.duration_ms and not export:
+            parts.append(f"{message.completion_tokens / (message.duration_ms / 1000):.1f} tok/s")
+    if message.duration_ms and export:
         parts.append(f"{message.duration_ms / 1000:.1f} s")
     return " · ".join(parts)
 

@@ -60,5 +60,5 @@ def test_catalog_fit_estimates_offline() -> None:
     # Llama 3.1 8B: 32 layers x 8 KV heads x (128 + 128) x 2 bytes = 128 KiB per token.
     assert fit.kv_bytes_per_token(shape) == 131072
     estimates = {v: fit.estimate_variant(v, shape, 8192, hw) for v in entry.variants}
-    assert all(e is not None and e.label == fit.CPU_ONLY for e in estimates.values())
+    assert all(e is not None and e.verdict is fit.FitVerdict.CPU_ONLY for e in estimates.values())
     assert fit.recommend(estimates).quantization == "Q6_K"

@@ -181,3 +181,9 @@ def test_cli_never_marks_a_reply_streaming_elsewhere_as_interrupted(assistant_ho
     store.checkpoint_reply(reply.id, "still streaming")
     assert store.message(reply.id).content == "still streaming"
     store.close()
+
+
+def test_the_top_level_model_option_goes_with_the_self_test_only() -> None:
+    result = run_cli("--model", "some.gguf")
+    assert result.returncode == 2
+    assert "--model goes with --self-test" in result.stderr

@@ -147,22 +147,22 @@ def test_sliding_window_layers_only_when_swa_cache_is_not_full() -> None:
 
 
 def test_labels() -> None:
-    assert fit.estimate(LLAMA8B, 8192, gpu_box(24)).label == fit.FULL_GPU
+    assert fit.estimate(LLAMA8B, 8192, gpu_box(24)).verdict is fit.FitVerdict.FULL_GPU
     partial = fit.estimate(LLAMA8B, 8192, gpu_box(4))
-    assert partial.label == fit.PARTIAL_GPU
+    assert partial.verdict is fit.FitVerdict.PARTIAL_GPU
     assert 0 < partial.n_gpu_layers < 32 and partial.llama_n_gpu_layers == partial.n_gpu_layers
     assert partial.gpu_bytes < 4 * GiB and partial.cpu_bytes > 0
-    assert fit.estimate(LLAMA8B, 8192, gpu_box(0.5)).label == fit.CPU_ONLY
+    assert fit.estimate(LLAMA8B, 8192, gpu_box(0.5)).verdict is fit.FitVerdict.CPU_ONLY
     cpu = fit.estimate(LLAMA8B, 8192, cpu_box(16))
-    assert cpu.label == fit.CPU_ONLY and cpu.n_gpu_layers == 0
+    assert cpu.verdict is fit.FitVerdict.CPU_ONLY and cpu.n_gpu_layers == 0
     assert cpu.total_bytes == cpu.weights_bytes + cpu.kv_cache_bytes + cpu.overhead_bytes
     assert cpu.kv_cache_bytes == 8192 * 128 * 1024
     assert "CPU only build" in cpu.detail
     too = fit.estimate(LLAMA8B, 131072, cpu_box(8))
-    assert too.label == fit.TOO_LARGE and not too.fits
+    assert too.verdict is fit.FitVerdict.TOO_LARGE and not too.fits
     assert "Too large" == fit.estimate(LLAMA8B, 8192, gpu_box(2, ram_gib=2)).label
     # A longer context moves the same model from full to partial offload.
-    assert fit.estimate(LLAMA8B, 131072, gpu_box(12)).label == fit.PARTIAL_GPU
+    assert fit.estimate(LLAMA8B, 131072, gpu_box(12)).verdict is fit.FitVerdict.PARTIAL_GPU
 
 
 def test_tied_embeddings_counted_once_and_copied_for_the_gpu() -> None:
@@ -170,7 +170,7 @@ def test_tied_embeddings_counted_once_and_copied_for_the_gpu() -> None:
     embd = s.embd_bytes
     assert embd is not None
     big = fit.estimate(s, 8192, gpu_box(24))
-    assert big.label == fit.FULL_GPU
+    assert big.verdict is fit.FitVerdict.FULL_GPU
     # Weights once (the file); on full offload the GPU also holds the output copy of the matrix.
     assert big.weights_bytes == s.weights_bytes
     assert big.total_bytes == big.weights_bytes + big.kv_cache_bytes + big.overhead_bytes
@@ -180,13 +180,15 @@ def test_tied_embeddings_counted_once_and_copied_for_the_gpu() -> None:
     reserve = fit.GPU_RESERVE_MIN
     vram = (big.total_bytes - embd // 2 + reserve) / GiB
     between = fit.estimate(s, 8192, gpu_box(vram))
-    assert between.label == fit.PARTIAL_GPU
+    assert between.verdict is fit.FitVerdict.PARTIAL_GPU
     untied = dataclasses.replace(s, tied_embeddings=None, embd_bytes=None)
-    assert fit.estimate(untied, 8192, gpu_box(vram)).label == fit.FULL_GPU  # the old mistake
+    assert (
+        fit.estimate(untied, 8192, gpu_box(vram)).verdict is fit.FitVerdict.FULL_GPU
+    )  # the old mistake
 
     # Partial offload: a layer is the file less the one shared matrix, divided by the layers.
     small = fit.estimate(s, 8192, gpu_box(1))
-    assert small.label == fit.PARTIAL_GPU
+    assert small.verdict is fit.FitVerdict.PARTIAL_GPU
     per_layer = (1_320_000_000 - embd) / 16 + small.kv_cache_bytes / 16
     assert small.gpu_bytes == int(small.n_gpu_layers * per_layer) + small.overhead_bytes
     budget = 1 * GiB - reserve
@@ -205,7 +207,7 @@ def test_own_output_head_is_in_the_file_and_on_the_gpu() -> None:
         output_bytes=embd,
     )
     est = fit.estimate(s, 8192, gpu_box(24))
-    assert est.label == fit.FULL_GPU
+    assert est.verdict is fit.FitVerdict.FULL_GPU
     assert est.gpu_bytes == est.total_bytes - embd and est.cpu_bytes == embd
     small = fit.estimate(s, 8192, gpu_box(1))
     per_layer = (weights - 2 * embd) / 16 + small.kv_cache_bytes / 16

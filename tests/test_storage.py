@@ -236,7 +236,7 @@ def test_unfinished_reply_marked_interrupted_after_crash(db_path: Path) -> None:
         assert (question.content, question.finish_reason) == ("write a long story", None)
         assert (reply.content, reply.finish_reason) == ("Once upon a time", "interrupted")
         assert reply.finished_at is None and reply.model_file == "tiny.gguf"
-        assert "finish: interrupted" in store.export_markdown(1)
+        assert " · interrupted" in store.export_markdown(1)
         # The user can still regenerate over it.
         store.delete_messages_from(reply.id)
         again = store.start_reply(1, "tiny.gguf")

@@ -35,3 +35,18 @@ def test_reopened_database_has_the_same_schema(tmp_path: Path) -> None:
     Store(path).close()
     with Store(path) as store:
         assert dump_schema(store) == SNAPSHOT.read_text(encoding="utf-8")
+
+
+def test_finish_reasons_are_the_databases_check_strings(tmp_path: Path) -> None:
+    from assistant.engine.records import FinishReason
+    from assistant.migrations import FINISH_REASONS
+
+    assert tuple(FinishReason) == FINISH_REASONS
+    with Store(tmp_path / "check.db") as store:
+        sql = store.db.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'messages'"
+        ).fetchone()[0]
+    check = sql[sql.index("finish_reason IN (") :].split(")")[0]
+    assert [r.strip(" '\n") for r in check.removeprefix("finish_reason IN (").split(",")] == [
+        str(r) for r in FinishReason
+    ]

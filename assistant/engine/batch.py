@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
-from assistant.engine.records import Completion, GenerationParams
+from assistant.engine.records import Completion, FinishReason, GenerationParams
 from assistant.engine.text_stream import TextStream
 from assistant.errors import AssistantError, RequestRejected
 
@@ -121,7 +121,7 @@ class Scheduler:
     def close(self) -> None:
         for slot in self.slots:
             if slot.active is not None:
-                self._finish(slot.active, "cancelled")
+                self._finish(slot.active, FinishReason.CANCELLED)
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
@@ -213,7 +213,7 @@ class Scheduler:
         """Finish stopped sequences, then one decode for all the others."""
         for sequence in self.active:
             if sequence.request.stop.is_set():
-                self._finish(sequence, "cancelled")
+                self._finish(sequence, FinishReason.CANCELLED)
         batch = self._batch
         assert batch is not None
         n = 0
@@ -325,7 +325,7 @@ class Scheduler:
                 if result == 2 and sequence.request.stop.is_set():
                     llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, 0, -1)
                     slot.tokens = []
-                    self._finish(sequence, "cancelled")
+                    self._finish(sequence, FinishReason.CANCELLED)
                 else:
                     self.fail(sequence, _decode_failure(result))
         if result == 2:
@@ -367,7 +367,7 @@ class Scheduler:
             sequence.first_token_at = time.perf_counter()
         params = sequence.request.params
         if engine.is_end_of_generation(token) and not params.ignore_eos:
-            self._finish(sequence, "stop")
+            self._finish(sequence, FinishReason.STOP)
             return
         sequence.completion_tokens += 1
         try:
@@ -379,11 +379,13 @@ class Scheduler:
         if self.on_token is not None:
             self.on_token()
         if stopped:
-            self._finish(sequence, "stop")
+            self._finish(sequence, FinishReason.STOP)
         elif sequence.completion_tokens >= params.max_tokens:
-            self._finish(sequence, "length")
+            self._finish(sequence, FinishReason.LENGTH)
         elif len(sequence.slot.tokens) >= self.n_ctx_seq:
-            self._finish(sequence, "length")  # the context is full: nowhere to put this token
+            self._finish(
+                sequence, FinishReason.LENGTH
+            )  # the context is full: nowhere to put this token
         else:
             sequence.pending = token
 
@@ -394,9 +396,9 @@ class Scheduler:
         llama_cpp.llama_memory_seq_rm(self._engine.memory, slot.seq_id, 0, -1)
         slot.tokens = []
         slot.state_key = None
-        self._finish(sequence, "error", message)
+        self._finish(sequence, FinishReason.ERROR, message)
 
-    def _finish(self, sequence: Sequence, reason: str, error: str | None = None) -> None:
+    def _finish(self, sequence: Sequence, reason: FinishReason, error: str | None = None) -> None:
         slot = sequence.slot
         if slot.active is not sequence:
             return

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from assistant.engine.records import Completion
+from assistant.engine.records import Completion, FinishReason
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTCOMES = ("stop", "length", "cancelled", "error", "rejected")
@@ -125,7 +125,9 @@ class Metrics:
 
     def finished(self, completion: Completion, waited_s: float) -> None:
         """A request ended; ``waited_s`` is the time it spent queued before its slot."""
-        outcome = completion.finish_reason if completion.finish_reason in OUTCOMES else "error"
+        outcome = (
+            completion.finish_reason if completion.finish_reason in OUTCOMES else FinishReason.ERROR
+        )
         self.requests.labels(outcome).inc()
         self.prompt_tokens.inc(completion.prompt_tokens)
         self.cached_tokens.inc(completion.cached_tokens)

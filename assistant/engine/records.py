@@ -8,9 +8,34 @@ import them without loading either.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+class FinishReason(enum.StrEnum):
+    """Why a reply ended. The values are the database's CHECK strings (migrations.py)."""
+
+    STOP = "stop"  # the model ended it, or a stop string did
+    LENGTH = "length"  # max_tokens, or the context is full
+    CANCELLED = "cancelled"  # Stop, or the client went away
+    ERROR = "error"  # the engine failed or went away; Completion.error says why
+    INTERRUPTED = "interrupted"  # found unfinished after a crash (Store writes it, not engines)
+
+    @property
+    def label(self) -> str:
+        """How a reply's footer says it ("" for a reply that ended as it should)."""
+        return _FINISH_LABELS[self]
+
+
+_FINISH_LABELS = {
+    FinishReason.STOP: "",
+    FinishReason.LENGTH: "hit the length limit",
+    FinishReason.CANCELLED: "stopped",
+    FinishReason.ERROR: "failed",
+    FinishReason.INTERRUPTED: "interrupted",
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +87,7 @@ class LoadedModel:
 @dataclass
 class Completion:
     text: str
-    finish_reason: str  # "stop" | "length" | "cancelled" | "error"
+    finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int  # prompt tokens reused from the KV cache of the previous turn
@@ -81,14 +106,19 @@ class Completion:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
-        return cls(**_known_fields(cls, data))
+        values = _known_fields(cls, data)
+        try:
+            values["finish_reason"] = FinishReason(values["finish_reason"])
+        except ValueError:  # a newer peer's reason: it ended, as far as we can tell
+            values["finish_reason"] = FinishReason.STOP
+        return cls(**values)
 
     @classmethod
     def failed(cls, message: str, text: str = "", model_file: str = "") -> Completion:
         """A reply that ended in an error, keeping whatever text arrived before it."""
         return cls(
             text=text,
-            finish_reason="error",
+            finish_reason=FinishReason.ERROR,
             prompt_tokens=0,
             completion_tokens=0,
             cached_tokens=0,

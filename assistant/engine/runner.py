@@ -34,7 +34,13 @@ from typing import Any
 from assistant import fit, hardware, paths
 from assistant.engine import configs, cpu_probe, crash_injection
 from assistant.engine.metrics import Metrics
-from assistant.engine.records import Completion, EngineConfig, GenerationParams, LoadedModel
+from assistant.engine.records import (
+    Completion,
+    EngineConfig,
+    FinishReason,
+    GenerationParams,
+    LoadedModel,
+)
 from assistant.errors import (
     AssistantError,
     EngineBusy,
@@ -199,7 +205,7 @@ class Runner:
                     self._fail_everything("The engine failed; see its log.")
         finally:
             for job in list(self._pending):
-                self._end_unstarted(job, "cancelled")
+                self._end_unstarted(job, FinishReason.CANCELLED)
             self._unload()
 
     def _take_jobs(self, *, block: bool) -> bool:
@@ -218,7 +224,7 @@ class Runner:
         """Requests stopped (cancelled, or their client gone) before they got a slot."""
         for job in [j for j in self._pending if isinstance(j, GenerateJob) and j.stop.is_set()]:
             self._pending.remove(job)
-            self._end_unstarted(job, "cancelled")
+            self._end_unstarted(job, FinishReason.CANCELLED)
 
     def _next_job(self) -> Job:
         """Control jobs and interactive requests first, in order; then API requests, FIFO."""
@@ -415,7 +421,7 @@ class Runner:
             if not isinstance(exc, AssistantError):
                 log.exception("Starting a request failed")
             log.warning("Generation failed: %s", exc)
-            self._end_unstarted(job, "error", str(exc))
+            self._end_unstarted(job, FinishReason.ERROR, str(exc))
             return
         with self._count_lock:
             self._waiting -= 1
@@ -433,10 +439,13 @@ class Runner:
         """A running request ended (on the inference thread, its slot still as it left it)."""
         with self._count_lock:
             self.running -= 1
-        if completion.finish_reason in ("stop", "length") and not self._generated_since_load:
+        if (
+            completion.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
+            and not self._generated_since_load
+        ):
             self._generated_since_load = True
             self._report({"event": "worked", "model": str(self.loaded.path) if self.loaded else ""})
-        if job.save_state and job.kv_state and completion.finish_reason != "error":
+        if job.save_state and job.kv_state and completion.finish_reason != FinishReason.ERROR:
             slot = job.sequence.slot if job.sequence is not None else None
             try:
                 if slot is not None and self._engine.save_state(
@@ -459,7 +468,7 @@ class Runner:
         _fail_future(job.accepted, exc)
         _fail_future(job.future, exc)
 
-    def _end_unstarted(self, job: Job, reason: str, error: str | None = None) -> None:
+    def _end_unstarted(self, job: Job, reason: FinishReason, error: str | None = None) -> None:
         """A job that never ran: cancelled in the queue, or the engine closing."""
         if isinstance(job, GenerateJob):
             with self._count_lock:
@@ -483,7 +492,7 @@ class Runner:
         for job in list(self._pending):
             if isinstance(job, GenerateJob):
                 self._pending.remove(job)
-                self._end_unstarted(job, "error", message)
+                self._end_unstarted(job, FinishReason.ERROR, message)
 
     def _publish(self) -> None:
         """What the Monitor's table shows: every request in flight, running or waiting."""

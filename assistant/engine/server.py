@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant import hardware, library
 from assistant.engine import metrics
-from assistant.engine.records import Completion, GenerationParams
+from assistant.engine.records import Completion, FinishReason, GenerationParams
 from assistant.engine.runner import (
     GenerateJob,
     LoadJob,
@@ -577,7 +577,7 @@ class EngineServer:
                 raise
             finally:
                 self._jobs.pop(request_id, None)
-            if completion.finish_reason == "error":
+            if completion.finish_reason == FinishReason.ERROR:
                 raise ApiError(500, completion.error or "Generation failed.", "server_error")
             choice: dict[str, Any] = {"index": 0, "finish_reason": _finish(completion)}
             if chat:
@@ -631,7 +631,7 @@ class EngineServer:
                     log.error("Generation failed after it started", exc_info=exc)
                     completion = Completion.failed(f"Generation failed: {exc}")
                 finished = True
-                if completion.finish_reason == "error":
+                if completion.finish_reason == FinishReason.ERROR:
                     error = ApiError(500, completion.error or "Generation failed.", "server_error")
                     yield _sse({**error.body(), "assistant": completion.to_json()})
                 else:
@@ -716,7 +716,11 @@ def _installed_files() -> list[Path]:
 
 
 def _finish(completion: Completion) -> str:
-    return "length" if completion.finish_reason == "length" else "stop"
+    return (
+        FinishReason.LENGTH
+        if completion.finish_reason == FinishReason.LENGTH
+        else FinishReason.STOP
+    )
 
 
 def _usage(c: Completion) -> dict[str, Any]:

@@ -171,13 +171,16 @@ def _quit_on_signals(app: QApplication) -> Callable[[], None]:
 
 
 def check_gui() -> None:
-    """Start Qt offscreen and build the main window's widgets once (``assistant --self-test``)."""
+    """Start Qt offscreen and render Markdown in the chat view (the app's own widget)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = QApplication.instance() or QApplication(["assistant-self-test"])
-    from PySide6.QtWidgets import QTextEdit
+    from assistant.ui.chat_view import ChatView
 
-    QTextEdit().setMarkdown("**ok**")
+    app = QApplication.instance() or QApplication(["assistant-self-test"])
+    view = ChatView()
+    view.setMarkdown("**ok**")
     app.processEvents()
+    if view.toPlainText().strip() != "ok":
+        raise AssistantError("the chat view did not render Markdown")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -23,6 +23,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QMenu, QTextBrowser, QWidget
 
+from assistant.storage import describe_message
+
 _KEYWORDS = (
     "and as assert async await break case catch class const continue def default del do elif "
     "else enum except export extends false False final finally fn for from func function go if "
@@ -351,19 +353,6 @@ class ChatView(QTextBrowser):
 
 
 def _footer(message: Any) -> str:
-    parts = []
-    if message.writer:  # "gpu-box / model" for a remote engine's reply
-        parts.append(message.writer.removesuffix(".gguf"))
-    if message.completion_tokens:
-        parts.append(f"{message.completion_tokens} tokens")
-        if message.duration_ms:
-            parts.append(f"{message.completion_tokens / (message.duration_ms / 1000):.1f} tok/s")
-    reason = {
-        "cancelled": "stopped",
-        "length": "hit the length limit",
-        "error": "failed",
-        "interrupted": "interrupted",
-    }
-    if message.finish_reason in reason:
-        parts.append(reason[message.finish_reason])
-    return " · ".join(parts)
+    if message.role != "assistant" or message.finish_reason is None:
+        return ""  # still streaming: the footer comes when it ends
+    return describe_message(message)

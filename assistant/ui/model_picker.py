@@ -12,20 +12,12 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidg
 
 from assistant.chat import ModelChoice
 from assistant.remote import EngineStatus
+from assistant.sizes import human_size
 
 _PATH = Qt.ItemDataRole.UserRole
 # A remote model's item holds its ModelChoice here (and no path).
 _REMOTE = Qt.ItemDataRole.UserRole + 1
 LEAVES_MACHINE = "leaves this machine"
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
 
 
 def describe_model(model: Any) -> str:

@@ -17,9 +17,11 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from assistant import downloads, hub, library, paths
+from assistant.downloads import JobState
 from assistant.errors import AssistantError, GatedRepoError
 from assistant.hub import ModelVariant, RemoteFile, RepoView
 from assistant.settings import Settings
+from assistant.split_files import names_of_parts, split_info, whole_name
 from assistant.ui.workers import resolved_path, run_task
 
 log = logging.getLogger(__name__)
@@ -136,17 +138,12 @@ def pending_variants() -> list[PendingVariant]:
     """downloads.pending() grouped into variants: the parts of a split GGUF become one."""
     groups: dict[tuple[str, str, int], dict[str, downloads.PartialDownload]] = {}
     for p in downloads.pending():
-        split = hub.split_info(p.filename)
+        split = split_info(p.filename)
         count = split[1] if split else 1
-        base = p.filename.replace(f"-{split[0]:05d}-of-{count:05d}", "") if split else p.filename
-        groups.setdefault((p.repo, base, count), {})[p.filename] = p
+        groups.setdefault((p.repo, whole_name(p.filename), count), {})[p.filename] = p
     found = []
     for (repo, base, count), parts in groups.items():
-        if count == 1:
-            names = [base]
-        else:
-            stem = base[: -len(".gguf")] if base.lower().endswith(".gguf") else base
-            names = [f"{stem}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
+        names = names_of_parts(base, count)
         files = tuple(RemoteFile(n, parts[n].size if n in parts else None, None) for n in names)
         quant = hub.quantization_from_filename(names[0]) or Path(names[0]).stem
         variant = ModelVariant(repo=repo, quantization=quant, files=files)
@@ -338,7 +335,7 @@ class ModelsController(QObject):
         self.token_saved.emit()
         if token:
             for view in list(self._views.values()):
-                if view.state == "failed" and view.gated:
+                if view.state == JobState.FAILED and view.gated:
                     self.resume(view.id)
 
     # --- downloads -----------------------------------------------------------------------
@@ -356,7 +353,7 @@ class ModelsController(QObject):
         """
         if self._closed:
             return
-        gated = job.state == "failed" and _is_gated(job)
+        gated = job.state == JobState.FAILED and _is_gated(job)
         view = JobView(job.id, job.variant, job.state, job.progress, job.path, job.error, gated)
         self._job_event.emit(view)
 
@@ -390,7 +387,11 @@ class ModelsController(QObject):
         previous = self._views.get(view.id)
         self._views[view.id] = view
         self.job_changed.emit(view)
-        if view.state == "done" and (previous is None or previous.state != "done") and view.path:
+        if (
+            view.state == JobState.DONE
+            and (previous is None or previous.state != JobState.DONE)
+            and view.path
+        ):
             self.model_installed.emit(str(view.path))
             self.models_changed.emit()
             self.refresh_installed()
@@ -404,7 +405,7 @@ class ModelsController(QObject):
         active = {
             f.filename
             for j in self._jobs.values()
-            if j.state != "cancelled"
+            if j.state != JobState.CANCELLED
             for f in j.variant.files
         }
         self.pending_listed.emit([p for p in found if p.variant.filename not in active])

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from assistant.settings import Settings
-from assistant.ui.model_picker import human_size
+from assistant.sizes import human_size
 from assistant.ui.models_controller import FitReport, ModelsController
 from assistant.ui.models_downloads import DownloadsTab
 from assistant.ui.models_widgets import TokenPrompt, VariantTable

@@ -14,8 +14,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from assistant.downloads import JobState
 from assistant.hub import ModelVariant
-from assistant.ui.model_picker import human_size
+from assistant.sizes import human_size
 from assistant.ui.models_controller import JobView, ModelsController, PendingVariant
 from assistant.ui.models_widgets import TokenPrompt, duration_text
 
@@ -30,9 +31,9 @@ def variant_title(variant: ModelVariant) -> str:
 
 def job_status(view: JobView) -> str:
     p = view.progress
-    if view.state == "queued":
+    if view.state == JobState.QUEUED:
         return "Waiting for the download before it..."
-    if view.state == "downloading":
+    if view.state == JobState.DOWNLOADING:
         if p is None:
             return "Connecting..."
         if p.status == "checking":
@@ -44,14 +45,14 @@ def job_status(view: JobView) -> str:
             f"{human_size(p.done)} of {human_size(p.total)} · {human_size(int(p.speed))}/s · "
             f"{duration_text(p.eta)}{part}"
         )
-    if view.state == "paused":
+    if view.state == JobState.PAUSED:
         done = f"{human_size(p.done)} of {human_size(p.total)} kept" if p else "partial file kept"
         return f"Paused ({done}). Resume continues where it stopped."
-    if view.state == "done":
+    if view.state == JobState.DONE:
         return f"Installed: {view.path}"
-    if view.state == "cancelled":
+    if view.state == JobState.CANCELLED:
         return "Cancelled; the partial file was deleted."
-    if view.state == "failed":
+    if view.state == JobState.FAILED:
         return f"Failed: {view.error}"
     return view.state
 
@@ -114,19 +115,21 @@ class DownloadRow(QFrame):
     def update_view(self, view: JobView) -> None:
         self.state = view.state
         p = view.progress
-        if view.state == "done":
+        if view.state == JobState.DONE:
             self.bar.setValue(PROGRESS_STEPS)
         elif p is not None and p.total:
             self.bar.setValue(int(PROGRESS_STEPS * p.done / p.total))
-        if view.state == "cancelled":
+        if view.state == JobState.CANCELLED:
             self.bar.setValue(0)
         self.status.setText(job_status(view))
         self._path = str(view.path) if view.path else None
-        self.pause_button.setVisible(view.state in ("queued", "downloading"))
-        self.resume_button.setVisible(view.state in ("paused", "failed"))
-        self.resume_button.setText("Retry" if view.state == "failed" else "Resume")
-        self.cancel_button.setVisible(view.state in ("queued", "downloading", "paused", "failed"))
-        self.use_button.setVisible(view.state == "done")
+        self.pause_button.setVisible(view.state in (JobState.QUEUED, JobState.DOWNLOADING))
+        self.resume_button.setVisible(view.state in (JobState.PAUSED, JobState.FAILED))
+        self.resume_button.setText("Retry" if view.state == JobState.FAILED else "Resume")
+        self.cancel_button.setVisible(
+            view.state in (JobState.QUEUED, JobState.DOWNLOADING, JobState.PAUSED, JobState.FAILED)
+        )
+        self.use_button.setVisible(view.state == JobState.DONE)
 
 
 class PendingRow(QFrame):
@@ -217,7 +220,7 @@ class DownloadsTab(QWidget):
                 stale.deleteLater()
         else:
             row.update_view(view)
-        if view.state == "failed" and view.gated:
+        if view.state == JobState.FAILED and view.gated:
             self.token_prompt.ask(view.error or "This repository needs a Hugging Face token.")
 
     @Slot(list)

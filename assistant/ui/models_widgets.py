@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from assistant.hub import ModelVariant
-from assistant.ui.model_picker import human_size
+from assistant.sizes import human_size
 
 ESTIMATING = "estimating..."
 RECOMMENDED = "Recommended"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
 
+from assistant.storage import ExportFormat
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import REPLY_TIMEOUT_MS, send
 
@@ -206,11 +207,11 @@ def test_export_markdown_and_json(qtbot, make_window, tiny_models, tmp_path: Pat
     send(qtbot, window, "export me")
     md = tmp_path / "chat.md"
     with qtbot.waitSignal(controller.export_finished, timeout=10_000):
-        controller.export_conversation(controller.conversation_id, str(md), "markdown")
+        controller.export_conversation(controller.conversation_id, str(md), ExportFormat.MARKDOWN)
     assert "export me" in md.read_text(encoding="utf-8")
     js = tmp_path / "chat.json"
     with qtbot.waitSignal(controller.export_finished, timeout=10_000):
-        controller.export_conversation(controller.conversation_id, str(js), "json")
+        controller.export_conversation(controller.conversation_id, str(js), ExportFormat.JSON)
     assert "export me" in json.dumps(json.loads(js.read_text(encoding="utf-8")))
 
 

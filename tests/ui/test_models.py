@@ -28,7 +28,7 @@ def test_picker_lists_models_with_quantization_and_size(qtbot, make_window, tiny
     window = make_window(fast_settings(tiny_models["a"]))
     combo = window.model_picker.combo
     texts = [combo.itemText(i) for i in range(combo.count())]
-    assert "tiny-a · F32 · " in texts[0] and texts[0].endswith("KB")
+    assert "tiny-a · F32 · " in texts[0] and texts[0].endswith("kB")
     assert len(texts) == 3
     assert combo.currentData() == str(tiny_models["a"])
     assert "tiny-a" in window.model_label.text()
