@@ -1,5 +1,5 @@
 """Style and types, as configured in pyproject.toml: ruff everywhere (Qt banned outside
-assistant/ui), mypy on the Qt-free core."""
+assistant/ui), mypy over the whole package, assistant/ui included."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_ruff() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_on_the_core() -> None:
+def test_mypy_over_the_whole_package() -> None:
     pytest.importorskip("mypy")
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr

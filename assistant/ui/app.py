@@ -175,7 +175,8 @@ def check_gui() -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from assistant.ui.chat_view import ChatView
 
-    app = QApplication.instance() or QApplication(["assistant-self-test"])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(["assistant-test"])
     view = ChatView()
     view.setMarkdown("**ok**")
     app.processEvents()
@@ -186,7 +187,8 @@ def check_gui() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Start the GUI; returns the process exit status."""
     argv = list(sys.argv if argv is None else argv)
-    app = QApplication.instance() or QApplication(argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(argv)
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("assistant")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from PySide6.QtCore import QUrl, Signal, Slot
+from PySide6.QtCore import QEvent, QUrl, Signal, Slot
 from PySide6.QtGui import (
     QColor,
+    QContextMenuEvent,
     QDesktopServices,
     QFont,
     QFontDatabase,
@@ -23,7 +23,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QMenu, QTextBrowser, QWidget
 
-from assistant.storage import describe_message
+from assistant.storage import Message, describe_message
 
 _KEYWORDS = (
     "and as assert async await break case catch class const continue def default del do elif "
@@ -62,7 +62,7 @@ _HASH_LANGS = {
 
 
 def _is_code(block: QTextBlock) -> bool:
-    return block.blockFormat().hasProperty(QTextFormat.BlockCodeLanguage)
+    return block.blockFormat().hasProperty(QTextFormat.Property.BlockCodeLanguage)
 
 
 def _is_dark(palette: QPalette) -> bool:
@@ -100,7 +100,8 @@ class CodeHighlighter(QSyntaxHighlighter):
         block = self.currentBlock()
         if not _is_code(block):
             return
-        language = str(block.blockFormat().property(QTextFormat.BlockCodeLanguage) or "").lower()
+        code_language = block.blockFormat().property(QTextFormat.Property.BlockCodeLanguage)
+        language = str(code_language or "").lower()
         for regex, fmt in ((_KEYWORD_RE, self._keyword), (_NUMBER_RE, self._number)):
             for m in regex.finditer(text):
                 self.setFormat(m.start(), m.end() - m.start(), fmt)
@@ -134,17 +135,17 @@ class ChatView(QTextBrowser):
         self.anchorClicked.connect(self._on_anchor)
         self.document().setDocumentMargin(12)
         self._highlighter = CodeHighlighter(self.document(), self.palette())
-        self._messages: list[Any] = []  # what is shown, to re-render on a theme change
+        self._messages: list[Message] = []  # what is shown, to re-render on a theme change
         self._contents: dict[int, str] = {}  # message id -> text (Copy)
         self._code: list[str] = []  # code block texts (Copy code)
-        self._reply: Any = None  # the assistant Message streaming now
+        self._reply: Message | None = None  # the assistant Message streaming now
         self._reply_start: int | None = None  # where its text begins in the document
         self.appends = 0  # streaming updates received (the controller batches them)
 
     # --- rendering -------------------------------------------------------------------------
 
     @Slot(object, list)
-    def show_conversation(self, _conversation_id: Any, messages: list) -> None:
+    def show_conversation(self, _conversation_id: int | None, messages: list[Message]) -> None:
         """Render a whole conversation (on opening it; never per token)."""
         self.clear()
         self._messages = []
@@ -160,7 +161,7 @@ class ChatView(QTextBrowser):
         self._scroll_to_end()
 
     @Slot(object)
-    def add_message(self, message: Any) -> None:
+    def add_message(self, message: Message) -> None:
         self._messages.append(message)
         self._contents[message.id] = message.content
         cursor = self._end_cursor()
@@ -174,7 +175,7 @@ class ChatView(QTextBrowser):
         self._scroll_to_end()
 
     @Slot(object)
-    def begin_reply(self, message: Any) -> None:
+    def begin_reply(self, message: Message) -> None:
         self._reply = message
         self.add_message(message)
 
@@ -193,7 +194,7 @@ class ChatView(QTextBrowser):
             bar.setValue(bar.maximum())
 
     @Slot(object)
-    def finish_reply(self, message: Any) -> None:
+    def finish_reply(self, message: Message) -> None:
         """Replace the streamed plain text with the rendered Markdown, once."""
         if self._reply_start is None or self._reply is None or self._reply.id != message.id:
             return
@@ -234,7 +235,7 @@ class ChatView(QTextBrowser):
         f.setForeground(self.palette().color(QPalette.ColorRole.Link))
         return f
 
-    def _insert_header(self, cursor: QTextCursor, message: Any) -> None:
+    def _insert_header(self, cursor: QTextCursor, message: Message) -> None:
         block = QTextBlockFormat()
         block.setTopMargin(14 if not self.document().isEmpty() else 0)
         block.setBottomMargin(2)
@@ -252,7 +253,7 @@ class ChatView(QTextBrowser):
             cursor.insertText("Copy", self._link_format(f"copymsg:{message.id}"))
         cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
 
-    def _insert_body(self, cursor: QTextCursor, message: Any) -> None:
+    def _insert_body(self, cursor: QTextCursor, message: Message) -> None:
         start = cursor.position()
         if message.role == "user":
             cursor.insertText(message.content, self._plain_format())
@@ -326,7 +327,7 @@ class ChatView(QTextBrowser):
     def copy_code(self, index: int) -> None:
         self._on_anchor(QUrl(f"copy:{index}"))
 
-    def contextMenuEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt override)
         menu: QMenu = self.createStandardContextMenu(event.pos())
         block = self.cursorForPosition(event.pos()).block()
         if _is_code(block):
@@ -343,7 +344,7 @@ class ChatView(QTextBrowser):
             action.triggered.connect(lambda: QGuiApplication.clipboard().setText(text))
         menu.exec(event.globalPos())
 
-    def changeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange and hasattr(self, "_highlighter"):
             # Light/dark switched: colours were baked into the document, so render again.
@@ -352,7 +353,7 @@ class ChatView(QTextBrowser):
                 self.show_conversation(None, list(self._messages))
 
 
-def _footer(message: Any) -> str:
+def _footer(message: Message) -> str:
     if message.role != "assistant" or message.finish_reason is None:
         return ""  # still streaming: the footer comes when it ends
     return describe_message(message)

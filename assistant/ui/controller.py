@@ -20,10 +20,11 @@ from assistant import chat, files, library
 from assistant.chat import ModelChoice, TurnState
 from assistant.engine.records import Completion, FinishReason, GenerationParams, LoadedModel
 from assistant.errors import AssistantError, ModelError, StorageError
-from assistant.library import model_reference
+from assistant.library import LocalModel, model_reference
 from assistant.openai_client import CONNECT_TIMEOUT_S
+from assistant.remote import RemoteEngine
 from assistant.settings import Settings
-from assistant.storage import ExportFormat
+from assistant.storage import ExportFormat, Message, Store
 from assistant.ui.engine_worker import EngineWorker
 from assistant.ui.remote_engines import RemoteEngines
 from assistant.ui.remote_worker import RemoteWorker
@@ -104,10 +105,10 @@ class ChatController(QObject):
 
     conversations_changed = Signal(list)
     conversation_opened = Signal(object, list)
-    message_added = Signal(object)
-    reply_started = Signal(object)
+    message_added = Signal(Message)
+    reply_started = Signal(Message)
     reply_text_appended = Signal(str)
-    reply_finished = Signal(object)
+    reply_finished = Signal(Message)
     state_changed = Signal(str)
     edit_started = Signal(int, str)
     edit_cancelled = Signal()
@@ -115,28 +116,28 @@ class ChatController(QObject):
     models_changed = Signal(list)
     model_loading = Signal(str)
     model_load_progress = Signal(float)
-    model_changed = Signal(object)
+    model_changed = Signal(LoadedModel)  # or None
     model_missing = Signal(str)
-    stats_updated = Signal(object)
+    stats_updated = Signal(Completion)
     notice = Signal(str)
     error = Signal(str)
     export_finished = Signal(str)
-    model_imported = Signal(object)
+    model_imported = Signal(LocalModel)
     model_released = Signal(str)
     engine_started = Signal(str)
-    remote_changed = Signal(object)
+    remote_changed = Signal(ModelChoice)  # or None
     thinking = Signal(int)
 
     # Requests to the worker: queued across threads, so they run in order on its thread.
     _load_requested = Signal(str, int, int)
-    _generate_requested = Signal(object, object)
+    _generate_requested = Signal(list, GenerationParams)
     _close_requested = Signal()
     _release_requested = Signal(str, str, int, int)
     _start_requested = Signal()
     _reconfigure_requested = Signal(str, int, str, int, int, int)
-    _remote_generate_requested = Signal(object, str, object, object)
+    _remote_generate_requested = Signal(RemoteEngine, str, list, GenerationParams)
 
-    def __init__(self, store: Any, settings: Settings | None = None):
+    def __init__(self, store: Store, settings: Settings | None = None):
         super().__init__()
         self.store = store
         self.settings = settings if settings is not None else Settings.load()
@@ -151,7 +152,7 @@ class ChatController(QObject):
         self._new_system_prompt: str | None = None
         self._models: list = []  # LocalModel records, as last listed
         self._releasing: set[Path] = set()  # models let go of so that they can be deleted
-        self._loaded: Any = None  # LoadedModel
+        self._loaded: LoadedModel | None = None
         self._loading: str | None = None  # the path asked for last ("" while finding one)
         self._pending_loads = 0  # loads asked for and not yet answered
         # The open chat's model on a remote engine; None: the model loaded here.
@@ -211,7 +212,8 @@ class ChatController(QObject):
     # --- state the views may read ----------------------------------------------------------
 
     @property
-    def thread(self) -> QThread:
+    def engine_thread(self) -> QThread:
+        """The thread that talks to the engine process (QObject.thread() is the GUI's)."""
         return self._thread
 
     @property
@@ -219,7 +221,7 @@ class ChatController(QObject):
         return self._conversation_id
 
     @property
-    def loaded_model(self) -> Any:
+    def loaded_model(self) -> LoadedModel | None:
         return self._loaded
 
     @property
@@ -810,11 +812,11 @@ class ChatController(QObject):
             self._loading = None
 
     @Slot(object)
-    def _on_model_loaded(self, loaded: Any) -> None:
+    def _on_model_loaded(self, loaded: LoadedModel) -> None:
         self._load_answered()
         self._use_loaded(loaded)
 
-    def _use_loaded(self, loaded: Any) -> None:
+    def _use_loaded(self, loaded: LoadedModel) -> None:
         self._loaded = loaded
         log.info(
             "Model %s loaded in %.1f s (%s, n_ctx %d)",
@@ -889,7 +891,7 @@ class ChatController(QObject):
         self._release_requested.emit(path, fallback, int(s.n_ctx), int(s.n_gpu_layers))
 
     @Slot(str, object, str)
-    def _on_model_released(self, path: str, loaded: Any, problem: str) -> None:
+    def _on_model_released(self, path: str, loaded: LoadedModel | None, problem: str) -> None:
         self._load_answered()
         if problem:
             self.error.emit(problem)

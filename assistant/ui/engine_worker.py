@@ -51,18 +51,18 @@ class EngineWorker(QObject):
 
     engine_started = Signal(str)
     load_progress = Signal(float)
-    model_loaded = Signal(object)
-    load_failed = Signal(str, str, object)
+    model_loaded = Signal(LoadedModel)
+    load_failed = Signal(str, str, LoadedModel)  # the LoadedModel may be None
     engine_failed = Signal(str)
-    model_released = Signal(str, object, str)
+    model_released = Signal(str, LoadedModel, str)  # the LoadedModel may be None
     text_generated = Signal(str)
-    generation_finished = Signal(object)
+    generation_finished = Signal(Completion)
     engine_crashed = Signal(str)
     reloading = Signal(str)
     closed = Signal()
 
     # From the supervisor's watch thread; queued onto this worker's thread.
-    _died = Signal(object)
+    _died = Signal(Crash)
 
     def __init__(
         self, stop: threading.Event, *, host: str, port: int, api_key: str | None, threads: int

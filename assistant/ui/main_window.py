@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -25,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from assistant import APP_NAME
-from assistant.chat import TurnState
+from assistant.chat import ModelChoice, TurnState
+from assistant.engine.records import Completion, LoadedModel
 from assistant.errors import AssistantError
 from assistant.storage import ExportFormat
 from assistant.ui.chat_view import ChatView
@@ -36,6 +38,9 @@ from assistant.ui.model_picker import ModelPicker
 from assistant.ui.monitor_view import MonitorView
 from assistant.ui.settings_dialog import SettingsDialog
 from assistant.ui.sidebar import Sidebar
+
+if TYPE_CHECKING:
+    from assistant.ui.models_dialog import ModelsDialog
 
 
 def icon_path() -> Path | None:
@@ -120,7 +125,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.controller = controller
         self.monitor: MonitorView | None = None
-        self._models_dialog: Any = None
+        self._models_dialog: ModelsDialog | None = None
         self._model_note: str | None = None  # the loaded model's template note, if any
         self.setWindowTitle(APP_NAME)
         self.setAccessibleName(APP_NAME)
@@ -235,7 +240,9 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.api_label)
 
     def _build_actions(self) -> None:
-        def action(text: str, slot: Any, *shortcuts: Any) -> QAction:
+        def action(
+            text: str, slot: Callable[[], object], *shortcuts: str | QKeySequence.StandardKey
+        ) -> QAction:
             a = QAction(text, self)
             if shortcuts:
                 a.setShortcuts([QKeySequence(s) for s in shortcuts])
@@ -340,7 +347,7 @@ class MainWindow(QMainWindow):
     # --- rendering controller state --------------------------------------------------------
 
     @Slot()
-    def _refresh_controls(self, *_: Any) -> None:
+    def _refresh_controls(self, *_: object) -> None:
         c = self.controller
         state = c.state
         self.message_box.send_enabled = c.can_send()
@@ -374,7 +381,7 @@ class MainWindow(QMainWindow):
         self._refresh_controls()
 
     @Slot(object, list)
-    def _on_conversation_opened(self, _conversation_id: Any, messages: list) -> None:
+    def _on_conversation_opened(self, _conversation_id: int | None, messages: list) -> None:
         self.notice_label.hide()
         c = self.controller
         if messages:
@@ -433,13 +440,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Thinking... ({chars:,} characters of reasoning so far)")
 
     @Slot(object)
-    def _on_remote_changed(self, choice: Any) -> None:
+    def _on_remote_changed(self, choice: ModelChoice | None) -> None:
         """The chat's replies come from a remote engine (a ModelChoice), or from here (None)."""
         if choice is None:
             self.remote_mark.hide()
             self._on_model_changed(self.controller.loaded_model)
             return
-        engine = self.controller.remote_engines.engine(choice.engine)
+        engine = self.controller.remote_engines.engine(choice.engine or "")
         where = engine.url if engine is not None else "a remote engine"
         self.remote_mark.setText(
             f"↗ Leaves this machine: this chat's messages go to {choice.engine} ({where}), "
@@ -459,7 +466,7 @@ class MainWindow(QMainWindow):
         self._refresh_controls()
 
     @Slot(object)
-    def _on_model_changed(self, loaded: Any) -> None:
+    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
         if self.controller.remote is not None:
             self.progress.hide()
             self._refresh_controls()  # the chat's model is elsewhere; this one waits
@@ -514,7 +521,7 @@ class MainWindow(QMainWindow):
         self._refresh_controls()
 
     @Slot(object)
-    def _on_stats(self, completion: Any) -> None:
+    def _on_stats(self, completion: Completion) -> None:
         self.speed_label.setText(f"{completion.tokens_per_s:.1f} tok/s")
         self.ttft_label.setText(f"first token {completion.ttft_s:.2f} s")
         loaded = self.controller.loaded_model
@@ -586,11 +593,8 @@ class MainWindow(QMainWindow):
     def open_models(self) -> None:
         """The Models page (search, download, installed): one non-modal dialog, kept."""
         if self._models_dialog is None:
-            try:
-                from assistant.ui.models_dialog import ModelsDialog
-            except ImportError as exc:  # the page is optional; chatting works without it
-                self.show_error(f"The Models page is not available: {exc}")
-                return
+            from assistant.ui.models_dialog import ModelsDialog  # built when first opened
+
             dialog = ModelsDialog(self, settings=self.controller.settings)
             # The chat lets go of a model before the Models page deletes its file.
             dialog.controller.attach_chat(self.controller)
@@ -651,10 +655,10 @@ class MainWindow(QMainWindow):
             if self.monitor is not None:
                 self.monitor.shutdown()
                 self.monitor.deleteLater()
-            self.monitor = MonitorView(*access, parent=self)
-        self.monitor.show()
-        self.monitor.raise_()
-        self.monitor.activateWindow()
+            monitor = self.monitor = MonitorView(*access, parent=self)
+        monitor.show()
+        monitor.raise_()
+        monitor.activateWindow()
 
     @Slot()
     def open_settings(self) -> None:

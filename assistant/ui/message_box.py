@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
@@ -51,7 +49,7 @@ class MessageBox(QPlainTextEdit):
         self.setTextCursor(cursor)
         self.setFocus()
 
-    def sizeHint(self) -> Any:  # noqa: N802 (Qt override)
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         hint = super().sizeHint()
         hint.setHeight(72)
         return hint

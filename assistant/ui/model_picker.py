@@ -4,13 +4,14 @@ remote engines under each engine's name (marked as leaving this machine)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from assistant.chat import ModelChoice
+from assistant.engine.records import LoadedModel
+from assistant.library import LocalModel
 from assistant.remote import EngineStatus
 from assistant.sizes import human_size
 
@@ -20,7 +21,7 @@ _REMOTE = Qt.ItemDataRole.UserRole + 1
 LEAVES_MACHINE = "leaves this machine"
 
 
-def describe_model(model: Any) -> str:
+def describe_model(model: LocalModel) -> str:
     parts = [model.name.removesuffix(".gguf")]
     if model.quantization:
         parts.append(model.quantization)
@@ -128,7 +129,7 @@ class ModelPicker(QWidget):
         return index
 
     @Slot(object)
-    def set_current(self, loaded: Any) -> None:
+    def set_current(self, loaded: LoadedModel | None) -> None:
         """Show the active model (a LoadedModel, or None)."""
         self._current = str(loaded.path) if loaded is not None else None
         self.combo.setEnabled(True)

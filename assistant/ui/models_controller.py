@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
@@ -23,6 +23,14 @@ from assistant.hub import ModelVariant, RemoteFile, RepoView
 from assistant.settings import Settings
 from assistant.split_files import names_of_parts, split_info, whole_name
 from assistant.ui.workers import resolved_path, run_task
+
+if TYPE_CHECKING:
+    from assistant.catalog import CatalogEntry
+    from assistant.engine.records import LoadedModel
+    from assistant.fit import FitEstimate, ModelShape
+    from assistant.gguf_info import GGUFInfo
+    from assistant.hardware import Hardware
+    from assistant.ui.controller import ChatController
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +70,9 @@ class FitReport:
     """Fit estimates for the variants of one repo (keyed by ``variant.filename``)."""
 
     repo: str
-    estimates: dict[str, Any] = field(default_factory=dict)  # filename -> fit.FitEstimate | None
+    estimates: dict[str, FitEstimate | None] = field(default_factory=dict)  # by filename
     recommended: str | None = None  # filename of the recommended variant
-    hardware: Any = None  # hardware.Hardware used
+    hardware: Hardware | None = None  # what it was estimated for
     n_ctx: int = 0
     error: str | None = None
 
@@ -73,7 +81,7 @@ class FitReport:
 # Pure functions run on the task pool (no Qt)
 
 
-def _hardware(hw: Any) -> Any:
+def _hardware(hw: Hardware | None) -> Hardware:
     if hw is not None:
         return hw
     from assistant import hardware
@@ -82,7 +90,11 @@ def _hardware(hw: Any) -> Any:
 
 
 def _report(
-    repo: str, variants: Iterable[ModelVariant], shape: Any, n_ctx: int, hw: Any
+    repo: str,
+    variants: Iterable[ModelVariant],
+    shape: GGUFInfo | ModelShape,
+    n_ctx: int,
+    hw: Hardware,
 ) -> FitReport:
     from assistant import fit
 
@@ -97,7 +109,7 @@ def _report(
     )
 
 
-def estimate_repo(view: RepoView, n_ctx: int, hw: Any = None) -> FitReport:
+def estimate_repo(view: RepoView, n_ctx: int, hw: Hardware | None = None) -> FitReport:
     """Read one GGUF header from the Hub (Range request) and estimate every variant from it.
 
     One header is enough: every quantization in a repo has the same shape; each variant's own
@@ -118,7 +130,7 @@ def estimate_repo(view: RepoView, n_ctx: int, hw: Any = None) -> FitReport:
     return _report(view.repo, view.variants, info, n_ctx or info.context_length, hw)
 
 
-def estimate_catalog(entry: Any, n_ctx: int, hw: Any = None) -> FitReport:
+def estimate_catalog(entry: CatalogEntry, n_ctx: int, hw: Hardware | None = None) -> FitReport:
     """Estimates for a catalog entry from its shipped shape numbers (offline)."""
     from assistant import fit
 
@@ -190,10 +202,10 @@ class ModelsController(QObject):
     search_finished = Signal(str, list)
     search_failed = Signal(str, str)
     repo_opening = Signal(str)
-    repo_opened = Signal(object)
+    repo_opened = Signal(RepoView)
     repo_failed = Signal(str, str)
-    fits_estimated = Signal(object)
-    job_changed = Signal(object)
+    fits_estimated = Signal(FitReport)
+    job_changed = Signal(JobView)
     pending_listed = Signal(list)
     installed_listed = Signal(list)
     model_deleted = Signal(str, int)
@@ -206,7 +218,7 @@ class ModelsController(QObject):
     error = Signal(str)
 
     # Emitted from the download thread; queued to _on_job_event on the GUI thread.
-    _job_event = Signal(object)
+    _job_event = Signal(JobView)
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -216,7 +228,7 @@ class ModelsController(QObject):
         self._queue: downloads.DownloadQueue | None = None
         self._jobs: dict[int, downloads.DownloadJob] = {}
         self._views: dict[int, JobView] = {}
-        self._hardware: Any = None
+        self._hardware: Hardware | None = None
         self._search_seq = 0
         self._repo_seq = 0
         self._closed = False
@@ -232,7 +244,7 @@ class ModelsController(QObject):
         return int(self.settings.n_ctx)
 
     @property
-    def hardware(self) -> Any:
+    def hardware(self) -> Hardware | None:
         return self._hardware
 
     def jobs(self) -> list[JobView]:
@@ -299,7 +311,7 @@ class ModelsController(QObject):
         if seq == self._repo_seq and not self._closed:
             self.repo_failed.emit(repo, _message(exc))
 
-    def estimate_catalog(self, entry: Any) -> None:
+    def estimate_catalog(self, entry: CatalogEntry) -> None:
         run_task(
             estimate_catalog,
             entry,
@@ -433,7 +445,7 @@ class ModelsController(QObject):
         if not self._closed:
             self.installed_listed.emit(models)
 
-    def attach_chat(self, chat: Any) -> None:
+    def attach_chat(self, chat: ChatController) -> None:
         """Coordinate deletions with the chat controller: it lets go of a model first."""
         self._chat_attached = True
         self.release_requested.connect(chat.release_model)
@@ -442,10 +454,9 @@ class ModelsController(QObject):
         self.set_model_in_use(chat.loaded_model)
 
     @Slot(object)
-    def set_model_in_use(self, loaded: Any) -> None:
+    def set_model_in_use(self, loaded: LoadedModel | None) -> None:
         """The chat's model (a LoadedModel, or None)."""
-        path = getattr(loaded, "path", None)
-        self._in_use = resolved_path(path) if path is not None else None
+        self._in_use = resolved_path(loaded.path) if loaded is not None else None
 
     def is_in_use(self, name: str) -> bool:
         """Whether the installed model with this file name is the one the chat uses."""

@@ -5,8 +5,6 @@ Views only: every long operation goes through ModelsController, which runs it of
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
@@ -29,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from assistant.hub import ModelVariant, RepoView
+from assistant.library import LocalModel
 from assistant.settings import Settings
 from assistant.sizes import human_size
 from assistant.ui.models_controller import FitReport, ModelsController
@@ -95,7 +95,7 @@ class CatalogTab(QWidget):
         controller.fits_estimated.connect(self._on_fits)
         self._repo: str | None = None
 
-    download_requested = Signal(object)
+    download_requested = Signal(ModelVariant)
 
     @Slot(int)
     def _on_row_changed(self, row: int) -> None:
@@ -124,7 +124,7 @@ class CatalogTab(QWidget):
 class SearchTab(QWidget):
     """Search the Hub for GGUF repos; open one to list its variants with fit estimates."""
 
-    download_requested = Signal(object)
+    download_requested = Signal(ModelVariant)
 
     def __init__(self, controller: ModelsController, parent: QWidget | None = None):
         super().__init__(parent)
@@ -253,7 +253,7 @@ class SearchTab(QWidget):
         self.variants.set_variants([])
 
     @Slot(object)
-    def _on_repo_opened(self, view: Any) -> None:
+    def _on_repo_opened(self, view: RepoView) -> None:
         self._repo = view.repo
         facts = [f"License: {view.license or 'unknown'}"]
         if view.context_length:
@@ -347,7 +347,7 @@ class InstalledTab(QWidget):
         if name in self.names():
             self.table.selectRow(self.names().index(name))
 
-    def _selected(self) -> Any:
+    def _selected(self) -> LocalModel | None:
         row = self.table.currentRow()
         return self._models[row] if 0 <= row < len(self._models) else None
 
@@ -444,7 +444,7 @@ class ModelsDialog(QDialog):
             self.catalog_tab.list.setCurrentRow(0)
 
     @Slot(object)
-    def download(self, variant: Any) -> None:
+    def download(self, variant: ModelVariant) -> None:
         self.controller.download(variant)
         self.tabs.setCurrentWidget(self.downloads_tab)
 

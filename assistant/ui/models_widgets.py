@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -21,6 +21,10 @@ from PySide6.QtWidgets import (
 
 from assistant.hub import ModelVariant
 from assistant.sizes import human_size
+
+if TYPE_CHECKING:
+    from assistant.fit import FitEstimate
+    from assistant.ui.models_controller import FitReport
 
 ESTIMATING = "estimating..."
 RECOMMENDED = "Recommended"
@@ -43,7 +47,7 @@ def duration_text(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
 
 
-def fit_details(estimate: Any, n_ctx: int) -> str:
+def fit_details(estimate: FitEstimate, n_ctx: int) -> str:
     """The numbers behind a fit label, for a tooltip and the details pane."""
     lines = [
         f"{estimate.label}",
@@ -68,7 +72,7 @@ class VariantTable(QWidget):
         download_requested(object): the user wants this ModelVariant.
     """
 
-    download_requested = Signal(object)
+    download_requested = Signal(ModelVariant)
 
     COLUMNS = ("Quantization", "Size", "Fit", "")
 
@@ -123,10 +127,10 @@ class VariantTable(QWidget):
         if self._variants:
             self.table.selectRow(0)
 
-    def set_report(self, report: Any) -> None:
+    def set_report(self, report: FitReport) -> None:
         """Fill the Fit column from a FitReport (or show why there is no estimate)."""
         for row, v in enumerate(self._variants):
-            item = self.table.item(row, 2)
+            item = self._cell(row, 2)
             estimate = report.estimates.get(v.filename) if report.error is None else None
             if estimate is None:
                 item.setText("unknown")
@@ -138,7 +142,7 @@ class VariantTable(QWidget):
                 item.setText(estimate.label)
                 item.setToolTip(text)
                 self._details[v.filename] = text
-            quant = self.table.item(row, 0)
+            quant = self._cell(row, 0)
             font = quant.font()
             if v.filename == report.recommended:
                 quant.setText(f"{v.quantization} ({RECOMMENDED})")
@@ -152,21 +156,26 @@ class VariantTable(QWidget):
             quant.setFont(font)
         self._on_current_changed(self.table.currentRow(), 0, -1, -1)
 
+    def _cell(self, row: int, column: int) -> QTableWidgetItem:
+        item = self.table.item(row, column)
+        assert item is not None, "every cell is filled in when the variants are shown"
+        return item
+
     def fit_label(self, quantization: str) -> str:
         row = self._row(quantization)
-        return self.table.item(row, 2).text() if row is not None else ""
+        return self._cell(row, 2).text() if row is not None else ""
 
     def fit_tooltip(self, quantization: str) -> str:
         row = self._row(quantization)
-        return self.table.item(row, 2).toolTip() if row is not None else ""
+        return self._cell(row, 2).toolTip() if row is not None else ""
 
     def quantization_text(self, quantization: str) -> str:
         row = self._row(quantization)
-        return self.table.item(row, 0).text() if row is not None else ""
+        return self._cell(row, 0).text() if row is not None else ""
 
     def size_text(self, quantization: str) -> str:
         row = self._row(quantization)
-        return self.table.item(row, 1).text() if row is not None else ""
+        return self._cell(row, 1).text() if row is not None else ""
 
     def variants(self) -> list[ModelVariant]:
         return list(self._variants)

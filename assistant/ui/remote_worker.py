@@ -32,7 +32,7 @@ class RemoteWorker(QObject):
     text_generated = Signal(str)
     reasoning_generated = Signal(str)
     retrying = Signal(str)
-    generation_finished = Signal(object)
+    generation_finished = Signal(Completion)
     unreachable = Signal(str, str)
 
     def __init__(self, stop: threading.Event):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from PySide6.QtCore import (
     QModelIndex,
@@ -152,7 +152,9 @@ class Sidebar(QWidget):
             self._filling = False
 
     @Slot(object, list)
-    def select_conversation(self, conversation_id: Any, _messages: list | None = None) -> None:
+    def select_conversation(
+        self, conversation_id: int | None, _messages: list | None = None
+    ) -> None:
         self._current = conversation_id
         self._filling = True
         try:
@@ -241,7 +243,7 @@ class Sidebar(QWidget):
         delete.triggered.connect(lambda: self._with_item(conversation_id, self.confirm_delete))
         return menu
 
-    def _with_item(self, conversation_id: int, fn: Any) -> None:
+    def _with_item(self, conversation_id: int, fn: Callable[[QListWidgetItem], object]) -> None:
         for item in self._items():
             if item.data(_ID) == conversation_id:
                 fn(item)

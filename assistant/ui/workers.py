@@ -105,16 +105,17 @@ def _release(handle: _TaskHandle) -> None:
     _pending.pop(handle, None)
 
 
-def run_task(
-    fn: Callable[..., Any],
-    *args: Any,
-    on_done: Callable[[Any], None] | None = None,
+def run_task[R](
+    fn: Callable[..., R],
+    *args: object,
+    on_done: Callable[[R], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
-    **kwargs: Any,
+    **kwargs: object,
 ) -> _TaskHandle:
     """Run ``fn(*args, **kwargs)`` on the pool; call on_done/on_error on the GUI thread.
 
-    Call from the GUI thread only (the handle must live there).
+    Call from the GUI thread only (the handle must live there). ``on_done`` gets what ``fn``
+    returns; inside, the result travels through a Qt signal as a plain object (``Any`` there).
     """
     handle = _TaskHandle(on_done, on_error)
     task = _Task(handle, fn, args, kwargs)

@@ -79,7 +79,7 @@ def make_window(qtbot, assistant_home: Path) -> Iterator[Callable[..., object]]:
 
     for window in windows:
         window.close()
-        thread = window.controller.thread
+        thread = window.controller.engine_thread
         assert not thread.isRunning(), "the inference thread is still running after close"
         window.deleteLater()
     assert wait_for_tasks(10_000), "a pool task is still running"

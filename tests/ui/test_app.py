@@ -50,7 +50,7 @@ def test_run_starts_loads_the_default_model_and_quits_cleanly(qtbot, tiny_models
     hook = sys.excepthook
     sigint = signal.getsignal(signal.SIGINT)
     assert run(["assistant"]) == 0
-    assert seen and not seen[0].controller.thread.isRunning()
+    assert seen and not seen[0].controller.engine_thread.isRunning()
     assert seen[0].windowIcon().isNull() is False
     assert sys.excepthook is hook  # restored
     assert signal.getsignal(signal.SIGINT) is sigint

@@ -223,7 +223,7 @@ def test_closing_while_generating_keeps_the_partial_reply(qtbot, make_window, ti
         window.send_button.click()
     conversation_id = controller.conversation_id
     window.close()
-    assert not controller.thread.isRunning()
+    assert not controller.engine_thread.isRunning()
     from assistant.storage import Store
 
     with Store() as store:
