@@ -1,4 +1,5 @@
-"""GUI fixtures: real windows, a real database, real llama.cpp with tiny GGUF models."""
+"""GUI fixtures: real windows, a real database, and the fake engine (tests/fake_engine.py) over
+the real protocol; tests marked ``real_engine`` run real llama.cpp with tiny GGUF models."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/ui/" in str(item.path).replace("\\", "/"):
             item.add_marker(ignore)
+
+
+@pytest.fixture(autouse=True)
+def fake_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The engine the app starts: the fake one, unless the test is marked ``real_engine``.
+
+    Yields the JSON-lines file of the chat requests the fake engine received (None when real).
+    """
+    if request.node.get_closest_marker("real_engine"):
+        yield None
+        return
+    from tests.fake_engine import use_fake_engine
+
+    log = tmp_path / "fake-engine-requests.jsonl"
+    use_fake_engine(monkeypatch, log)
+    yield log
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt, QUrl
 
 from assistant.storage import ExportFormat
@@ -355,6 +356,7 @@ def test_conversation_system_prompt_is_used_for_the_next_reply(
     assert controller.history(conversation_id)[0]["content"] == "Be brief."
 
 
+@pytest.mark.real_engine  # the engine's own log, with its threads' names
 def test_log_records_name_their_threads(
     qtbot, make_window, tiny_models, assistant_home, caplog
 ) -> None:
@@ -369,3 +371,19 @@ def test_log_records_name_their_threads(
     engine_log = (assistant_home / "logs" / "engine.log").read_text()
     assert " INFO inference assistant.engine.llama: Loaded tiny-a.gguf" in engine_log
     assert threading.current_thread().name == "MainThread"
+
+
+def test_the_engine_receives_the_history_and_the_settings(
+    qtbot, make_window, tiny_models, fake_engine: Path
+) -> None:
+    from tests.fake_engine import requests_received
+
+    settings = fast_settings(tiny_models["a"], temperature=0.3, max_tokens=7, top_p=0.5)
+    window = make_window(settings)
+    first = send(qtbot, window, "hello")
+    assert first.completion_tokens == 7 and first.finish_reason == "length"
+    send(qtbot, window, "again")
+    body = requests_received(fake_engine)[-1]
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.3, 0.5, 7)
+    assert [m["content"] for m in body["messages"]][-3:] == ["hello", first.content, "again"]
+    assert body["stream"] is True and body["assistant"]["truncate"] is True

@@ -16,7 +16,11 @@ from tests.tinymodel import write_streaming_model
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import send, wait_ready
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+# llama.cpp crashing is what these test: the real engine.
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+    pytest.mark.real_engine,
+]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from assistant.engine.supervisor import Supervisor
 from assistant.ui.monitor_view import MonitorView
 from tests.conftest import install_model
 
-pytestmark = pytest.mark.starter
+pytestmark = [pytest.mark.starter, pytest.mark.real_engine]  # its /metrics, for real
 
 
 def test_monitor_shows_charts_and_requests_in_flight(
