@@ -52,7 +52,7 @@ def pick_remote(qtbot, window, choice: ModelChoice = REMOTE) -> None:
 @pytest.fixture
 def remote_window(qtbot, make_window, tiny_models, proxy: FaultProxy):
     """The app with a tiny model here and the proxied engine added in Settings and picked."""
-    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM))
+    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM, max_tokens=16))
     add_engine_in_settings(qtbot, window, proxy.url)
     pick_remote(qtbot, window)
     return window
@@ -66,7 +66,7 @@ def picker_texts(window) -> list[str]:
 def test_add_an_engine_in_settings_pick_its_model_chat_and_see_the_mark(
     qtbot, make_window, tiny_models, proxy: FaultProxy, assistant_home: Path
 ) -> None:
-    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM))
+    window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM, max_tokens=16))
     assert not window.remote_mark.isVisible()
     add_engine_in_settings(qtbot, window, proxy.url)
     qtbot.waitUntil(lambda: f"gpu-box · {LEAVES_MACHINE}" in picker_texts(window), timeout=10_000)
@@ -135,7 +135,7 @@ def test_a_new_context_size_keeps_a_remote_chat_on_its_engine(
 def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
     qtbot, make_window, tiny_models, proxy: FaultProxy, assistant_home: Path
 ) -> None:
-    settings = fast_settings(tiny_models["a"], system_prompt=SYSTEM, temperature=0.0)
+    settings = fast_settings(tiny_models["a"], system_prompt=SYSTEM, temperature=0.0, max_tokens=16)
     window = make_window(settings)
     add_engine_in_settings(qtbot, window, proxy.url)
     pick_remote(qtbot, window)
