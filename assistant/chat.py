@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +125,16 @@ def forget_kv_state(state: Path) -> None:
 class Reply:
     """The assistant's reply row while it streams; finish() exactly once."""
 
-    def __init__(self, store: Store, conversation_id: int, model: ModelChoice | Path):
+    def __init__(
+        self,
+        store: Store,
+        conversation_id: int,
+        model: ModelChoice | Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.store = store
+        self._clock = clock
         self.conversation_id = conversation_id
         self.choice = model if isinstance(model, ModelChoice) else ModelChoice.local(model)
         store.set_conversation_model(conversation_id, self.choice.reference, self.choice.engine)
@@ -133,7 +142,7 @@ class Reply:
             conversation_id, self.choice.model_file, self.choice.engine
         )
         self._parts: list[str] = []
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint = clock()
         self._checkpointed = 0
         self.finished = False
 
@@ -149,7 +158,7 @@ class Reply:
         """Add streamed text; written to the database about every CHECKPOINT_INTERVAL_S."""
         if piece:
             self._parts.append(piece)
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_checkpoint >= CHECKPOINT_INTERVAL_S:
             self.checkpoint()
             self._last_checkpoint = now
