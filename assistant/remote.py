@@ -98,11 +98,6 @@ class RemoteEngine:
         except ValueError:
             return False
 
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["kind"] = str(self.kind) if self.kind else None
-        return {k: v for k, v in data.items() if v is not None}
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RemoteEngine:
         kind = str(data.get("kind"))
