@@ -207,7 +207,7 @@ def run(argv: list[str] | None = None) -> int:
 
     from assistant.settings import Settings
     from assistant.storage import Store
-    from assistant.ui.controller import ChatController
+    from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow, icon_path
 
     if (icon := icon_path()) is not None:
@@ -219,19 +219,19 @@ def run(argv: list[str] | None = None) -> int:
         QMessageBox.critical(None, APP_NAME, str(exc))
         instance.release()
         return 1
-    controller = ChatController(store, Settings.load())
-    window = MainWindow(controller)
+    controllers = Controllers(store, Settings.load())
+    window = MainWindow(controllers)
     instance.activation_requested.connect(window.bring_to_front)
     previous_hook = sys.excepthook
     sys.excepthook = ExceptionDialogs(window)
     log.info("%s %s started (data in %s)", APP_NAME, __version__, paths.data_dir())
     window.show()
-    controller.start()
+    controllers.start()
     restore_signals = _quit_on_signals(app)
     try:
         status = app.exec()
     finally:
-        stopped = controller.shutdown()  # a no-op if the window's close already did it
+        stopped = controllers.shutdown()  # a no-op if the window's close already did it
         restore_signals()
         sys.excepthook = previous_hook
         instance.release()

@@ -1,4 +1,4 @@
-"""The main window: layout, menus, shortcuts and the wiring between views and controller."""
+"""The main window: layout, menus, shortcuts and the wiring between views and controllers."""
 
 from __future__ import annotations
 
@@ -28,10 +28,9 @@ from PySide6.QtWidgets import (
 from assistant import APP_NAME
 from assistant.chat import ModelChoice, TurnState
 from assistant.engine.records import Completion, LoadedModel
-from assistant.errors import AssistantError
 from assistant.storage import ExportFormat
 from assistant.ui.chat_view import ChatView
-from assistant.ui.controller import ChatController
+from assistant.ui.controllers import Controllers
 from assistant.ui.conversation_dialog import ConversationSettingsDialog
 from assistant.ui.message_box import MessageBox
 from assistant.ui.model_picker import ModelPicker
@@ -121,9 +120,12 @@ class EmptyState(QWidget):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, controller: ChatController):
+    def __init__(self, controllers: Controllers):
         super().__init__()
-        self.controller = controller
+        self.controllers = controllers
+        self.session = controllers.session
+        self.models = controllers.models
+        self.conversations = controllers.conversations
         self.monitor: MonitorView | None = None
         self._models_dialog: ModelsDialog | None = None
         self._model_note: str | None = None  # the loaded model's template note, if any
@@ -135,7 +137,7 @@ class MainWindow(QMainWindow):
         self._build()
         self._build_actions()
         self._connect()
-        geometry = controller.settings.window_geometry
+        geometry = controllers.settings.window_geometry
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
         else:
@@ -250,7 +252,7 @@ class MainWindow(QMainWindow):
             self.addAction(a)  # shortcuts work even with the menu bar hidden
             return a
 
-        self.new_action = action("&New chat", self.controller.new_conversation, "Ctrl+N")
+        self.new_action = action("&New chat", self.session.new_conversation, "Ctrl+N")
         self.add_model_action = action("&Add a GGUF file...", self.choose_model_file, "Ctrl+O")
         self.export_md_action = action("Export as &Markdown...", self.export_markdown)
         self.export_json_action = action("Export as &JSON...", self.export_json)
@@ -259,7 +261,7 @@ class MainWindow(QMainWindow):
         self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.search_action = action("&Search chats", self.sidebar.focus_search, "Ctrl+F", "Ctrl+K")
         self.rename_action = action("&Rename chat", self.sidebar.rename_current, "F2")
-        self.regenerate_action = action("&Regenerate reply", self.controller.regenerate, "Ctrl+R")
+        self.regenerate_action = action("&Regenerate reply", self.session.regenerate, "Ctrl+R")
         self.conversation_settings_action = action(
             "C&onversation settings...", self.open_conversation_settings
         )
@@ -297,58 +299,59 @@ class MainWindow(QMainWindow):
         menu.addMenu("&View").addAction(self.monitor_action)
 
     def _connect(self) -> None:
-        c = self.controller
-        c.conversations_changed.connect(self.sidebar.set_conversations)
-        c.conversation_opened.connect(self.sidebar.select_conversation)
-        c.conversation_opened.connect(self.chat_view.show_conversation)
-        c.conversation_opened.connect(self._on_conversation_opened)
-        c.message_added.connect(self.chat_view.add_message)
-        c.message_added.connect(self._on_message_added)
-        c.reply_started.connect(self.chat_view.begin_reply)
-        c.reply_text_appended.connect(self.chat_view.append_reply_text)
-        c.reply_finished.connect(self.chat_view.finish_reply)
-        c.reply_finished.connect(self._refresh_controls)
-        c.state_changed.connect(self._on_state_changed)
-        c.edit_started.connect(self._on_edit_started)
-        c.edit_cancelled.connect(self._on_edit_cancelled)
-        c.search_results.connect(self.sidebar.set_search_results)
-        c.models_changed.connect(self.model_picker.set_models)
-        c.model_loading.connect(self.model_picker.set_loading)
-        c.model_loading.connect(self._on_model_loading)
-        c.model_load_progress.connect(self._on_load_progress)
-        c.model_changed.connect(self.model_picker.set_current)
-        c.model_changed.connect(self._on_model_changed)
-        c.model_missing.connect(self._on_model_missing)
-        c.stats_updated.connect(self._on_stats)
-        c.notice.connect(self.show_notice)
-        c.error.connect(self.show_error)
-        c.engine_started.connect(self._on_engine_started)
-        c.remote_changed.connect(self.model_picker.set_remote)
-        c.thinking.connect(self._on_thinking)
-        c.remote_changed.connect(self._on_remote_changed)
-        c.remote_engines.changed.connect(self.model_picker.set_engines)
+        conversations, session, models = self.conversations, self.session, self.models
+        conversations.conversations_changed.connect(self.sidebar.set_conversations)
+        conversations.search_results.connect(self.sidebar.set_search_results)
+        session.conversation_opened.connect(self.sidebar.select_conversation)
+        session.conversation_opened.connect(self.chat_view.show_conversation)
+        session.conversation_opened.connect(self._on_conversation_opened)
+        session.message_added.connect(self.chat_view.add_message)
+        session.message_added.connect(self._on_message_added)
+        session.reply_started.connect(self.chat_view.begin_reply)
+        session.reply_text_appended.connect(self.chat_view.append_reply_text)
+        session.reply_finished.connect(self.chat_view.finish_reply)
+        session.reply_finished.connect(self._refresh_controls)
+        session.state_changed.connect(self._on_state_changed)
+        session.edit_started.connect(self._on_edit_started)
+        session.edit_cancelled.connect(self._on_edit_cancelled)
+        session.stats_updated.connect(self._on_stats)
+        session.remote_changed.connect(self.model_picker.set_remote)
+        session.remote_changed.connect(self._on_remote_changed)
+        session.thinking.connect(self._on_thinking)
+        models.models_changed.connect(self.model_picker.set_models)
+        models.model_loading.connect(self.model_picker.set_loading)
+        models.model_loading.connect(self._on_model_loading)
+        models.model_load_progress.connect(self._on_load_progress)
+        models.model_changed.connect(self.model_picker.set_current)
+        models.model_changed.connect(self._on_model_changed)
+        models.model_missing.connect(self._on_model_missing)
+        models.engine_started.connect(self._on_engine_started)
+        for source in (conversations, session, models):
+            source.notice.connect(self.show_notice)
+            source.error.connect(self.show_error)
+        self.controllers.remote_engines.changed.connect(self.model_picker.set_engines)
 
-        self.sidebar.new_requested.connect(c.new_conversation)
-        self.sidebar.open_requested.connect(c.open_conversation)
-        self.sidebar.rename_requested.connect(c.rename_conversation)
-        self.sidebar.delete_requested.connect(c.delete_conversation)
+        self.sidebar.new_requested.connect(session.new_conversation)
+        self.sidebar.open_requested.connect(session.open_conversation)
+        self.sidebar.rename_requested.connect(conversations.rename)
+        self.sidebar.delete_requested.connect(conversations.delete)
         self.sidebar.settings_requested.connect(self.edit_conversation_settings)
-        self.sidebar.search_requested.connect(c.search)
-        self.chat_view.edit_requested.connect(c.begin_edit)
-        self.message_box.send_requested.connect(c.send)
-        self.model_picker.model_selected.connect(c.select_model)
-        self.model_picker.remote_selected.connect(c.select_remote)
+        self.sidebar.search_requested.connect(conversations.search)
+        self.chat_view.edit_requested.connect(session.begin_edit)
+        self.message_box.send_requested.connect(session.send)
+        self.model_picker.model_selected.connect(session.select_model)
+        self.model_picker.remote_selected.connect(session.select_remote)
         self.model_picker.add_requested.connect(self.choose_model_file)
         self.empty_state.add_button.clicked.connect(self.choose_model_file)
         self.empty_state.browse_button.clicked.connect(self.open_models)
         self.send_button.clicked.connect(self.on_send_clicked)
-        self.regenerate_button.clicked.connect(c.regenerate)
+        self.regenerate_button.clicked.connect(session.regenerate)
 
-    # --- rendering controller state --------------------------------------------------------
+    # --- rendering the controllers' state --------------------------------------------------------
 
     @Slot()
     def _refresh_controls(self, *_: object) -> None:
-        c = self.controller
+        c = self.session
         state = c.state
         self.message_box.send_enabled = c.can_send()
         if state == TurnState.GENERATING:
@@ -383,27 +386,27 @@ class MainWindow(QMainWindow):
     @Slot(object, list)
     def _on_conversation_opened(self, _conversation_id: int | None, messages: list) -> None:
         self.notice_label.hide()
-        c = self.controller
+        m = self.models
         if messages:
             self.stack.setCurrentWidget(self.chat_view)  # history stays readable without a model
-        elif c.loaded_model is None and not c.is_loading and self.empty_state.text.text():
+        elif m.loaded is None and not m.is_loading and self.empty_state.text.text():
             self.stack.setCurrentWidget(self.empty_state)
         self._refresh_controls()
 
     @Slot()
     def on_send_clicked(self) -> None:
-        if self.controller.state == TurnState.GENERATING:
+        if self.session.state == TurnState.GENERATING:
             # Sets the stop Event right here, on the GUI thread: the engine sees it next token.
-            self.controller.stop()
+            self.session.stop()
         else:
             self.message_box.submit()
 
     @Slot()
     def on_escape(self) -> None:
-        if self.controller.editing is not None:
-            self.controller.cancel_edit()
+        if self.session.editing is not None:
+            self.session.cancel_edit()
         else:
-            self.controller.stop()
+            self.session.stop()
 
     @Slot(object)
     def _on_message_added(self, message: object) -> None:
@@ -423,7 +426,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_model_loading(self, name: str) -> None:
-        if self.controller.remote is not None:
+        if self.session.remote is not None:
             self._refresh_controls()  # a model loads here for later; this chat is elsewhere
             return
         self.model_label.setText(f"Loading {name}..." if name else "Looking for a model...")
@@ -444,9 +447,9 @@ class MainWindow(QMainWindow):
         """The chat's replies come from a remote engine (a ModelChoice), or from here (None)."""
         if choice is None:
             self.remote_mark.hide()
-            self._on_model_changed(self.controller.loaded_model)
+            self._on_model_changed(self.models.loaded)
             return
-        engine = self.controller.remote_engines.engine(choice.engine or "")
+        engine = self.controllers.remote_engines.engine(choice.engine or "")
         where = engine.url if engine is not None else "a remote engine"
         self.remote_mark.setText(
             f"↗ Leaves this machine: this chat's messages go to {choice.engine} ({where}), "
@@ -467,11 +470,11 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_model_changed(self, loaded: LoadedModel | None) -> None:
-        if self.controller.remote is not None:
+        if self.session.remote is not None:
             self.progress.hide()
             self._refresh_controls()  # the chat's model is elsewhere; this one waits
             return
-        if self.controller.is_loading:
+        if self.models.is_loading:
             self._refresh_controls()
             return
         self._clear_model_note(getattr(loaded, "template_note", None))
@@ -513,7 +516,7 @@ class MainWindow(QMainWindow):
     def _on_model_missing(self, text: str) -> None:
         self._clear_model_note(None)
         self.empty_state.set_help(text)
-        if self.controller.remote is not None:
+        if self.session.remote is not None:
             return  # this chat runs on a remote engine: no local model is needed for it
         self.stack.setCurrentWidget(self.empty_state)
         self.progress.hide()
@@ -524,15 +527,15 @@ class MainWindow(QMainWindow):
     def _on_stats(self, completion: Completion) -> None:
         self.speed_label.setText(f"{completion.tokens_per_s:.1f} tok/s")
         self.ttft_label.setText(f"first token {completion.ttft_s:.2f} s")
-        loaded = self.controller.loaded_model
-        if self.controller.remote is not None or loaded is None:
+        loaded = self.models.loaded
+        if self.session.remote is not None or loaded is None:
             self.context_label.setText(f"context {completion.context_tokens}")
         else:
             self.context_label.setText(f"context {completion.context_tokens} / {loaded.n_ctx}")
 
     @Slot(str)
     def _on_engine_started(self, _url: str) -> None:
-        url = self.controller.local_api_url
+        url = self.models.local_api_url
         self.api_label.setVisible(url is not None)
         if url is not None:
             self.api_label.setText("Local API on")
@@ -564,13 +567,13 @@ class MainWindow(QMainWindow):
             self, "Add a GGUF file", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
         )
         if path:
-            self.controller.import_model(path)
+            self.models.import_model(path)
 
     def _export(self, fmt: ExportFormat) -> None:
-        conversation_id = self.controller.conversation_id
+        conversation_id = self.session.conversation_id
         if conversation_id is None:
             return
-        title = self.controller.store.conversation(conversation_id).title
+        title = self.conversations.title_of(conversation_id)
         safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in title).strip() or "chat"
         path, _ = QFileDialog.getSaveFileName(
             self,
@@ -579,7 +582,7 @@ class MainWindow(QMainWindow):
             f"{fmt.label} (*.{fmt})",
         )
         if path:
-            self.controller.export_conversation(conversation_id, path, fmt)
+            self.conversations.export(conversation_id, path, fmt)
 
     @Slot()
     def export_markdown(self) -> None:
@@ -595,11 +598,11 @@ class MainWindow(QMainWindow):
         if self._models_dialog is None:
             from assistant.ui.models_dialog import ModelsDialog  # built when first opened
 
-            dialog = ModelsDialog(self, settings=self.controller.settings)
+            dialog = ModelsDialog(self, settings=self.controllers.settings)
             # The chat lets go of a model before the Models page deletes its file.
-            dialog.controller.attach_chat(self.controller)
-            dialog.models_changed.connect(self.controller.refresh_models)
-            dialog.use_model_requested.connect(self.controller.select_model)
+            dialog.controller.attach_models(self.models)
+            dialog.models_changed.connect(self.models.refresh_models)
+            dialog.use_model_requested.connect(self.session.select_model)
             self._models_dialog = dialog
         self._models_dialog.show()
         self._models_dialog.raise_()
@@ -608,24 +611,25 @@ class MainWindow(QMainWindow):
     @Slot()
     def open_conversation_settings(self) -> None:
         """The open conversation's own settings (for a new chat: kept until it is saved)."""
-        self.edit_conversation_settings(self.controller.conversation_id)
+        self.edit_conversation_settings(self.session.conversation_id)
 
     @Slot(int)
     def edit_conversation_settings(self, conversation_id: int | None) -> None:
-        c = self.controller
+        session = self.session
         title = "New chat"
         if conversation_id is not None:
-            try:
-                title = c.store.conversation(conversation_id).title
-            except AssistantError as exc:
-                self.show_error(str(exc))
-                return
+            title = self.conversations.title_of(conversation_id)
+            if not title:
+                return  # the error is shown
         dialog = ConversationSettingsDialog(
-            title, c.system_prompt_of(conversation_id), c.settings.system_prompt, self
+            title,
+            session.system_prompt_of(conversation_id),
+            self.controllers.settings.system_prompt,
+            self,
         )
         try:
             if dialog.exec():
-                c.set_system_prompt(conversation_id, dialog.prompt())
+                session.set_system_prompt(conversation_id, dialog.prompt())
         finally:
             dialog.deleteLater()
 
@@ -640,12 +644,12 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Cancel,
         )
         if answer == QMessageBox.StandardButton.Yes:
-            self.controller.delete_all_conversations()
+            self.conversations.delete_all()
 
     @Slot()
     def open_monitor(self) -> None:
         """The engine's live load (charts, requests in flight), in a window of its own."""
-        access = self.controller.engine_access()
+        access = self.models.engine_access()
         if access is None:
             self.show_error("The engine has not started yet; try again in a moment.")
             return
@@ -662,9 +666,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.controller.settings, self)
+        dialog = SettingsDialog(self.controllers.settings, self)
         if dialog.exec():
-            self.controller.update_settings(dialog.result_settings())
+            self.models.update_settings(dialog.result_settings())
 
     # --- drag and drop, closing ------------------------------------------------------------
 
@@ -692,15 +696,15 @@ class MainWindow(QMainWindow):
             return
         event.acceptProposedAction()
         for path in paths:
-            self.controller.import_model(path)
+            self.models.import_model(path)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        settings = self.controller.settings
+        settings = self.controllers.settings
         settings.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
-        self.controller.save_settings()
+        self.models.save_settings()
         if self._models_dialog is not None:
             self._models_dialog.shutdown()  # pauses downloads; partial files are kept
         if self.monitor is not None:
             self.monitor.shutdown()
-        self.controller.shutdown()
+        self.controllers.shutdown()
         event.accept()

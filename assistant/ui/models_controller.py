@@ -22,15 +22,14 @@ from assistant.errors import AssistantError, GatedRepoError
 from assistant.hub import ModelVariant, RemoteFile, RepoView
 from assistant.settings import Settings
 from assistant.split_files import names_of_parts, split_info, whole_name
-from assistant.ui.workers import resolved_path, run_task
+from assistant.ui.workers import run_task
 
 if TYPE_CHECKING:
     from assistant.catalog import CatalogEntry
-    from assistant.engine.records import LoadedModel
     from assistant.fit import FitEstimate, ModelShape
     from assistant.gguf_info import GGUFInfo
     from assistant.hardware import Hardware
-    from assistant.ui.controller import ChatController
+    from assistant.ui.model_manager import ModelManager
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +188,6 @@ class ModelsController(QObject):
         installed_listed(list): [library.LocalModel].
         model_deleted(str, int): file name and bytes freed.
         delete_failed(str, str): file name and the sentence to show.
-        release_requested(str): the chat must stop using the model at this path before its file
-            is deleted; answered by on_model_released(path) (see attach_chat).
         model_installed(str): a download finished; the path of the file to load.
         models_changed(): the installed models changed (download finished, model deleted).
         use_model_requested(str): the user asked to chat with the model at this path.
@@ -210,7 +207,6 @@ class ModelsController(QObject):
     installed_listed = Signal(list)
     model_deleted = Signal(str, int)
     delete_failed = Signal(str, str)
-    release_requested = Signal(str)
     model_installed = Signal(str)
     models_changed = Signal()
     use_model_requested = Signal(str)
@@ -222,7 +218,7 @@ class ModelsController(QObject):
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None):
         super().__init__(parent)
-        # Share the chat controller's Settings object when given: it saves the whole dataclass,
+        # Share the app's Settings object when given: it saves the whole dataclass,
         # and a separate copy would overwrite the token saved here.
         self.settings = settings if settings is not None else Settings.load()
         self._queue: downloads.DownloadQueue | None = None
@@ -232,9 +228,8 @@ class ModelsController(QObject):
         self._search_seq = 0
         self._repo_seq = 0
         self._closed = False
-        self._chat_attached = False
-        self._in_use: Path | None = None  # the chat's model
-        self._awaiting_release: set[str] = set()  # names to delete once the chat lets go
+        # The app's ModelManager, when this page is part of the app (see attach_models).
+        self._models: ModelManager | None = None
         self._job_event.connect(self._on_job_event, Qt.ConnectionType.QueuedConnection)
 
     # --- state the views may read --------------------------------------------------------
@@ -445,52 +440,39 @@ class ModelsController(QObject):
         if not self._closed:
             self.installed_listed.emit(models)
 
-    def attach_chat(self, chat: ChatController) -> None:
-        """Coordinate deletions with the chat controller: it lets go of a model first."""
-        self._chat_attached = True
-        self.release_requested.connect(chat.release_model)
-        chat.model_released.connect(self.on_model_released)
-        chat.model_changed.connect(self.set_model_in_use)
-        self.set_model_in_use(chat.loaded_model)
-
-    @Slot(object)
-    def set_model_in_use(self, loaded: LoadedModel | None) -> None:
-        """The chat's model (a LoadedModel, or None)."""
-        self._in_use = resolved_path(loaded.path) if loaded is not None else None
+    def attach_models(self, models: ModelManager) -> None:
+        """Delete through the app's ModelManager: it lets go of a model in use first."""
+        self._models = models
+        models.model_deleted.connect(self._deleted)
+        models.delete_failed.connect(self._delete_failed)
 
     def is_in_use(self, name: str) -> bool:
-        """Whether the installed model with this file name is the one the chat uses."""
-        return self._in_use is not None and self._in_use == resolved_path(paths.models_dir() / name)
+        """Whether the installed model with this file name is loaded (or loading) for chats."""
+        return self._models is not None and self._models.uses_model(paths.models_dir() / name)
 
     @Slot(str)
     def delete_model(self, name: str) -> None:
         """Delete an installed model; the chat switches away from it first if it uses it."""
-        if self._chat_attached:
-            self._awaiting_release.add(name)
-            self.release_requested.emit(str(paths.models_dir() / name))
+        if self._models is not None:
+            self._models.delete_model(str(paths.models_dir() / name))
             return
         self._delete_now(name)
-
-    @Slot(str)
-    def on_model_released(self, path: str) -> None:
-        name = Path(path).name
-        if name in self._awaiting_release and not self._closed:
-            self._awaiting_release.discard(name)
-            self._delete_now(name)
 
     def _delete_now(self, name: str) -> None:
         run_task(
             library.delete_model,
             name,
             on_done=lambda freed: self._deleted(name, freed),
-            on_error=lambda exc: self._delete_error(name, exc),
+            on_error=lambda exc: self._delete_failed(name, _message(exc)),
         )
 
-    def _delete_error(self, name: str, exc: BaseException) -> None:
+    @Slot(str, str)
+    def _delete_failed(self, name: str, message: str) -> None:
         if not self._closed:
-            self.delete_failed.emit(name, _message(exc))
+            self.delete_failed.emit(name, message)
             self.refresh_installed()
 
+    @Slot(str, int)
     def _deleted(self, name: str, freed: int) -> None:
         if self._closed:
             return

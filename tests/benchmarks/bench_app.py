@@ -65,41 +65,42 @@ def app_run(model_name: str, tokens: int, turns: int) -> dict:
 
     from assistant.settings import Settings
     from assistant.storage import Store
-    from assistant.ui.controller import ChatController
+    from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
 
     app = QApplication([sys.argv[0]])
     settings = Settings(
         default_model=model_name, max_tokens=tokens, temperature=0.7, top_p=0.95, n_ctx=4096
     )
-    controller = ChatController(Store(), settings)
-    window = MainWindow(controller)
+    controllers = Controllers(Store(), settings)
+    window = MainWindow(controllers)
     window.show()
     app.processEvents()
     shown = time.perf_counter() - t0
-    controller.start()
+    controllers.start()
 
     from tests.benchmarks.qt_loop import spin
 
-    spin(lambda: controller.loaded_model is not None and not controller.is_loading)
+    spin(lambda: controllers.models.loaded is not None and not controllers.models.is_loading)
     ready = time.perf_counter() - t0
 
     batches: list[float] = []
     finished: list[object] = []
-    controller.reply_text_appended.connect(lambda _text: batches.append(time.perf_counter()))
-    controller.reply_finished.connect(lambda message: finished.append(message))
+    session = controllers.session
+    session.reply_text_appended.connect(lambda _text: batches.append(time.perf_counter()))
+    controllers.session.reply_finished.connect(lambda message: finished.append(message))
     ttfts, speeds = [], []
     for turn in range(turns):
         batches.clear()
         finished.clear()
         sent = time.perf_counter()
-        controller.send(PROMPT if turn == 0 else f"Continue, turn {turn + 1}.")
+        controllers.session.send(PROMPT if turn == 0 else f"Continue, turn {turn + 1}.")
         spin(lambda: bool(finished))
         done = time.perf_counter()
         message = finished[0]
         ttfts.append((batches[0] - sent) * 1000 if batches else float("nan"))
         speeds.append((message.completion_tokens or 0, done - sent))
-    controller.shutdown()
+    controllers.shutdown()
     return {
         "shown_s": shown,
         "ready_s": ready,

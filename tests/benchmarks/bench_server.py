@@ -216,32 +216,32 @@ def gui_child(model_name: str, tokens: int) -> list[float]:
 
     from assistant.settings import Settings
     from assistant.storage import Store
-    from assistant.ui.controller import ChatController
+    from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
 
     app = QApplication([sys.argv[0]])
     settings = Settings(default_model=model_name, max_tokens=tokens, n_ctx=4096, n_gpu_layers=0)
-    controller = ChatController(Store(), settings)
-    window = MainWindow(controller)
+    controllers = Controllers(Store(), settings)
+    window = MainWindow(controllers)
     window.show()
-    controller.start()
+    controllers.start()
 
     from tests.benchmarks.qt_loop import spin
 
-    spin(lambda: controller.loaded_model is not None and not controller.is_loading)
+    spin(lambda: controllers.models.loaded is not None and not controllers.models.is_loading)
     firsts: list[float] = []
     finished: list[object] = []
-    controller.reply_text_appended.connect(lambda _t: firsts.append(time.perf_counter()))
-    controller.reply_finished.connect(finished.append)
+    controllers.session.reply_text_appended.connect(lambda _t: firsts.append(time.perf_counter()))
+    controllers.session.reply_finished.connect(finished.append)
     ttfts = []
     for text in CHAT_TURNS:
         firsts.clear()
         finished.clear()
         sent = time.perf_counter()
-        controller.send(text)
+        controllers.session.send(text)
         spin(lambda: bool(finished))
         ttfts.append(firsts[0] - sent if firsts else float("nan"))
-    controller.shutdown()
+    controllers.shutdown()
     del app
     return ttfts
 

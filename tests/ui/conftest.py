@@ -71,7 +71,7 @@ def fast_settings(model: Path | None, **changes: object) -> Settings:
 def make_window(qtbot, assistant_home: Path) -> Iterator[Callable[..., object]]:
     """Build a MainWindow over a real Store; at the end close it and fail if a thread lives on."""
     from assistant.storage import Store
-    from assistant.ui.controller import ChatController
+    from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
     from assistant.ui.workers import pending_tasks, wait_for_tasks
 
@@ -82,12 +82,12 @@ def make_window(qtbot, assistant_home: Path) -> Iterator[Callable[..., object]]:
     ) -> MainWindow:
         settings = settings or Settings()
         settings.save()
-        controller = ChatController(Store(), settings)
-        window = MainWindow(controller)
+        app = Controllers(Store(), settings)
+        window = MainWindow(app)
         windows.append(window)
         window.show()
         if start:
-            controller.start()
+            app.start()
             if wait_model:
                 wait_ready(qtbot, window)
         return window
@@ -96,7 +96,7 @@ def make_window(qtbot, assistant_home: Path) -> Iterator[Callable[..., object]]:
 
     for window in windows:
         window.close()
-        thread = window.controller.engine_thread
+        thread = window.controllers.engine_thread
         assert not thread.isRunning(), "the inference thread is still running after close"
         window.deleteLater()
     assert wait_for_tasks(10_000), "a pool task is still running"

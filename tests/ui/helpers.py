@@ -9,9 +9,9 @@ REPLY_TIMEOUT_MS = 60_000
 
 def wait_ready(qtbot, window) -> None:
     """Wait until a model is loaded and nothing is loading."""
-    c = window.controller
+    models = window.models
     qtbot.waitUntil(
-        lambda: c.loaded_model is not None and not c.is_loading, timeout=LOAD_TIMEOUT_MS
+        lambda: models.loaded is not None and not models.is_loading, timeout=LOAD_TIMEOUT_MS
     )
 
 
@@ -22,6 +22,15 @@ def send(qtbot, window, text: str, timeout: int = REPLY_TIMEOUT_MS):
     box = window.message_box
     box.setFocus()
     box.setPlainText(text)
-    with qtbot.waitSignal(window.controller.reply_finished, timeout=timeout) as blocker:
+    with qtbot.waitSignal(window.session.reply_finished, timeout=timeout) as blocker:
         qtbot.keyClick(box, Qt.Key.Key_Return)
     return blocker.args[0]
+
+
+def shown_messages(window, kind: str) -> list[str]:
+    """Every "error" (or "notice") any of the window's controllers emits from now on."""
+    seen: list[str] = []
+    c = window.controllers
+    for source in (c.conversations, c.session, c.models):
+        getattr(source, kind).connect(seen.append)
+    return seen

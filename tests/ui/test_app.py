@@ -40,7 +40,7 @@ def test_run_starts_loads_the_default_model_and_quits_cleanly(qtbot, tiny_models
         windows = [
             w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()
         ]
-        if windows and windows[0].controller.loaded_model is not None:
+        if windows and windows[0].controllers.models.loaded is not None:
             seen.append(windows[0])
             windows[0].close()
         else:
@@ -50,7 +50,7 @@ def test_run_starts_loads_the_default_model_and_quits_cleanly(qtbot, tiny_models
     hook = sys.excepthook
     sigint = signal.getsignal(signal.SIGINT)
     assert run(["assistant"]) == 0
-    assert seen and not seen[0].controller.engine_thread.isRunning()
+    assert seen and not seen[0].controllers.engine_thread.isRunning()
     assert seen[0].windowIcon().isNull() is False
     assert sys.excepthook is hook  # restored
     assert signal.getsignal(signal.SIGINT) is sigint
@@ -132,11 +132,11 @@ def test_shortcuts_and_accessible_names(qtbot, make_window, tiny_models) -> None
     qtbot.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(box, "line two")
     assert box.toPlainText() == "line one\nline two"
-    with qtbot.waitSignal(window.controller.reply_finished, timeout=60_000):
+    with qtbot.waitSignal(window.session.reply_finished, timeout=60_000):
         qtbot.keyClick(box, Qt.Key.Key_Return)
     assert box.toPlainText() == ""
     assert (
-        window.controller.store.messages(window.controller.conversation_id)[0].content
+        window.controllers.store.messages(window.session.conversation_id)[0].content
         == "line one\nline two"
     )
 
@@ -169,15 +169,15 @@ def test_follows_a_dark_palette(qtbot, make_window, tiny_models) -> None:
 
 def test_settings_dialog_changes_settings(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    shared = window.controller.settings
+    shared = window.controllers.settings
     shared.hf_token = "hf_saved_on_the_models_page"  # the Models page shares this object
-    dialog = SettingsDialog(window.controller.settings, window)
+    dialog = SettingsDialog(window.controllers.settings, window)
     qtbot.addWidget(dialog)
     dialog.system_prompt.setPlainText("Answer in French.")
     dialog.max_tokens.setValue(12)
     dialog.temperature.setValue(0.3)
-    window.controller.update_settings(dialog.result_settings())
-    assert window.controller.settings is shared  # edited in place: nobody holds a stale copy
+    window.models.update_settings(dialog.result_settings())
+    assert window.controllers.settings is shared  # edited in place: nobody holds a stale copy
     from assistant.settings import Settings
 
     saved = Settings.load()
@@ -189,10 +189,10 @@ def test_settings_dialog_changes_settings(qtbot, make_window, tiny_models) -> No
     assert saved.hf_token == "hf_saved_on_the_models_page"
     assert send(qtbot, window, "bonjour").completion_tokens == 12
     # A new context size reloads the model.
-    with qtbot.waitSignal(window.controller.model_changed, timeout=60_000):
+    with qtbot.waitSignal(window.models.model_changed, timeout=60_000):
         dialog.n_ctx.setValue(1024)
-        window.controller.update_settings(dialog.result_settings())
-    assert window.controller.loaded_model.n_ctx == 1024
+        window.models.update_settings(dialog.result_settings())
+    assert window.models.loaded.n_ctx == 1024
 
 
 def test_desktop_file_and_icon() -> None:
@@ -228,7 +228,7 @@ def test_keyboard_shortcuts_work(qtbot, make_window, tiny_models) -> None:
     qtbot.keyClick(window.message_box, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
     assert window.sidebar.search_field.hasFocus()
     qtbot.keyClick(window.sidebar.search_field, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
-    assert window.controller.conversation_id is None
+    assert window.session.conversation_id is None
 
 
 def test_models_page_opens_from_the_menu(qtbot, make_window, tiny_models) -> None:
@@ -239,7 +239,7 @@ def test_models_page_opens_from_the_menu(qtbot, make_window, tiny_models) -> Non
     window.models_action.trigger()  # the same dialog again, not a second one
     assert window._models_dialog is dialog
     # Its "use this model" request swaps the chat's model.
-    with qtbot.waitSignal(window.controller.model_changed, timeout=60_000):
+    with qtbot.waitSignal(window.models.model_changed, timeout=60_000):
         dialog.use_model_requested.emit(str(tiny_models["b"]))
     dialog.close()
 

@@ -16,23 +16,23 @@ from tests.ui.helpers import REPLY_TIMEOUT_MS, send
 
 def test_send_streams_the_reply_into_view_and_database(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     batches: list[str] = []
-    controller.reply_text_appended.connect(batches.append)
+    app.session.reply_text_appended.connect(batches.append)
     committed_before_reply: list[bool] = []
 
     def on_reply_started(row) -> None:
         # The user's message is already in the database when the reply row appears.
-        roles = [m.role for m in controller.store.messages(row.conversation_id)]
+        roles = [m.role for m in app.store.messages(row.conversation_id)]
         committed_before_reply.append(roles == ["user", "assistant"])
 
-    controller.reply_started.connect(on_reply_started)
+    app.session.reply_started.connect(on_reply_started)
     reply = send(qtbot, window, "Hello there, tiny model")
 
     assert committed_before_reply == [True]
-    conversation_id = controller.conversation_id
+    conversation_id = app.session.conversation_id
     assert conversation_id is not None
-    stored = controller.store.messages(conversation_id)
+    stored = app.store.messages(conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[0].content == "Hello there, tiny model"
     assert stored[1].id == reply.id
@@ -42,7 +42,7 @@ def test_send_streams_the_reply_into_view_and_database(qtbot, make_window, tiny_
     assert stored[1].model_file == "tiny-a.gguf"
     assert stored[1].duration_ms is not None and stored[1].ttft_ms is not None
     # Conversation records its model; the sidebar lists it; the view shows both turns.
-    assert controller.store.conversation(conversation_id).model == "tiny-a.gguf"
+    assert app.store.conversation(conversation_id).model == "tiny-a.gguf"
     assert window.sidebar.conversation_list.count() == 1
     shown = window.chat_view.toPlainText()
     assert "Hello there, tiny model" in shown and "Assistant" in shown
@@ -59,7 +59,7 @@ def test_send_streams_the_reply_into_view_and_database(qtbot, make_window, tiny_
 def test_tokens_reach_the_view_in_batches(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=400))
     batches: list[str] = []
-    window.controller.reply_text_appended.connect(batches.append)
+    window.session.reply_text_appended.connect(batches.append)
     reply = send(qtbot, window, "Count please")
     assert reply.completion_tokens == 400
     assert window.chat_view.appends == len(batches) >= 1
@@ -70,20 +70,20 @@ def test_tokens_reach_the_view_in_batches(qtbot, make_window, tiny_models) -> No
 def test_stop_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
     # Without a stop this reply would run until the 2048-token context is full.
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
-    controller = window.controller
+    app = window.controllers
     window.message_box.setPlainText("Tell me everything")
-    with qtbot.waitSignal(controller.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
+    with qtbot.waitSignal(app.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
         window.send_button.click()
     assert window.send_button.text() == "Stop"
-    with qtbot.waitSignal(controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
         window.send_button.click()  # sets the stop Event directly
-        assert controller.state == "stopping"
+        assert app.session.state == "stopping"
         assert window.send_button.text() == "Stopping..."
     reply = blocker.args[0]
     assert reply.finish_reason == "cancelled"
     assert reply.content
     assert reply.completion_tokens < 1900
-    stored = controller.store.messages(controller.conversation_id)[-1]
+    stored = app.store.messages(app.session.conversation_id)[-1]
     assert stored.finish_reason == "cancelled" and stored.content == reply.content
     assert "stopped" in window.chat_view.toPlainText()
     assert window.send_button.text() == "Send"
@@ -94,22 +94,22 @@ def test_stop_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
 def test_escape_stops(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
     window.message_box.setPlainText("Go on")
-    with qtbot.waitSignal(window.controller.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
+    with qtbot.waitSignal(window.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
         window.send_button.click()
-    with qtbot.waitSignal(window.controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
         window.stop_action.trigger()
     assert blocker.args[0].finish_reason == "cancelled"
 
 
 def test_regenerate_replaces_the_last_reply(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     first = send(qtbot, window, "Say something")
     assert window.regenerate_button.isEnabled()
-    with qtbot.waitSignal(controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
         window.regenerate_button.click()
     second = blocker.args[0]
-    stored = controller.store.messages(controller.conversation_id)
+    stored = app.store.messages(app.session.conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].id == second.id != first.id
     assert stored[0].content == "Say something"
@@ -118,17 +118,17 @@ def test_regenerate_replaces_the_last_reply(qtbot, make_window, tiny_models) -> 
 
 def test_edit_an_earlier_message_and_resend(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     send(qtbot, window, "first question")
     send(qtbot, window, "second question")
-    stored = controller.store.messages(controller.conversation_id)
+    stored = app.store.messages(app.session.conversation_id)
     assert len(stored) == 4
     # Click "Edit" on the first message in the transcript.
     window.chat_view.anchorClicked.emit(QUrl(f"edit:{stored[0].id}"))
     assert window.message_box.toPlainText() == "first question"
     assert window.edit_label.isVisible()
     reply = send(qtbot, window, "first question, edited")
-    stored = controller.store.messages(controller.conversation_id)
+    stored = app.store.messages(app.session.conversation_id)
     assert [(m.role, m.id) for m in stored][0] == ("user", stored[0].id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[0].content == "first question, edited"
@@ -141,18 +141,18 @@ def test_edit_an_earlier_message_and_resend(qtbot, make_window, tiny_models) -> 
 def test_edit_can_be_cancelled_with_escape(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
     send(qtbot, window, "keep me")
-    message_id = window.controller.store.messages(window.controller.conversation_id)[0].id
+    message_id = window.controllers.store.messages(window.session.conversation_id)[0].id
     window.chat_view.anchorClicked.emit(QUrl(f"edit:{message_id}"))
-    assert window.controller.editing == message_id
+    assert window.session.editing == message_id
     window.stop_action.trigger()  # Esc
-    assert window.controller.editing is None
+    assert window.session.editing is None
     assert window.message_box.toPlainText() == ""
 
 
 def test_history_includes_system_prompt_and_turns(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], system_prompt="Be brief."))
     reply = send(qtbot, window, "one")
-    history = window.controller.history(reply.conversation_id)
+    history = window.session.history(reply.conversation_id)
     assert history[0] == {"role": "system", "content": "Be brief."}
     assert [h["role"] for h in history[1:]] == ["user", "assistant"]
 
@@ -160,7 +160,7 @@ def test_history_includes_system_prompt_and_turns(qtbot, make_window, tiny_model
 def test_trimmed_history_is_announced(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], n_ctx=256, max_tokens=40))
     notices: list[str] = []
-    window.controller.notice.connect(notices.append)
+    window.session.notice.connect(notices.append)
     long_text = "word " * 60
     for _ in range(4):
         send(qtbot, window, long_text)
@@ -204,27 +204,27 @@ def test_code_blocks_are_rendered_with_copy_links(qtbot, make_window, tiny_model
 
 def test_export_markdown_and_json(qtbot, make_window, tiny_models, tmp_path: Path) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     send(qtbot, window, "export me")
     md = tmp_path / "chat.md"
-    with qtbot.waitSignal(controller.export_finished, timeout=10_000):
-        controller.export_conversation(controller.conversation_id, str(md), ExportFormat.MARKDOWN)
+    with qtbot.waitSignal(app.conversations.export_finished, timeout=10_000):
+        app.conversations.export(app.session.conversation_id, str(md), ExportFormat.MARKDOWN)
     assert "export me" in md.read_text(encoding="utf-8")
     js = tmp_path / "chat.json"
-    with qtbot.waitSignal(controller.export_finished, timeout=10_000):
-        controller.export_conversation(controller.conversation_id, str(js), ExportFormat.JSON)
+    with qtbot.waitSignal(app.conversations.export_finished, timeout=10_000):
+        app.conversations.export(app.session.conversation_id, str(js), ExportFormat.JSON)
     assert "export me" in json.dumps(json.loads(js.read_text(encoding="utf-8")))
 
 
 def test_closing_while_generating_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
-    controller = window.controller
+    app = window.controllers
     window.message_box.setPlainText("A long one")
-    with qtbot.waitSignal(controller.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
+    with qtbot.waitSignal(app.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
         window.send_button.click()
-    conversation_id = controller.conversation_id
+    conversation_id = app.session.conversation_id
     window.close()
-    assert not controller.engine_thread.isRunning()
+    assert not app.engine_thread.isRunning()
     from assistant.storage import Store
 
     with Store() as store:
@@ -241,14 +241,14 @@ def test_the_database_holds_the_partial_reply_while_it_streams(
     from assistant import chat, paths
 
     window = make_window(fast_settings(tiny_models["a"], max_tokens=300))
-    controller = window.controller
+    app = window.controllers
 
     # With a short interval the database holds the partial text while the reply streams.
     monkeypatch.setattr(chat, "CHECKPOINT_INTERVAL_S", 0.0)
     seen_in_db: list[str] = []
 
     def look(_batch: str) -> None:
-        if controller.state != "generating":
+        if app.session.state != "generating":
             return
         db = sqlite3.connect(paths.database_path())
         try:
@@ -260,7 +260,7 @@ def test_the_database_holds_the_partial_reply_while_it_streams(
         if row[1] is None and row[0]:
             seen_in_db.append(row[0])
 
-    controller.reply_text_appended.connect(look)
+    app.session.reply_text_appended.connect(look)
     reply = send(qtbot, window, "Again")
     assert seen_in_db and reply.content.startswith(seen_in_db[0])
 
@@ -269,7 +269,7 @@ def test_streaming_never_rerenders_the_whole_conversation(qtbot, make_window, ti
     window = make_window(fast_settings(tiny_models["a"], max_tokens=300))
     send(qtbot, window, "warm up")
     opened: list[object] = []
-    window.controller.conversation_opened.connect(lambda *args: opened.append(args))
+    window.session.conversation_opened.connect(lambda *args: opened.append(args))
     document = window.chat_view.document()
     blocks_before = document.blockCount()
     send(qtbot, window, "stream")
@@ -279,11 +279,11 @@ def test_streaming_never_rerenders_the_whole_conversation(qtbot, make_window, ti
 
 def test_a_message_that_cannot_be_stored_stays_in_the_box(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    db = window.controller.store.db
+    db = window.controllers.store.db
     db.execute("pragma query_only = 1")  # the database turns read-only under the app
     box = window.message_box
     box.setPlainText("Please keep me")
-    with qtbot.waitSignal(window.controller.error, timeout=REPLY_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.session.error, timeout=REPLY_TIMEOUT_MS) as blocker:
         qtbot.keyClick(box, Qt.Key.Key_Return)
     assert "read-only" in blocker.args[0].lower() or "cannot" in blocker.args[0].lower()
     assert box.toPlainText() == "Please keep me"
@@ -294,12 +294,16 @@ def test_a_message_that_cannot_be_stored_stays_in_the_box(qtbot, make_window, ti
 
 
 def test_conversation_system_prompt_is_used_for_the_next_reply(
-    qtbot, make_window, tiny_models, monkeypatch
+    qtbot, make_window, tiny_models, monkeypatch, fake_engine
 ) -> None:
     from assistant.ui.conversation_dialog import ConversationSettingsDialog
+    from tests.fake_engine import requests_received
+
+    def sent_system_prompt() -> dict:
+        return requests_received(fake_engine)[-1]["messages"][0]
 
     window = make_window(fast_settings(tiny_models["a"], system_prompt="Be brief."))
-    controller = window.controller
+    app = window.controllers
     first = send(qtbot, window, "one")
     conversation_id = first.conversation_id
     shown: list[str] = []
@@ -312,14 +316,12 @@ def test_conversation_system_prompt_is_used_for_the_next_reply(
         return 1
 
     monkeypatch.setattr(ConversationSettingsDialog, "exec", exec_)
-    sent: list[list] = []
-    controller._generate_requested.connect(lambda messages, _params: sent.append(messages))
     assert window.conversation_settings_action in window.menuBar().actions()[1].menu().actions()
     window.conversation_settings_action.trigger()
     assert shown == [""]
-    assert controller.history(conversation_id)[0]["content"] == "Talk like a pirate."
+    assert app.session.history(conversation_id)[0]["content"] == "Talk like a pirate."
     send(qtbot, window, "two")
-    assert sent[-1][0] == {"role": "system", "content": "Talk like a pirate."}
+    assert sent_system_prompt() == {"role": "system", "content": "Talk like a pirate."}
 
     # From the sidebar's menu: the dialog shows the prompt; emptied, the default applies again.
     answer["prompt"] = "  "
@@ -328,17 +330,17 @@ def test_conversation_system_prompt_is_used_for_the_next_reply(
     [action] = [a for a in menu.actions() if a.text() == "Conversation settings..."]
     action.trigger()
     assert shown[-1] == "Talk like a pirate."
-    assert controller.history(conversation_id)[0]["content"] == "Be brief."
-    assert controller.store.conversation(conversation_id).system_prompt is None
+    assert app.session.history(conversation_id)[0]["content"] == "Be brief."
+    assert app.store.conversation(conversation_id).system_prompt is None
 
     # A new chat keeps the prompt chosen before its first message.
     window.new_action.trigger()
     answer["prompt"] = "Answer in French."
     window.conversation_settings_action.trigger()
     reply = send(qtbot, window, "bonjour")
-    assert sent[-1][0]["content"] == "Answer in French."
-    assert controller.history(reply.conversation_id)[0]["content"] == "Answer in French."
-    assert controller.history(conversation_id)[0]["content"] == "Be brief."
+    assert sent_system_prompt()["content"] == "Answer in French."
+    assert app.session.history(reply.conversation_id)[0]["content"] == "Answer in French."
+    assert app.session.history(conversation_id)[0]["content"] == "Be brief."
 
 
 @pytest.mark.real_engine  # the engine's own log, with its threads' names

@@ -14,7 +14,7 @@ from tests.conftest import install_model
 from tests.engine.test_supervisor import trusting_probe_cache
 from tests.tinymodel import write_streaming_model
 from tests.ui.conftest import fast_settings
-from tests.ui.helpers import send, wait_ready
+from tests.ui.helpers import send, shown_messages, wait_ready
 
 # llama.cpp crashing is what these test: the real engine.
 pytestmark = [
@@ -33,26 +33,25 @@ def test_sigkill_while_streaming_keeps_the_window_and_the_partial_reply(
 ) -> None:
     model = install_model(streamer_file, assistant_home)
     window = make_window(fast_settings(model, max_tokens=6000, n_ctx=8192))
-    controller = window.controller
-    supervisor = controller._worker.supervisor
+    app = window.controllers
+    supervisor = app.link.engine.supervisor
     first_pid = supervisor.pid
     shown: list[str] = []
-    errors: list[str] = []
-    controller.error.connect(errors.append)
+    errors = shown_messages(window, "error")
 
     def kill_after_some_text(batch: str) -> None:
         shown.append(batch)
         if len("".join(shown)) > 60 and supervisor.pid == first_pid:
             supervisor.kill(signal.SIGKILL)
 
-    controller.reply_text_appended.connect(kill_after_some_text)
+    app.session.reply_text_appended.connect(kill_after_some_text)
     reply = send(qtbot, window, "Tell me a very long story.")
-    controller.reply_text_appended.disconnect(kill_after_some_text)
+    app.session.reply_text_appended.disconnect(kill_after_some_text)
 
     assert window.isVisible()
     assert reply.finish_reason == "error"
     assert reply.content and reply.content == "".join(shown)
-    stored = controller.store.messages(reply.conversation_id)
+    stored = app.store.messages(reply.conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[0].content == "Tell me a very long story."
     assert stored[1].finish_reason == "error" and stored[1].content == reply.content
@@ -62,7 +61,7 @@ def test_sigkill_while_streaming_keeps_the_window_and_the_partial_reply(
     # A new engine process, the model loaded again: the next message gets a reply.
     wait_ready(qtbot, window)
     assert supervisor.pid != first_pid and supervisor.alive
-    controller.settings.max_tokens = 20
+    app.settings.max_tokens = 20
     again = send(qtbot, window, "And a short one?")
     assert again.finish_reason in ("stop", "length") and again.content
 
@@ -74,9 +73,8 @@ def test_a_crash_at_the_first_decode_falls_back_on_the_second_and_says_so(
     for name, value in trusting_probe_cache(tmp_path / "cache").items():
         monkeypatch.setenv(name, value)
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
-    errors: list[str] = []
-    controller.error.connect(errors.append)
+    app = window.controllers
+    errors = shown_messages(window, "error")
 
     first = send(qtbot, window, "Hello")
     assert first.finish_reason == "error" and first.error
@@ -89,12 +87,12 @@ def test_a_crash_at_the_first_decode_falls_back_on_the_second_and_says_so(
     assert "crashed there twice" in second.error and "extra buffer types" in second.error
     assert any("extra buffer types" in e for e in errors)  # shown in the window's banner
     wait_ready(qtbot, window)
-    assert "extra buffer types" in controller.loaded_model.safe_mode_note
+    assert "extra buffer types" in app.models.loaded.safe_mode_note
     assert "safe mode" in window.backend_label.text()
 
     third = send(qtbot, window, "Third time lucky")
     assert third.finish_reason in ("stop", "length") and third.content
-    messages = controller.store.messages(third.conversation_id)
+    messages = app.store.messages(third.conversation_id)
     # Every user message survived; the failed replies are kept with their reason.
     assert [m.content for m in messages if m.role == "user"] == [
         "Hello",
@@ -116,10 +114,10 @@ def test_local_api_serves_other_apps_from_the_same_engine(qtbot, make_window, ti
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     assert not window.api_label.isVisible()
 
-    dialog = SettingsDialog(controller.settings, window)
+    dialog = SettingsDialog(app.settings, window)
     dialog.local_api.setChecked(True)
     dialog.api_port.setValue(port)
     assert dialog.base_url.text() == f"http://127.0.0.1:{port}/v1"
@@ -129,13 +127,13 @@ def test_local_api_serves_other_apps_from_the_same_engine(qtbot, make_window, ti
     from PySide6.QtGui import QGuiApplication
 
     assert QGuiApplication.clipboard().text() == key
-    with qtbot.waitSignal(controller.engine_started, timeout=60_000):
-        controller.update_settings(dataclasses.replace(dialog.result_settings()))
+    with qtbot.waitSignal(app.models.engine_started, timeout=60_000):
+        app.models.update_settings(dataclasses.replace(dialog.result_settings()))
     wait_ready(qtbot, window)
-    assert controller.local_api_url == f"http://127.0.0.1:{port}/v1"
+    assert app.models.local_api_url == f"http://127.0.0.1:{port}/v1"
     assert window.api_label.isVisible() and window.api_label.text() == "Local API on"
 
-    client = openai.OpenAI(base_url=controller.local_api_url, api_key=key, max_retries=0)
+    client = openai.OpenAI(base_url=app.models.local_api_url, api_key=key, max_retries=0)
     assert "tiny-a.gguf" in [m.id for m in client.models.list()]
     r = client.chat.completions.create(
         model="tiny-a.gguf", messages=[{"role": "user", "content": "hi"}], max_tokens=5
@@ -155,11 +153,10 @@ def test_a_taken_local_api_port_is_said_and_the_app_still_chats(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        errors: list[str] = []
         settings = fast_settings(tiny_models["a"], local_api=True, api_port=port)
         window = make_window(settings, start=False)
-        window.controller.error.connect(errors.append)
-        window.controller.start()
+        errors = shown_messages(window, "error")
+        window.controllers.start()
         wait_ready(qtbot, window)
         qtbot.waitUntil(lambda: any("Local API is unavailable" in e for e in errors))
         assert any(f"127.0.0.1:{port}" in e for e in errors)

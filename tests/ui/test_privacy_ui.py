@@ -43,7 +43,7 @@ def test_a_whole_chat_in_the_window_opens_no_socket_but_loopback(
         window = make_window(fast_settings(tiny_models["a"]))
         send(qtbot, window, "Hello")
         send(qtbot, window, "And again")
-        window.controller.refresh_models()
+        window.models.refresh_models()
         gui_events = list(_recording)
     finally:
         _recording = None
@@ -59,13 +59,13 @@ def test_delete_all_conversations_from_the_menu(
 ) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
     send(qtbot, window, "remember the word vorpalquince")
-    window.controller.new_conversation()
+    window.session.new_conversation()
     send(qtbot, window, "and another chat")
     assert window.sidebar.conversation_list.count() == 2
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.delete_all_action.trigger()
     assert window.sidebar.conversation_list.count() == 0
-    assert window.controller.store.conversations() == []
+    assert window.controllers.store.conversations() == []
     assert holders(assistant_home, "vorpalquince") == []
 
 

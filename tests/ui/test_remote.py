@@ -29,7 +29,7 @@ SYSTEM = "You are a helpful, concise assistant."
 
 def add_engine_in_settings(qtbot, window, url: str, name: str = "gpu-box") -> None:
     """What a user does: Settings, fill in the engine, Add, OK."""
-    dialog = SettingsDialog(window.controller.settings, window)
+    dialog = SettingsDialog(window.controllers.settings, window)
     qtbot.addWidget(dialog)
     editor = dialog.engines
     qtbot.keyClicks(editor.name, name)
@@ -37,7 +37,7 @@ def add_engine_in_settings(qtbot, window, url: str, name: str = "gpu-box") -> No
     qtbot.mouseClick(editor.add_button, Qt.MouseButton.LeftButton)
     assert editor.problem.isHidden(), editor.problem.text()
     assert editor.list.item(0).text() == f"{name}  ·  {url}"
-    window.controller.update_settings(dialog.result_settings())
+    window.models.update_settings(dialog.result_settings())
 
 
 def pick_remote(qtbot, window, choice: ModelChoice = REMOTE) -> None:
@@ -46,7 +46,7 @@ def pick_remote(qtbot, window, choice: ModelChoice = REMOTE) -> None:
     index = picker.index_of(choice)
     picker.combo.setCurrentIndex(index)
     picker.combo.activated.emit(index)
-    qtbot.waitUntil(lambda: window.controller.remote == choice, timeout=5000)
+    qtbot.waitUntil(lambda: window.session.remote == choice, timeout=5000)
 
 
 @pytest.fixture
@@ -86,13 +86,13 @@ def test_add_an_engine_in_settings_pick_its_model_chat_and_see_the_mark(
     assert proxy.chat_requests()[-1].body["messages"][-1]["content"].startswith("Hello!")
 
     # Local only: the engine disappears from the picker, and the chat goes back to this machine.
-    dialog = SettingsDialog(window.controller.settings, window)
+    dialog = SettingsDialog(window.controllers.settings, window)
     qtbot.addWidget(dialog)
     dialog.engines.local_only.setChecked(True)
-    window.controller.update_settings(dialog.result_settings())
+    window.models.update_settings(dialog.result_settings())
     qtbot.waitUntil(lambda: not window.model_picker.remote_choices(), timeout=5000)
     assert not any("gpu-box" in text for text in picker_texts(window))
-    assert window.controller.remote is None and not window.remote_mark.isVisible()
+    assert window.session.remote is None and not window.remote_mark.isVisible()
     sent_before = len(proxy.chat_requests())
     local = send(qtbot, window, "And now?")
     assert local.engine is None and local.model_file == tiny_models["a"].name
@@ -103,7 +103,7 @@ def test_an_engine_typed_in_but_not_added_is_added_by_ok_and_a_bad_one_keeps_the
     qtbot, make_window, tiny_models
 ) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    dialog = SettingsDialog(window.controller.settings, window)
+    dialog = SettingsDialog(window.controllers.settings, window)
     qtbot.addWidget(dialog)
     qtbot.keyClicks(dialog.engines.name, "typo")
     qtbot.keyClicks(dialog.engines.url, "gpu-box:8080")
@@ -121,13 +121,13 @@ def test_a_new_context_size_keeps_a_remote_chat_on_its_engine(
     qtbot, remote_window, proxy: FaultProxy
 ) -> None:
     window = remote_window
-    dialog = SettingsDialog(window.controller.settings, window)
+    dialog = SettingsDialog(window.controllers.settings, window)
     qtbot.addWidget(dialog)
     dialog.n_ctx.setValue(1024)
-    with qtbot.waitSignal(window.controller.model_changed, timeout=60_000):
-        window.controller.update_settings(dialog.result_settings())
-    assert window.controller.loaded_model.n_ctx == 1024  # reloaded here, for later
-    assert window.controller.remote == REMOTE and window.remote_mark.isVisible()
+    with qtbot.waitSignal(window.models.model_changed, timeout=60_000):
+        window.models.update_settings(dialog.result_settings())
+    assert window.models.loaded.n_ctx == 1024  # reloaded here, for later
+    assert window.session.remote == REMOTE and window.remote_mark.isVisible()
     assert window.model_label.text() == "gpu-box / gemma3-270m"
     assert not window.progress.isVisible()
 
@@ -143,9 +143,9 @@ def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
     assert first.engine == "gpu-box" and first.content  # greedy: this model does answer that
     # To the model on this machine: the remote reply is part of what it is given.
     window.model_picker.combo.activated.emit(0)
-    qtbot.waitUntil(lambda: window.controller.remote is None, timeout=5000)
+    qtbot.waitUntil(lambda: window.session.remote is None, timeout=5000)
     assert not window.remote_mark.isVisible()
-    history = [m["content"] for m in window.controller.history(window.controller.conversation_id)]
+    history = [m["content"] for m in window.session.history(window.session.conversation_id)]
     assert history == [SYSTEM, "Hello! Tell me about the sea.", first.content]
     second = send(qtbot, window, "Hello here")
     assert second.engine is None and second.content
@@ -156,15 +156,15 @@ def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
     sent = [m["content"] for m in proxy.chat_requests()[-1].body["messages"]]
     assert sent == [SYSTEM, "Hello! Tell me about the sea.", first.content, "Hello here",
                     second.content, "And then?"]  # fmt: skip
-    conversation_id = window.controller.conversation_id
+    conversation_id = window.session.conversation_id
     pick_remote(qtbot, window)
     window.close()
 
     from assistant.settings import Settings
 
     again = make_window(Settings.load())  # as saved: the engine is still there
-    again.controller.open_conversation(conversation_id)
-    qtbot.waitUntil(lambda: again.controller.remote == REMOTE, timeout=10_000)
+    again.session.open_conversation(conversation_id)
+    qtbot.waitUntil(lambda: again.session.remote == REMOTE, timeout=10_000)
     assert again.remote_mark.isVisible()
     writers = db_rows(
         assistant_home, "select engine from messages where role='assistant' order by id"
@@ -198,7 +198,7 @@ def test_reasoning_sent_apart_is_stored_apart_and_never_sent_back(
 ) -> None:
     window = remote_window
     proxy.fail_next("reasoning")
-    with qtbot.waitSignal(window.controller.thinking, timeout=REPLY_TIMEOUT_MS):
+    with qtbot.waitSignal(window.session.thinking, timeout=REPLY_TIMEOUT_MS):
         reply = send(qtbot, window, "Hello! Tell me about the sea.")
     assert reply.reasoning == "Let me think. The user greets me."
     thought = "The user greets me."
@@ -206,7 +206,7 @@ def test_reasoning_sent_apart_is_stored_apart_and_never_sent_back(
     send(qtbot, window, "And then?")
     sent = proxy.chat_requests()[-1].body["messages"]
     assert not any(thought in m["content"] or "Let me think" in m["content"] for m in sent)
-    assert "> **Reasoning**" in window.controller.store.export_markdown(reply.conversation_id)
+    assert "> **Reasoning**" in window.controllers.store.export_markdown(reply.conversation_id)
 
 
 def test_stop_closes_a_remote_stream_at_once(qtbot, remote_window, proxy: FaultProxy) -> None:
@@ -214,9 +214,9 @@ def test_stop_closes_a_remote_stream_at_once(qtbot, remote_window, proxy: FaultP
     proxy.always("delay:30")  # a server that has not answered yet
     window.message_box.setPlainText("Hello?")
     qtbot.keyClick(window.message_box, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.controller.state == "generating", timeout=5000)
+    qtbot.waitUntil(lambda: window.session.state == "generating", timeout=5000)
     started = time.monotonic()
-    with qtbot.waitSignal(window.controller.reply_finished, timeout=REPLY_TIMEOUT_MS) as done:
+    with qtbot.waitSignal(window.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as done:
         qtbot.keyClick(window.message_box, Qt.Key.Key_Escape)
     assert time.monotonic() - started < 2
     assert done.args[0].finish_reason == "cancelled"
@@ -232,10 +232,10 @@ def test_an_engine_that_goes_away_is_marked_unavailable_and_nothing_breaks(
     assert reply.finish_reason == "error"
     qtbot.waitUntil(lambda: "gpu-box · unavailable" in picker_texts(window), timeout=10_000)
     # The chat still shows its model (unavailable now), and this machine's model still works.
-    assert window.controller.remote == REMOTE
+    assert window.session.remote == REMOTE
     window.model_picker.combo.activated.emit(0)
-    qtbot.waitUntil(lambda: window.controller.remote is None, timeout=5000)
+    qtbot.waitUntil(lambda: window.session.remote is None, timeout=5000)
     assert send(qtbot, window, "Hello here").finish_reason in ("stop", "length")
     proxy.always(None)
-    window.controller.remote_engines.refresh()
+    window.controllers.remote_engines.refresh()
     qtbot.waitUntil(lambda: f"gpu-box · {LEAVES_MACHINE}" in picker_texts(window), timeout=10_000)

@@ -25,20 +25,20 @@ def _search_word(text: str) -> str:
 
 def test_new_chat_and_switching(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    controller = window.controller
+    app = window.controllers
     send(qtbot, window, "first chat")
-    first_id = controller.conversation_id
+    first_id = app.session.conversation_id
     window.new_action.trigger()
-    assert controller.conversation_id is None
+    assert app.session.conversation_id is None
     assert window.chat_view.toPlainText() == ""
     send(qtbot, window, "second chat")
-    second_id = controller.conversation_id
+    second_id = app.session.conversation_id
     assert second_id != first_id
     titles = [window.sidebar.conversation_list.item(i).text() for i in range(2)]
     assert titles == ["second chat", "first chat"]  # most recent first
     item = window.sidebar.conversation_list.item(1)
     window.sidebar.conversation_list.itemClicked.emit(item)
-    assert controller.conversation_id == first_id
+    assert app.session.conversation_id == first_id
     assert "first chat" in window.chat_view.toPlainText()
     assert "second chat" not in window.chat_view.toPlainText()
 
@@ -48,8 +48,8 @@ def test_rename(qtbot, make_window, tiny_models) -> None:
     send(qtbot, window, "to be renamed")
     item = window.sidebar.conversation_list.item(0)
     item.setText("Renamed chat")  # what finishing an in-place edit does
-    conversation_id = window.controller.conversation_id
-    assert window.controller.store.conversation(conversation_id).title == "Renamed chat"
+    conversation_id = window.session.conversation_id
+    assert window.controllers.store.conversation(conversation_id).title == "Renamed chat"
     assert window.sidebar.conversation_list.item(0).text() == "Renamed chat"
 
 
@@ -57,9 +57,9 @@ def test_search_finds_a_word_from_an_old_reply_and_opens_it(
     qtbot, make_window, tiny_models
 ) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=200))
-    controller = window.controller
+    app = window.controllers
     reply = send(qtbot, window, "an old conversation")
-    old_id = controller.conversation_id
+    old_id = app.session.conversation_id
     word = _search_word(reply.content)
     window.new_action.trigger()
     send(qtbot, window, "something newer")
@@ -73,7 +73,7 @@ def test_search_finds_a_word_from_an_old_reply_and_opens_it(
     index = targets.index((old_id, reply.id))
     assert "«" in hits.item(index).text()
     hits.itemClicked.emit(hits.item(index))
-    assert controller.conversation_id == old_id
+    assert app.session.conversation_id == old_id
     assert "an old conversation" in window.chat_view.toPlainText()
     # Clearing the field shows the conversations again.
     window.sidebar.search_field.clear()
@@ -102,10 +102,10 @@ def test_delete_asks_then_removes_conversation_and_its_hits(
     qtbot, make_window, tiny_models, monkeypatch
 ) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=200))
-    controller = window.controller
+    app = window.controllers
     reply = send(qtbot, window, "delete this chat please")
     word = _search_word(reply.content)
-    assert controller.store.search(word)
+    assert app.store.search(word)
     answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes]
     asked: list[str] = []
 
@@ -122,9 +122,9 @@ def test_delete_asks_then_removes_conversation_and_its_hits(
     window.sidebar._delete_current()  # the Delete key
     assert len(asked) == 2 and "delete this chat please" in asked[0]
     assert window.sidebar.conversation_list.count() == 0
-    assert controller.store.conversations() == []
-    assert controller.store.search(word) == []
-    assert controller.conversation_id is None
+    assert app.store.conversations() == []
+    assert app.store.search(word) == []
+    assert app.session.conversation_id is None
     assert window.chat_view.toPlainText() == ""
     with qtbot.waitSignal(window.sidebar.search_requested):
         qtbot.keyClicks(window.sidebar.search_field, word)
@@ -153,14 +153,14 @@ def test_a_new_chat_is_selected_in_the_list_once_sent(qtbot, make_window, tiny_m
 
 def test_opening_a_chat_whose_model_is_gone_says_so(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    store = window.controller.store
+    store = window.controllers.store
     orphan = store.create_conversation("Old chat", model="gone.gguf")
     store.add_message(orphan.id, "user", "from long ago")
-    with qtbot.waitSignal(window.controller.error, timeout=5000) as blocker:
-        window.controller.open_conversation(orphan.id)
+    with qtbot.waitSignal(window.models.error, timeout=5000) as blocker:
+        window.session.open_conversation(orphan.id)
     assert "gone.gguf" in blocker.args[0] and window.banner.isVisible()
     assert "from long ago" in window.chat_view.toPlainText()
-    assert window.controller.loaded_model.path.name == "tiny-a.gguf"
+    assert window.models.loaded.path.name == "tiny-a.gguf"
     assert send(qtbot, window, "carry on").model_file == "tiny-a.gguf"
     assert store.conversation(orphan.id).model == "tiny-a.gguf"
 
@@ -172,7 +172,7 @@ def test_long_titles_are_elided_with_the_full_title_in_the_tooltip(
     window.resize(900, 600)
     reply = send(qtbot, window, "short")
     title = "A very long conversation title " * 8
-    window.controller.rename_conversation(reply.conversation_id, title)
+    window.conversations.rename(reply.conversation_id, title)
     qtbot.wait(50)  # a layout pass
     lst = window.sidebar.conversation_list
     assert lst.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
