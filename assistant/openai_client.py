@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import json
 import logging
 import random
@@ -78,6 +79,14 @@ class _Reply:
         return "".join(self.parts)
 
 
+@functools.cache
+def _default_tls(trust_env: bool) -> ssl.SSLContext:
+    """httpx's own default TLS context (the system's trust store), made once: making it loads
+    every CA certificate, about 50 ms, and the app makes clients often (each engine start, each
+    probe), each with two connection pools."""
+    return httpx.create_ssl_context(trust_env=trust_env)
+
+
 class OpenAIClient:
     """One server's API at ``base_url`` (``http://host:port/v1``).
 
@@ -108,7 +117,7 @@ class OpenAIClient:
             "base_url": f"{parts.scheme}://{parts.netloc}",
             "headers": headers,
             "timeout": httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
-            "verify": verify,
+            "verify": _default_tls(trust_env) if verify is True else verify,
             "trust_env": trust_env,
         }
         self._http = httpx.Client(**options)

@@ -5,11 +5,12 @@ tests.fake_engine serve --supervised ...``, see ``use_fake_engine``): JSON lines
 (``listening``), the key in the environment, exit when stdin closes. Over HTTP it answers what
 the app asks: ``/health``, ``/v1/models``, ``/v1/assistant/load`` (streamed progress, then the
 loaded model read from the GGUF's real header), ``/unload``, ``/cancel``, ``/status`` and
-streamed ``/v1/chat/completions``. So nothing of ours is mocked: the app's client, worker,
-supervisor and controller run as they do with llama.cpp.
+streamed ``/v1/chat/completions``. So nothing of ours is mocked: the app's client, workers,
+supervisor and controllers run as they do with llama.cpp. Its HTTP face is the standard
+library's (a process starts in about 0.1 s, a third of what uvicorn and Starlette took).
 
 A reply is Latin filler, one word per token, each after ``ASSISTANT_FAKE_TOKEN_DELAY`` seconds
-(default 0.002), up to ``max_tokens``: like the tiny random-weight test models, it never ends by
+(default 0.001), up to ``max_tokens``: like the tiny random-weight test models, it never ends by
 itself. A history longer than the context loses its oldest turns, reported as trimmed. Every
 chat request's body is appended to the JSON-lines file ``ASSISTANT_FAKE_ENGINE_LOG`` when set,
 so that tests can assert on what the engine was sent (messages, sampling settings).
@@ -18,14 +19,13 @@ so that tests can assert on what the engine was sent (messages, sampling setting
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,105 +69,63 @@ class FakeEngine:
         self.default_ctx = default_ctx
         self.loaded: dict[str, Any] | None = None
         self.cancelled: set[str] = set()
-        self.delay = float(os.environ.get(DELAY_ENV, "0.002"))
+        self.delay = float(os.environ.get(DELAY_ENV, "0.001"))
         self.log = os.environ.get(LOG_ENV)
 
-    def app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.responses import JSONResponse, Response, StreamingResponse
-        from starlette.routing import Route
-
-        def authorised(request: Any) -> bool:
-            return request.headers.get("authorization", "") == f"Bearer {self.key}"
-
-        def refused() -> JSONResponse:
-            return JSONResponse({"error": {"message": "Invalid API key", "type": "auth"}}, 401)
-
-        async def health(_request: Any) -> JSONResponse:
+    # Each route answers (status, JSON body) or an iterator of SSE events (bytes).
+    def route(self, method: str, path: str, headers: Any, body: dict[str, Any]) -> Answer:
+        if (method, path) == ("GET", "/health"):
             name = Path(self.loaded["path"]).name if self.loaded else None
-            return JSONResponse({"status": "ok", "model": name})
-
-        async def models(request: Any) -> JSONResponse:
-            if not authorised(request):
-                return refused()
+            return 200, {"status": "ok", "model": name}
+        if (method, path) == ("GET", "/metrics"):
+            return 200, "# fake engine\n"
+        if headers.get("authorization", "") != f"Bearer {self.key}":
+            return 401, {"error": {"message": "Invalid API key", "type": "auth"}}
+        if (method, path) == ("GET", "/v1/models"):
             from assistant import paths
 
             names = sorted(p.name for p in paths.models_dir().glob("*.gguf"))
             data = [{"id": n, "object": "model", "owned_by": "assistant"} for n in names]
-            return JSONResponse({"object": "list", "data": data})
-
-        async def status(request: Any) -> JSONResponse:
-            if not authorised(request):
-                return refused()
-            return JSONResponse({"loaded": self.loaded, "running": 0, "requests": []})
-
-        async def unload(request: Any) -> JSONResponse:
-            if not authorised(request):
-                return refused()
+            return 200, {"object": "list", "data": data}
+        if (method, path) == ("GET", "/v1/assistant/status"):
+            return 200, {"loaded": self.loaded, "running": 0, "requests": []}
+        if (method, path) == ("POST", "/v1/assistant/unload"):
             self.loaded = None
-            return JSONResponse({"unloaded": True})
-
-        async def cancel(request: Any) -> JSONResponse:
-            if not authorised(request):
-                return refused()
-            self.cancelled.add(str((await request.json()).get("id", "")))
-            return JSONResponse({"cancelled": True})
-
-        async def metrics(_request: Any) -> Response:
-            return Response("# fake engine\n", media_type="text/plain")
-
-        async def load(request: Any) -> Response:
-            if not authorised(request):
-                return refused()
-            body = await request.json()
-            from assistant.errors import AssistantError
-
-            try:
-                loaded: dict[str, Any] = self._load(
-                    str(body.get("model", "")), int(body.get("n_ctx") or 0)
-                )
-            except FileNotFoundError as exc:
-                error = {"message": str(exc), "type": "invalid_request_error"}
-                return JSONResponse({"error": error | {"code": "model_not_found"}}, 404)
-            except AssistantError as exc:  # not a GGUF, truncated: what the real engine says
-                loaded = {"error": {"message": str(exc), "type": "model_error"}}
-
-            async def events() -> AsyncIterator[bytes]:
-                for fraction in (0.25, 0.5, 1.0):
-                    yield _sse({"progress": fraction})
-                    await asyncio.sleep(0.01)
-                yield _sse(loaded)
-                yield b"data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-
-        async def chat(request: Any) -> Response:
-            if not authorised(request):
-                return refused()
-            body = await request.json()
+            return 200, {"unloaded": True}
+        if (method, path) == ("POST", "/v1/assistant/cancel"):
+            self.cancelled.add(str(body.get("id", "")))
+            return 200, {"cancelled": True}
+        if (method, path) == ("POST", "/v1/assistant/load"):
+            return self._load_events(body)
+        if (method, path) == ("POST", "/v1/chat/completions"):
             if self.log:
                 with open(self.log, "a", encoding="utf-8") as f:
                     f.write(json.dumps(body) + "\n")
             if self.loaded is None:
                 error = {"message": "No model is loaded.", "type": "invalid_request_error"}
-                return JSONResponse({"error": error}, 400)
-            request_id = request.headers.get("x-request-id", "")
-            return StreamingResponse(
-                self._reply(body, request_id, request), media_type="text/event-stream"
-            )
+                return 400, {"error": error}
+            return self._reply(body, headers.get("x-request-id", ""))
+        return 404, {"error": {"message": f"No route {method} {path}", "type": "not_found"}}
 
-        return Starlette(
-            routes=[
-                Route("/health", health),
-                Route("/metrics", metrics),
-                Route("/v1/models", models),
-                Route("/v1/assistant/status", status),
-                Route("/v1/assistant/load", load, methods=["POST"]),
-                Route("/v1/assistant/unload", unload, methods=["POST"]),
-                Route("/v1/assistant/cancel", cancel, methods=["POST"]),
-                Route("/v1/chat/completions", chat, methods=["POST"]),
-            ]
-        )
+    def _load_events(self, body: dict[str, Any]) -> Answer:
+        from assistant.errors import AssistantError
+
+        try:
+            loaded = self._load(str(body.get("model", "")), int(body.get("n_ctx") or 0))
+        except FileNotFoundError as exc:
+            error = {"message": str(exc), "type": "invalid_request_error"}
+            return 404, {"error": error | {"code": "model_not_found"}}
+        except AssistantError as exc:  # not a GGUF, truncated: what the real engine says
+            loaded = {"error": {"message": str(exc), "type": "model_error"}}
+
+        def events() -> Iterator[bytes]:
+            for fraction in (0.25, 0.5, 1.0):
+                yield _sse({"progress": fraction})
+                time.sleep(0.01)
+            yield _sse(loaded)
+            yield b"data: [DONE]\n\n"
+
+        return events()
 
     def _load(self, model: str, n_ctx: int) -> dict[str, Any]:
         from assistant import paths
@@ -196,9 +154,7 @@ class FakeEngine:
         self.loaded = loaded
         return {"loaded": loaded}
 
-    async def _reply(
-        self, body: dict[str, Any], request_id: str, request: Any
-    ) -> AsyncIterator[bytes]:
+    def _reply(self, body: dict[str, Any], request_id: str) -> Iterator[bytes]:
         messages = list(body.get("messages") or [])
         limit = int(body.get("max_tokens") or 1024)
         n_ctx = int(self.loaded["n_ctx"]) if self.loaded else self.default_ctx
@@ -219,12 +175,13 @@ class FakeEngine:
         reason = "length"
         for i in range(limit):
             word = _FILLER[i % len(_FILLER)]
-            if request_id in self.cancelled or await request.is_disconnected():
+            if request_id in self.cancelled:
                 return  # the client stopped it: no finish, as the real engine
-            await asyncio.sleep(self.delay)
+            time.sleep(self.delay)
             if first_at is None:
                 first_at = time.perf_counter()
             sent.append(word)
+            # A client that went away makes this write fail: the reply ends there.
             yield _sse({"choices": [{"index": 0, "delta": {"content": word}}]})
         now = time.perf_counter()
         info = {
@@ -245,6 +202,53 @@ class FakeEngine:
         yield b"data: [DONE]\n\n"
 
 
+Answer = tuple[int, Any] | Iterator[bytes]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive: JSON answers with a length, SSE streams chunked."""
+
+    protocol_version = "HTTP/1.1"
+    engine: FakeEngine  # set on the subclass main() makes
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet, like the real engine's access log in tests
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's names)
+        self._answer("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer("POST")
+
+    def _answer(self, method: str) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw.strip() else {}
+        path = self.path.split("?", 1)[0]
+        answer = self.engine.route(method, path, self.headers, body)
+        try:
+            if isinstance(answer, tuple):
+                status, payload = answer
+                text = isinstance(payload, str)
+                data = payload.encode() if text else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "text/plain" if text else "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream; charset=utf-8")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for event in answer:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client stopped reading (Stop, or it quit)
+
+
 _FILLER = [
     (" " if i else "") + w
     for i, w in enumerate(
@@ -258,6 +262,11 @@ def _sse(event: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(event)}\n\n".encode()
 
 
+def _import_load_modules() -> None:
+    import assistant.chat_format
+    import assistant.gguf_info  # noqa: F401
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("command")
@@ -266,13 +275,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ctx", type=int, default=4096)
     args, _ = parser.parse_known_args(argv)
-    import uvicorn
-
-    engine = FakeEngine(os.environ.get(KEY_ENV, ""), args.ctx)
-    sock = socket.socket()
-    sock.bind((args.host, args.port))
-    sock.listen(64)
-    url = f"http://{args.host}:{sock.getsockname()[1]}"
+    handler = type(
+        "Handler", (_Handler,), {"engine": FakeEngine(os.environ.get(KEY_ENV, ""), args.ctx)}
+    )
+    server = ThreadingHTTPServer((args.host, args.port), handler)
+    server.daemon_threads = True
+    url = f"http://{args.host}:{server.server_address[1]}"
 
     def exit_when_stdin_closes() -> None:
         while sys.stdin.buffer.read(4096):
@@ -282,8 +290,9 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     print(json.dumps({"event": "listening", "url": url, "pid": os.getpid(), "build_key": "fake"}),
           flush=True)  # fmt: skip
-    config = uvicorn.Config(engine.app(), log_level="warning", access_log=False, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    # What a load needs, imported while the app takes in "listening" (on the other core).
+    threading.Thread(target=_import_load_modules, daemon=True).start()
+    server.serve_forever()
     return 0
 
 

@@ -124,7 +124,8 @@ class FaultProxy:
     Faults (``fail_next(...)`` for the next chat request, ``always(...)`` for every one):
         "refuse": close the connection without answering.
         "delay:S": wait S seconds, then forward.
-        "status:N": answer HTTP N with an OpenAI-style error body (429 with Retry-After: 1).
+        "status:N": answer HTTP N with an OpenAI-style error body (429 with Retry-After:
+            retry_after, 1 unless set).
         "cut:N": forward N events of the stream, then drop the connection.
         "error_chunk:N": forward N events, then send a data: {"error": ...} chunk and [DONE].
         "no_usage": forward without stream_options and without the usage chunk.
@@ -135,6 +136,7 @@ class FaultProxy:
     def __init__(self, upstream: str, tls: tuple[Path, Path] | None = None):
         self.upstream = upstream.rstrip("/")
         self.scheme = "https" if tls else "http"
+        self.retry_after = 1  # the seconds a 429 asks the client to wait
         self.requests: list[Seen] = []
         self._plan: list[str] = []
         self._always: str | None = None
@@ -279,7 +281,7 @@ class FaultProxy:
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(payload)))
         if status == 429:
-            h.send_header("Retry-After", "1")
+            h.send_header("Retry-After", str(self.retry_after))
         if status in (301, 302, 307, 308):
             h.send_header("Location", "https://gpu-box.example/api/v1/chat/completions")
         h.end_headers()

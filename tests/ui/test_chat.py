@@ -88,6 +88,7 @@ def test_stop_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
     assert "stopped" in window.chat_view.toPlainText()
     assert window.send_button.text() == "Send"
     # Chatting goes on afterwards.
+    app.settings.max_tokens = 16
     assert send(qtbot, window, "Shorter, please").finish_reason == "length"
 
 
@@ -266,7 +267,7 @@ def test_the_database_holds_the_partial_reply_while_it_streams(
 
 
 def test_streaming_never_rerenders_the_whole_conversation(qtbot, make_window, tiny_models) -> None:
-    window = make_window(fast_settings(tiny_models["a"], max_tokens=300))
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=150))
     send(qtbot, window, "warm up")
     opened: list[object] = []
     window.session.conversation_opened.connect(lambda *args: opened.append(args))

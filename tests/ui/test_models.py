@@ -132,7 +132,7 @@ def test_first_run_without_any_model_shows_the_empty_state(
     qtbot, make_window, tiny_model_files, monkeypatch
 ) -> None:
     monkeypatch.setattr(library, "ensure_starter_model", lambda: None)  # as if not pip-installed
-    window = make_window(start=False)
+    window = make_window(fast_settings(None), start=False)
     with qtbot.waitSignal(window.models.model_missing, timeout=LOAD_TIMEOUT_MS):
         window.controllers.start()
     assert window.stack.currentWidget() is window.empty_state

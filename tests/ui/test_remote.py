@@ -174,9 +174,15 @@ def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
 
 @pytest.mark.parametrize(("fault", "says", "partial"), FAULTS)
 def test_each_fault_shows_one_message_keeps_the_partial_reply_and_the_app_goes_on(
-    qtbot, remote_window, proxy: FaultProxy, assistant_home: Path,
+    qtbot, remote_window, proxy: FaultProxy, assistant_home: Path, monkeypatch,
     fault: str, says: str, partial: bool,
 ) -> None:  # fmt: skip
+    from assistant import openai_client
+
+    # How long the client waits before a retry is tested in tests/test_remote.py; here, only
+    # what the window shows once the retries are spent.
+    proxy.retry_after = 0  # "now": the client's own backoff applies
+    monkeypatch.setattr(openai_client, "INITIAL_RETRY_DELAY_S", 0.05)
     window = remote_window
     proxy.always(fault)
     reply = send(qtbot, window, "Hello! Tell me about the sea.")
