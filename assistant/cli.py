@@ -3,6 +3,9 @@
 ``assistant.__main__`` starts the desktop app when no command is given, and this otherwise.
 Expected failures print one line to stderr and exit 1; anything else is a bug and keeps its
 traceback.
+
+Over 400 lines: the argument tree of every command and the chat, chats and export commands;
+models and engines have modules of their own (cli_models.py, cli_engines.py).
 """
 
 from __future__ import annotations
@@ -536,11 +539,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from assistant.storage import ExportFormat, Store
+    from assistant.export import ExportFormat, conversation_text
+    from assistant.storage import Store
 
     store = Store(recover=False)
     try:
-        text = store.export(args.conversation, ExportFormat(args.format))
+        text = conversation_text(store, args.conversation, ExportFormat(args.format))
     finally:
         store.close()
     if args.output:

@@ -181,7 +181,9 @@ def _shape_for(repo: str, variants: list[ModelVariant], entry: catalog.CatalogEn
         return fit.ModelShape.from_hint(entry.arch, entry.context_length)
     probe = hub.find_variant(variants, None)
     try:
-        return fit.ModelShape.from_info(fit.remote_info(repo, probe.filename, size=probe.size))
+        return fit.ModelShape.from_info(
+            downloads.remote_header(repo, probe.filename, size=probe.size)
+        )
     except AssistantError as exc:
         print(f"(No fit estimate: {exc})", file=sys.stderr)
         return None

@@ -16,6 +16,9 @@ The numbers follow what llama.cpp (0.3.36's build) allocates on load, as its log
   keeps llama.cpp's default flash_attn_type=auto, which turns flash attention on for the CPU,
   CUDA, Metal and Vulkan backends ("Flash Attention enabled" in the log), so that is the default;
 - output buffer: one row of logits.
+
+Over 400 lines: the memory model (weights, KV cache, compute buffers, per backend), written out
+with the llama.cpp allocations it follows; all of it pure functions.
 """
 
 from __future__ import annotations
@@ -23,15 +26,14 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.gguf_info import GGUFArray, GGUFInfo
 from assistant.hub import ModelVariant, quant_rank
 from assistant.sizes import human_size
 
 if TYPE_CHECKING:
     from assistant.catalog import ArchHint
-    from assistant.gguf_info import GGUFInfo
     from assistant.hardware import Hardware
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,6 @@ GPU_RESERVE_FRACTION = 0.05
 # Quantizations we recommend first: the sweet spot between size and quality.
 PREFERRED = ("Q4_K_M", "Q4_K_L", "Q5_K_S", "Q5_K_M", "Q5_K_L", "Q6_K", "Q6_K_L")
 # Architectures whose sliding-window layers are not marked in the GGUF: every Nth layer is global.
-# First bytes fetched for a remote header; grown when gguf_info says the header is longer (a
-# 150k-token vocabulary is 2-4 MB).
-HEADER_PROBE = 4 * 2**20
 _SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4}
 
 
@@ -100,8 +99,6 @@ class ModelShape:
 
     @classmethod
     def from_info(cls, info: GGUFInfo) -> ModelShape:
-        from assistant.gguf_info import GGUFArray
-
         meta = info.metadata
 
         def integer(key: str) -> int:
@@ -405,23 +402,15 @@ def recommend(
 
 
 def plan_gpu_layers(
-    path: str | Path,
-    n_ctx: int,
-    hardware: Hardware | None = None,
-    info: GGUFInfo | None = None,
+    info: GGUFInfo, n_ctx: int, hardware: Hardware, *, weights_bytes: int | None = None
 ) -> int:
     """n_gpu_layers to load a local GGUF with: -1 for all, 0 for CPU only, else a layer count.
 
-    ``info``: the file's header when the caller has read it already (the engine has).
+    ``weights_bytes``: the tensor bytes of every part of a split model (library.weights_bytes).
     """
-    from assistant import hardware as hw
-    from assistant.gguf_info import read_gguf_info
-
-    info = info or read_gguf_info(path)
-    hardware = hardware or hw.detect()
     if not hardware.gpu_offload:
         return 0
-    est = estimate(info, n_ctx, hardware, weights_bytes=_local_weights(Path(path), info))
+    est = estimate(info, n_ctx, hardware, weights_bytes=weights_bytes)
     return est.llama_n_gpu_layers if est.verdict is not FitVerdict.TOO_LARGE else est.n_gpu_layers
 
 
@@ -457,40 +446,3 @@ def plan_slots(
     else:
         free = hardware.available_ram - (0 if hardware.gpu_offload else weights)
     return max(1, min(cap, int(max(0, free) * SLOT_MEMORY_SHARE // per_slot)))
-
-
-def _local_weights(path: Path, info: GGUFInfo) -> int | None:
-    """Tensor bytes, summing every part of a split GGUF (the first part's header lists its own)."""
-    from assistant.library import model_files
-
-    parts = model_files(path)
-    if len(parts) == 1:
-        return info.tensor_data_bytes or info.file_size
-    return sum(p.stat().st_size for p in parts if p.exists()) or None
-
-
-def remote_info(
-    repo: str, filename: str, *, revision: str = "main", size: int | None = None
-) -> GGUFInfo:
-    """Read a GGUF header on the Hub with HTTP Range requests (a few MB, not the whole file)."""
-    from assistant import downloads
-    from assistant.errors import InvalidModelFile
-    from assistant.gguf_info import IncompleteHeader, parse_gguf_header
-
-    want = HEADER_PROBE
-    data = b""
-    limit = 128 * 2**20  # no real header is this big; stop rather than download a model
-    name = filename.rsplit("/", 1)[-1]
-    while True:
-        asked = want - len(data)
-        chunk = downloads.read_range(repo, filename, len(data), want - 1, revision=revision)
-        data += chunk
-        try:
-            return parse_gguf_header(data, file_size=size, name=name)
-        except IncompleteHeader as exc:
-            if len(chunk) < asked or (size is not None and len(data) >= size):
-                raise InvalidModelFile(f"{name} on Hugging Face ends inside its header.") from None
-            next_want = max(exc.needed, want * 2)
-            if next_want > limit:
-                raise InvalidModelFile(f"{filename} has an implausibly large header.") from None
-            want = next_want

@@ -4,6 +4,9 @@ Everything goes through huggingface_hub with the endpoint and token read at call
 huggingface_hub reads ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` once at import, but tests (and a
 user who changes settings) point them elsewhere later. Errors leave this module as
 ``DownloadError`` subclasses with a sentence fit for the user.
+
+Over 400 lines: the Hub's search, a repo's files grouped into variants (split files,
+quantizations) and their headers read over HTTP Range, all behind one error translation.
 """
 
 from __future__ import annotations

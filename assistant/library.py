@@ -12,7 +12,7 @@ from pathlib import Path
 
 from assistant import paths
 from assistant.errors import InvalidModelFile, ModelError
-from assistant.gguf_info import read_gguf_info
+from assistant.gguf_info import GGUFInfo, read_gguf_info
 from assistant.settings import Settings
 from assistant.split_files import part_names, split_info
 
@@ -75,6 +75,14 @@ def ensure_starter_model() -> Path | None:
 def model_files(path: Path) -> list[Path]:
     """Every file of a model: the file itself, or all parts of a split one (given its first)."""
     return [path.with_name(name) for name in part_names(path.name)]
+
+
+def weights_bytes(path: Path, info: GGUFInfo) -> int | None:
+    """Tensor bytes, summing every part of a split GGUF (the first part's header lists its own)."""
+    parts = model_files(path)
+    if len(parts) == 1:
+        return info.tensor_data_bytes or info.file_size
+    return sum(p.stat().st_size for p in parts if p.exists()) or None
 
 
 # Models are not private (anyone may read a public GGUF); everything else Assistant writes is.

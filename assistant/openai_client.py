@@ -13,6 +13,9 @@ one sentence fit to show; a reply cut midway raises ``EngineUnavailable`` with t
 
 Stop is a ``threading.Event``: once set, the socket is shut down at once (a blocked read returns
 even while the server is still reading the prompt) and the reply ends as cancelled.
+
+Over 400 lines because streaming, retries, the error sentences and Stop all act on one request
+and its socket: split apart, each piece would reach into the others.
 """
 
 from __future__ import annotations

@@ -4,28 +4,30 @@ A ``Store`` owns one connection and belongs to the thread that opened it. Every 
 ``BEGIN IMMEDIATE`` transaction, so a failed write (locked, read-only, disk full) rolls back
 whole and the Store stays usable. sqlite3 errors become ``StorageError`` subclasses here, at the
 boundary; ``sqlite3.ProgrammingError`` (e.g. using a closed Store) is a bug and passes through.
+
+Over 400 lines, as one class: every write goes through the one connection, the one write
+transaction (``_write``) and the one translation of SQLite errors (``_boundary``);
+conversations, messages and search are its three sections. Export lives in export.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
-import json
 import logging
 import os
 import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate
 
 import sqlite_utils
 
-from assistant import APP_NAME, __version__, errors, files, paths
+from assistant import APP_NAME, errors, files, paths
 from assistant.engine.records import FinishReason
 from assistant.migrations import FINISH_REASONS, ROLES, migrations
 from assistant.remote import writer_label
@@ -53,17 +55,6 @@ _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
 _SQLITE_CANTOPEN = 14
 _SQLITE_NOTADB = 26
-
-
-class ExportFormat(enum.StrEnum):
-    """How a conversation is exported; the value is also the file's suffix."""
-
-    MARKDOWN = "md"
-    JSON = "json"
-
-    @property
-    def label(self) -> str:
-        return "Markdown" if self is ExportFormat.MARKDOWN else "JSON"
 
 
 @dataclass
@@ -746,52 +737,6 @@ class Store:
             for conversation_id, title in rows
         ]
 
-    def export(self, conversation_id: int, fmt: ExportFormat) -> str:
-        """The conversation as the text of an export file in that format."""
-        if ExportFormat(fmt) is ExportFormat.JSON:
-            return json.dumps(self.export_json(conversation_id), indent=2, ensure_ascii=False)
-        return self.export_markdown(conversation_id)
-
-    @_boundary
-    def export_markdown(self, conversation_id: int) -> str:
-        conversation = self.conversation(conversation_id)
-        lines = [f"# {conversation.title}", ""]
-        lines.append(f"- Created: {conversation.created_at}")
-        lines.append(f"- Updated: {conversation.updated_at}")
-        if conversation.model:
-            lines.append(f"- Model: {conversation.model}")
-        if conversation.engine:
-            lines.append(f"- Engine: {conversation.engine} (remote)")
-        if conversation.system_prompt:
-            lines.append(f"- System prompt: {conversation.system_prompt}")
-        lines.append(f"- Exported from {APP_NAME} {__version__}")
-        for message in self.messages(conversation_id):
-            lines += [
-                "",
-                f"## {message.role.capitalize()}",
-                "",
-                f"*{describe_message(message, export=True)}*",
-            ]
-            if message.reasoning:
-                # Marked as the model's reasoning, quoted so that it reads apart from the answer.
-                quoted = "\n".join("> " + line for line in message.reasoning.splitlines())
-                lines += ["", "> **Reasoning**", ">", quoted]
-            lines += ["", message.content]
-        return "\n".join(lines).rstrip("\n") + "\n"
-
-    @_boundary
-    def export_json(self, conversation_id: int) -> dict[str, Any]:
-        """The conversation and its messages with all metadata, ready for json.dumps."""
-        conversation = self.conversation(conversation_id)
-        return {
-            "app": APP_NAME,
-            "app_version": __version__,
-            "format_version": 1,
-            "exported_at": _now(),
-            "conversation": asdict(conversation),
-            "messages": [asdict(message) for message in self.messages(conversation_id)],
-        }
-
     # -- maintenance --------------------------------------------------------------------------
 
     @_boundary
@@ -818,30 +763,6 @@ class Store:
                 return False
             raise
         return True
-
-
-def describe_message(message: Message, *, export: bool = False) -> str:
-    """A reply's facts in one line: who wrote it, how it ended, how long and how fast. The
-    chat's footer shows the short form; an export (``export``) adds the time, why it failed,
-    and user messages get their time alone."""
-    parts: list[str] = []
-    if message.writer:  # "gpu-box / model" for a remote engine's reply
-        parts.append(message.writer if export else message.writer.removesuffix(".gguf"))
-    if export:
-        parts.append(message.finished_at or message.created_at)
-    if message.finish_reason and FinishReason(message.finish_reason).label:
-        parts.append(FinishReason(message.finish_reason).label)
-    elif message.role == "assistant" and message.finish_reason is None:
-        parts.append("unfinished")
-    if export and message.error:
-        parts.append(message.error)
-    if message.completion_tokens:
-        parts.append(f"{message.completion_tokens} tokens")
-        if message.duration_ms and not export:
-            parts.append(f"{message.completion_tokens / (message.duration_ms / 1000):.1f} tok/s")
-    if message.duration_ms and export:
-        parts.append(f"{message.duration_ms / 1000:.1f} s")
-    return " · ".join(parts)
 
 
 def _conversation_not_found(conversation_id: int) -> errors.ConversationNotFound:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from assistant import downloads, hub, paths
-from assistant.downloads import DownloadQueue, Progress
+from assistant.download_queue import DownloadJob, DownloadQueue
+from assistant.downloads import Progress
 from assistant.errors import (
     ChecksumMismatch,
     DownloadCancelled,
@@ -235,7 +236,7 @@ def test_queue_pause_resume_cancel(server: HFServer, model_bytes: bytes) -> None
     started = threading.Event()
     states: list[str] = []
 
-    def on_change(job: downloads.DownloadJob) -> None:
+    def on_change(job: DownloadJob) -> None:
         states.append(job.state)
         if job.progress and job.progress.done > 100_000:
             started.set()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from assistant import fit, hardware
+from assistant import downloads, fit, hardware, library
 from assistant.fit import FitEstimate, ModelShape
 from assistant.gguf_info import parse_gguf_header, read_gguf_info
 from assistant.hardware import GpuDevice, Hardware
@@ -230,7 +230,7 @@ def test_tied_embeddings_from_local_and_remote_headers(hf_server: HFServer, tmp_
         tmp_path / "p.gguf", "llama", n_layers=4, n_embd=256, n_head=4, tied=True, split_count=2
     ).read_bytes()
     hf_server.add_repo("t/h-GGUF", {"h.gguf": header, "p-00001-of-00002.gguf": part})
-    remote = fit.remote_info("t/h-GGUF", "h.gguf", size=len(header))
+    remote = downloads.remote_header("t/h-GGUF", "h.gguf", size=len(header))
     assert remote.tied_embeddings is True and remote.token_embd_bytes == 1000 * 256 * 2
     shape = ModelShape.from_info(remote)
     # Another quantization of the same model: still tied, its sizes estimated, not the header's.
@@ -238,7 +238,7 @@ def test_tied_embeddings_from_local_and_remote_headers(hf_server: HFServer, tmp_
     est = fit.estimate_variant(variant, shape, 4096, gpu_box(24))
     assert est is not None and est.gpu_bytes == est.total_bytes  # the output copy is counted
     # Part 1 of a split model cannot tell: the estimate assumes two matrices, as before.
-    remote_part = fit.remote_info("t/h-GGUF", "p-00001-of-00002.gguf", size=len(part))
+    remote_part = downloads.remote_header("t/h-GGUF", "p-00001-of-00002.gguf", size=len(part))
     assert remote_part.tied_embeddings is None
     assert ModelShape.from_info(remote_part).tied_embeddings is None
 
@@ -292,8 +292,8 @@ def test_remote_header_read_with_range_requests(
 ) -> None:
     data = tiny.read_bytes()
     hf_server.add_repo("t/tiny-GGUF", {"tiny.gguf": data})
-    monkeypatch.setattr(fit, "HEADER_PROBE", 1024)  # smaller than the header: must grow
-    info = fit.remote_info("t/tiny-GGUF", "tiny.gguf", size=len(data))
+    monkeypatch.setattr(downloads, "HEADER_PROBE", 1024)  # smaller than the header: must grow
+    info = downloads.remote_header("t/tiny-GGUF", "tiny.gguf", size=len(data))
     assert info == read_gguf_info(tiny) or (info.n_layers, info.n_head_kv) == (3, 2)
     assert fit.kv_bytes_per_token(info) == 384
     gets = [h for h in hf_server.log if h.method == "GET" and h.path.startswith("/cdn/")]
@@ -302,10 +302,16 @@ def test_remote_header_read_with_range_requests(
 
 
 def test_plan_gpu_layers_for_local_files(tiny: Path) -> None:
-    assert fit.plan_gpu_layers(tiny, 1024, cpu_box()) == 0
-    assert fit.plan_gpu_layers(tiny, 1024, gpu_box(8)) == -1
+    from assistant import hardware
+
+    info = read_gguf_info(tiny)
+    weights = library.weights_bytes(tiny, info)
+    assert fit.plan_gpu_layers(info, 1024, cpu_box(), weights_bytes=weights) == 0
+    assert fit.plan_gpu_layers(info, 1024, gpu_box(8), weights_bytes=weights) == -1
     # The real machine: this build's answer, whatever it is, is a valid n_gpu_layers.
-    assert fit.plan_gpu_layers(tiny, 1024) in (-1, 0, 1, 2, 3)
+    assert fit.plan_gpu_layers(info, 1024, hardware.detect(), weights_bytes=weights) in (
+        -1, 0, 1, 2, 3,
+    )  # fmt: skip
 
 
 def test_hardware_detect_reports_ram_and_why() -> None:

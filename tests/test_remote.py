@@ -7,6 +7,7 @@ and servers break.
 
 from __future__ import annotations
 
+import json
 import logging
 import stat
 import threading
@@ -19,6 +20,8 @@ import pytest
 from assistant import chat, remote
 from assistant.engine.records import GenerationParams
 from assistant.errors import AssistantError, EngineBusy, EngineUnavailable, GenerationError
+from assistant.export import ExportFormat
+from assistant.export import conversation_text as as_text
 from assistant.openai_client import OpenAIClient
 from assistant.remote import RemoteEngine, ServerKind
 from assistant.settings import Settings
@@ -189,9 +192,9 @@ def test_a_streamed_reply_is_stored_with_its_engine_and_model(
         stored = store.conversation(conversation.id)
         assert (stored.engine, stored.model) == ("lcp", "gemma3-270m")
         assert message is not None and store.message(message.id).writer == "lcp / gemma3-270m"
-        exported = store.export_json(conversation.id)
+        exported = json.loads(as_text(store, conversation.id, ExportFormat.JSON))
         assert exported["messages"][1]["engine"] == "lcp"
-        assert "lcp / gemma3-270m" in store.export_markdown(conversation.id)
+        assert "lcp / gemma3-270m" in as_text(store, conversation.id, ExportFormat.MARKDOWN)
 
 
 def test_stop_ends_the_reply_within_a_token(proxy: FaultProxy) -> None:

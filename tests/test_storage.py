@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from assistant import errors, paths
+from assistant.export import ExportFormat
+from assistant.export import conversation_text as as_text
 from assistant.migrations import migrations
 from assistant.storage import (
     HIGHLIGHT_END,
@@ -236,7 +238,7 @@ def test_unfinished_reply_marked_interrupted_after_crash(db_path: Path) -> None:
         assert (question.content, question.finish_reason) == ("write a long story", None)
         assert (reply.content, reply.finish_reason) == ("Once upon a time", "interrupted")
         assert reply.finished_at is None and reply.model_file == "tiny.gguf"
-        assert " · interrupted" in store.export_markdown(1)
+        assert " · interrupted" in as_text(store, 1, ExportFormat.MARKDOWN)
         # The user can still regenerate over it.
         store.delete_messages_from(reply.id)
         again = store.start_reply(1, "tiny.gguf")
@@ -329,7 +331,7 @@ def test_export_markdown_and_json(store: Store) -> None:
     reply = store.start_reply(conversation.id, "tiny.gguf")
     store.finish_reply(reply.id, "General Kenobi!", "stop", completion_tokens=4, duration_ms=1500)
 
-    markdown = store.export_markdown(conversation.id)
+    markdown = as_text(store, conversation.id, ExportFormat.MARKDOWN)
     assert markdown.startswith("# Export me\n")
     assert "- Model: tiny.gguf" in markdown and "- System prompt: Be kind." in markdown
     assert (
@@ -340,7 +342,7 @@ def test_export_markdown_and_json(store: Store) -> None:
     )
     assert "*tiny.gguf · " in markdown and "4 tokens" in markdown and "1.5 s" in markdown
 
-    data = json.loads(json.dumps(store.export_json(conversation.id)))
+    data = json.loads(as_text(store, conversation.id, ExportFormat.JSON))
     assert data["conversation"]["title"] == "Export me"
     assert data["conversation"]["system_prompt"] == "Be kind."
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
@@ -349,7 +351,7 @@ def test_export_markdown_and_json(store: Store) -> None:
     assert set(last) >= {"finished_at", "prompt_tokens", "completion_tokens", "duration_ms",
                          "ttft_ms", "model_file", "created_at"}  # fmt: skip
     with pytest.raises(errors.ConversationNotFound):
-        store.export_json(999)
+        json.loads(as_text(store, 999, ExportFormat.JSON))
 
 
 # -- opening, migrations, integrity ------------------------------------------------------------

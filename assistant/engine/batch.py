@@ -19,6 +19,9 @@ with an error: nothing crashes and no request is dropped without an answer.
 Threading: everything here runs on the inference thread. ``Request.stop`` is the one thing set
 from elsewhere; it is read between steps and, during prompt chunks, by llama.cpp's abort
 callback.
+
+Over 400 lines: one scheduler step (admission, one batch, sampling, limits), as in
+llama-server's update_slots; its parts share the slots.
 """
 
 from __future__ import annotations

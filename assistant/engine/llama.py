@@ -13,6 +13,9 @@ The context has one sequence per slot; ``batch.Scheduler`` serves many requests 
 Threading: an Engine belongs to one thread, the inference thread: load, generate, count_tokens,
 the scheduler's steps and close are all called from it. The only call from elsewhere is
 ``stop.set()`` on a request's Event.
+
+Over 400 lines: the part of llama.cpp's C API we use, in one place (model, context, samplers, KV
+per sequence, the abort callback), so that no other module calls it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from assistant import files, fit, hardware, llama_log
+from assistant import files, fit, hardware, library, llama_log
 from assistant.chat_format import ChatFormat, fit_messages, merge_turns
 from assistant.engine import backends, cpu_probe
 from assistant.engine.batch import Request, Scheduler, run_one
@@ -122,7 +125,12 @@ class Engine:
             # As many layers as the fit estimate says fit in free VRAM at this context size.
             # The context is clamped to the model's training length below: plan for that one.
             planned_ctx = min(n_ctx, info.context_length) if n_ctx > 0 else info.context_length
-            planned = fit.plan_gpu_layers(path, (planned_ctx or 4096) * n_slots, info=info)
+            planned = fit.plan_gpu_layers(
+                info,
+                (planned_ctx or 4096) * n_slots,
+                hardware.detect(),
+                weights_bytes=library.weights_bytes(path, info),
+            )
             layers = info.n_layers + 1 if planned < 0 else planned  # + 1: the output layer
         else:
             layers = n_gpu_layers

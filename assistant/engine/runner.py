@@ -13,6 +13,9 @@ whose ``stop`` Event is set leaves the queue, or its slot, at the next step.
 
 Each stage change (load, prompt, generate, idle) is reported through ``report`` before it
 happens, so that if llama.cpp kills the process, the supervisor knows where it died.
+
+Over 400 lines: the one inference thread's loop, and the jobs it runs (load, generate, unload),
+which share its state: the model, the scheduler and the queue.
 """
 
 from __future__ import annotations

@@ -67,8 +67,9 @@ def serve(
     import uvicorn
 
     from assistant.engine import cpu_probe
+    from assistant.engine.gate import LOOPBACK_NAMES
     from assistant.engine.runner import DEFAULT_MAX_QUEUE, LoadJob, Runner
-    from assistant.engine.server import LOOPBACK_NAMES, EngineServer
+    from assistant.engine.server import EngineServer
 
     out_lock = threading.Lock()
 

@@ -13,22 +13,24 @@ Many clients at once: the Runner batches them (see runner.py). ``GET /metrics`` 
 figures in Prometheus' format; ``/v1/assistant/status`` lists the requests in flight. A full
 queue answers 429 with ``Retry-After``.
 
-Security: every endpoint but ``/health`` wants a key (``Authorization: Bearer`` or
+Security (gate.py): every endpoint but ``/health`` wants a key (``Authorization: Bearer`` or
 ``X-Api-Key``, compared in constant time); a ``Host`` that is not a loopback name is refused (a
 web page cannot reach us by DNS rebinding); no CORS headers unless the user allowed an origin.
 There are two keys: the owner's (the app and the CLI that started or found this engine, whose
 requests go ahead of queued API requests) and the Local API's, given to other apps.
+
+Over 400 lines: one route per endpoint, each with its streaming and its errors; the key and Host
+checks are gate.py, request validation is requests.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,20 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from assistant import hardware, library
 from assistant.engine import metrics
-from assistant.engine.records import Completion, FinishReason, GenerationParams
+from assistant.engine.gate import LOOPBACK_NAMES, Gate
+from assistant.engine.records import Completion, FinishReason
+from assistant.engine.requests import (
+    ApiError,
+    bad_request,
+    integer_field,
+    parse_extension,
+    parse_messages,
+    parse_params,
+)
 from assistant.engine.runner import (
     GenerateJob,
     LoadJob,
@@ -52,228 +63,6 @@ from assistant.errors import AssistantError, EngineBusy, ModelError, RequestReje
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-ROLES = frozenset({"system", "user", "assistant", "developer", "tool"})
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, kind: str, code: str | None = None, param=None):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.param = (
-            status,
-            message,
-            kind,
-            code,
-            param,
-        )
-        self.headers: dict[str, str] = {}
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.kind,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-    def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
-        headers.update(self.headers)
-        return JSONResponse(self.body(), status_code=self.status, headers=headers or None)
-
-
-def bad_request(message: str, param: str | None = None) -> ApiError:
-    return ApiError(400, message, "invalid_request_error", None, param)
-
-
-# --- the gate: host, key, CORS -------------------------------------------------------------------
-
-
-class Gate:
-    """Pure ASGI middleware (streams pass through untouched): Host, API key and CORS checks."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        api_key: str,
-        allowed_hosts: frozenset[str] | None,
-        allowed_origins: frozenset[str] = frozenset(),
-        owner_key: str = "",
-    ):
-        self.app = app
-        self.api_key = api_key.encode()
-        self.owner_key = owner_key.encode()
-        self.allowed_hosts = allowed_hosts  # None: any Host (the user bound a public address)
-        self.allowed_origins = allowed_origins
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] != "http":  # WebSockets: none are served, none get through
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = _host_name(headers.get("host", ""))
-        if self.allowed_hosts is not None and host not in self.allowed_hosts:
-            log.warning("Refused a request for Host %r (not a loopback name)", host[:80])
-            await ApiError(403, "Host not allowed.", "forbidden").response()(scope, receive, send)
-            return
-        origin = headers.get("origin")
-        cors = origin if origin and origin in self.allowed_origins else None
-        if scope["method"] == "OPTIONS":
-            await self._preflight(cors, scope, receive, send)
-            return
-        owner = bool(self.owner_key) and self._given(headers, self.owner_key)
-        scope.setdefault("state", {})["owner"] = owner
-        if scope["path"] != "/health" and not (owner or self._given(headers, self.api_key)):
-            await ApiError(
-                401,
-                "Missing or wrong API key. Send it as 'Authorization: Bearer KEY'.",
-                "authentication_error",
-                "invalid_api_key",
-            ).response()(scope, receive, send)
-            return
-        if cors is None:
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_cors(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"access-control-allow-origin", cors.encode("latin-1")),
-                    (b"vary", b"Origin"),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
-
-    @staticmethod
-    def _given(headers: dict[str, str], key: bytes) -> bool:
-        given = headers.get("x-api-key", "")
-        auth = headers.get("authorization", "")
-        if auth[:7].lower() == "bearer ":
-            given = auth[7:].strip()
-        return bool(given) and bool(key) and hmac.compare_digest(given.encode(), key)
-
-    async def _preflight(
-        self, cors: str | None, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        if cors is None:
-            response = Response(status_code=403)
-        else:
-            response = Response(
-                status_code=204,
-                headers={
-                    "Access-Control-Allow-Origin": cors,
-                    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Api-Key",
-                    "Access-Control-Max-Age": "600",
-                    "Vary": "Origin",
-                },
-            )
-        await response(scope, receive, send)
-
-
-def _host_name(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-# --- validation ----------------------------------------------------------------------------------
-
-
-def _number(body: dict[str, Any], name: str, lo: float, hi: float, default: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad_request(f"'{name}' must be a number.", name)
-    if not lo <= value <= hi:
-        raise bad_request(f"'{name}' must be between {lo} and {hi}.", name)
-    return float(value)
-
-
-def _integer(body: dict[str, Any], name: str, lo: int, hi: int, default: int | None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request(f"'{name}' must be an integer.", name)
-    if not lo <= value <= hi:
-        raise bad_request(f"'{name}' must be between {lo} and {hi}.", name)
-    return value
-
-
-def parse_params(body: dict[str, Any], default_max_tokens: int) -> GenerationParams:
-    max_tokens = _integer(body, "max_completion_tokens", 1, 1 << 20, None)
-    if max_tokens is None:
-        max_tokens = _integer(body, "max_tokens", 1, 1 << 20, default_max_tokens)
-    stop = body.get("stop")
-    if stop is None:
-        stops: tuple[str, ...] = ()
-    elif isinstance(stop, str):
-        stops = (stop,) if stop else ()
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop) and len(stop) <= 16:
-        stops = tuple(s for s in stop if s)
-    else:
-        raise bad_request("'stop' must be a string or a list of up to 16 strings.", "stop")
-    n = _integer(body, "n", 1, 1, 1)
-    del n  # only one choice per request
-    ignore_eos = body.get("ignore_eos", False)
-    if not isinstance(ignore_eos, bool):
-        raise bad_request("'ignore_eos' must be true or false.", "ignore_eos")
-    seed = _integer(body, "seed", -(1 << 63), (1 << 64) - 1, None)
-    return GenerationParams(
-        max_tokens=int(max_tokens or default_max_tokens),
-        temperature=_number(body, "temperature", 0.0, 2.0, 0.7),
-        top_p=_number(body, "top_p", 0.0, 1.0, 0.95),
-        top_k=int(_integer(body, "top_k", 0, 1 << 20, 40) or 0),
-        min_p=_number(body, "min_p", 0.0, 1.0, 0.05),
-        repeat_penalty=_number(body, "repeat_penalty", 0.0, 10.0, 1.1),
-        seed=seed if seed is None or seed >= 0 else None,
-        ignore_eos=ignore_eos,
-        stop=stops,
-    )
-
-
-def parse_messages(body: dict[str, Any]) -> list[dict[str, str]]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty list.", "messages")
-    out = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise bad_request(f"messages[{i}] must be an object.", "messages")
-        role = message.get("role")
-        if role not in ROLES:
-            raise bad_request(
-                f"messages[{i}].role must be one of system, developer, user, assistant, tool.",
-                "messages",
-            )
-        content = message.get("content", "")
-        if content is None:
-            content = ""
-        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-            parts = []
-            for part in content:
-                if not isinstance(part, dict) or part.get("type") != "text":
-                    raise bad_request(
-                        f"messages[{i}].content: only text parts are supported.", "messages"
-                    )
-                parts.append(str(part.get("text", "")))
-            content = "".join(parts)
-        if not isinstance(content, str):
-            raise bad_request(f"messages[{i}].content must be a string.", "messages")
-        out.append({"role": "system" if role == "developer" else role, "content": content})
-    return out
-
 
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
@@ -284,18 +73,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     return body
-
-
-def _extension(body: dict[str, Any]) -> dict[str, Any]:
-    ext = body.get("assistant") or {}
-    if not isinstance(ext, dict):
-        raise bad_request("'assistant' must be an object.", "assistant")
-    key = ext.get("kv_state")
-    if key is not None and not (
-        isinstance(key, str) and key and len(key) < 80 and all(c.isalnum() or c == "-" for c in key)
-    ):
-        raise bad_request("'assistant.kv_state' must be letters, digits and dashes.", "assistant")
-    return ext
 
 
 # --- the application -----------------------------------------------------------------------------
@@ -426,8 +203,8 @@ class EngineServer:
             raise ApiError(
                 404, str(exc), "invalid_request_error", "model_not_found", "model"
             ) from None
-        n_ctx = _integer(body, "n_ctx", 0, 1 << 24, self.runner.default_ctx)
-        layers = _integer(body, "n_gpu_layers", -1, 100_000, self.runner.default_gpu_layers)
+        n_ctx = integer_field(body, "n_ctx", 0, 1 << 24, self.runner.default_ctx)
+        layers = integer_field(body, "n_gpu_layers", -1, 100_000, self.runner.default_gpu_layers)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -506,7 +283,7 @@ class EngineServer:
     ) -> Response:
         params = parse_params(body, self.default_max_tokens)
         model = self._model_of(body)
-        ext = _extension(body)
+        ext = parse_extension(body)
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise bad_request("'stream' must be true or false.", "stream")

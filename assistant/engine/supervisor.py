@@ -10,6 +10,9 @@ remembered, so the next start does not crash first.
 
 The child never outlives us: it exits when its stdin, which we hold, closes, and that happens
 however this process ends (quit, crash, SIGKILL).
+
+About 400 lines: starting, watching, describing a death and restarting are one loop over one
+child process.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QMenu, QTextBrowser, QWidget
 
-from assistant.storage import Message, describe_message
+from assistant.export import describe_message
+from assistant.storage import Message
 
 _KEYWORDS = (
     "and as assert async await break case catch class const continue def default del do elif "

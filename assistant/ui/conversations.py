@@ -13,7 +13,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from assistant import chat, files
 from assistant.errors import StorageError
-from assistant.storage import ExportFormat, Store
+from assistant.export import ExportFormat, conversation_text
+from assistant.storage import Store
 from assistant.ui.session import ChatSession
 from assistant.ui.workers import run_task
 
@@ -104,7 +105,7 @@ class ConversationsController(QObject):
     def export(self, conversation_id: int, path: str, fmt: ExportFormat) -> None:
         """Write a conversation as Markdown or JSON; the file is written off the GUI thread."""
         try:
-            text = self.store.export(conversation_id, fmt)
+            text = conversation_text(self.store, conversation_id, fmt)
         except StorageError as exc:
             self.error.emit(str(exc))
             return

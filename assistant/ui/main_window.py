@@ -1,4 +1,10 @@
-"""The main window: layout, menus, shortcuts and the wiring between views and controllers."""
+"""The main window: layout, menus, shortcuts and the wiring between views and controllers.
+
+Over 400 lines of wiring, not logic: the layout, two dozen actions and menus, the connections
+between four controllers and the views, and the status bar's rendering of their state. Every
+part that stands alone is a module of its own (chat_view, sidebar, model_picker, banner,
+empty_state, the dialogs).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtCore import QByteArray, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -19,8 +24,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QStyle,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -28,10 +31,12 @@ from PySide6.QtWidgets import (
 from assistant import APP_NAME
 from assistant.chat import ModelChoice, TurnState
 from assistant.engine.records import Completion, LoadedModel
-from assistant.storage import ExportFormat
+from assistant.export import ExportFormat
+from assistant.ui.banner import Banner
 from assistant.ui.chat_view import ChatView
 from assistant.ui.controllers import Controllers
 from assistant.ui.conversation_dialog import ConversationSettingsDialog
+from assistant.ui.empty_state import EmptyState
 from assistant.ui.message_box import MessageBox
 from assistant.ui.model_picker import ModelPicker
 from assistant.ui.monitor_view import MonitorView
@@ -51,72 +56,6 @@ def icon_path() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-class Banner(QFrame):
-    """An inline message with a close button: errors that must not block the window."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setAccessibleName("Error message")
-        icon = QLabel()
-        icon.setPixmap(
-            self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(20, 20)
-        )
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAccessibleName("Dismiss")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
-        layout.addWidget(icon)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
-        self.hide()
-
-    def show_message(self, text: str) -> None:
-        self.label.setText(text)
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text()
-
-
-class EmptyState(QWidget):
-    """Shown when there is no model at all: how to get one, and a button to add one."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setAccessibleName("No model installed")
-        title = QLabel("<h2>No model yet</h2>")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text = QLabel()
-        self.text.setWordWrap(True)
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.add_button = QPushButton("Add a GGUF file...")
-        self.add_button.setAccessibleName("Add a GGUF file")
-        self.browse_button = QPushButton("Browse and download models...")
-        self.browse_button.setAccessibleName("Browse and download models")
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.add_button)
-        buttons.addWidget(self.browse_button)
-        buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addStretch(1)
-        layout.addWidget(title)
-        layout.addWidget(self.text)
-        layout.addLayout(buttons)
-        layout.addStretch(2)
-
-    def set_help(self, text: str) -> None:
-        self.text.setText(text)
 
 
 class MainWindow(QMainWindow):

@@ -4,6 +4,10 @@ Views talk only to ``ModelsController``. Hub calls and fit estimates run on the 
 (``run_task``); downloads run on ``DownloadQueue``'s own worker thread, whose ``on_change``
 callback is forwarded here through a queued signal, so job updates reach the views on the GUI
 thread, in order, as immutable ``JobView`` snapshots.
+
+Over 400 lines: the Models page's four jobs (search, repo views with fit estimates, the download
+queue, the installed models) are one page's, and share its Settings, its hardware and its
+closing state.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from assistant import downloads, hub, library, paths
-from assistant.downloads import JobState
+from assistant.download_queue import DownloadJob, DownloadQueue, JobState
 from assistant.errors import AssistantError, GatedRepoError
 from assistant.hub import ModelVariant, RemoteFile, RepoView
 from assistant.settings import Settings
@@ -114,7 +118,6 @@ def estimate_repo(view: RepoView, n_ctx: int, hw: Hardware | None = None) -> Fit
     One header is enough: every quantization in a repo has the same shape; each variant's own
     size stands in for its weights.
     """
-    from assistant import fit
 
     hw = _hardware(hw)
     sized = [v for v in view.variants if v.size]
@@ -123,7 +126,7 @@ def estimate_repo(view: RepoView, n_ctx: int, hw: Hardware | None = None) -> Fit
             view.repo, hardware=hw, n_ctx=n_ctx, error="The Hub did not report file sizes."
         )
     probe = min(sized, key=lambda v: v.size or 0)
-    info = fit.remote_info(
+    info = downloads.remote_header(
         view.repo, probe.filename, revision=view.commit or "main", size=probe.files[0].size
     )
     return _report(view.repo, view.variants, info, n_ctx or info.context_length, hw)
@@ -168,7 +171,7 @@ def discard_variant(variant: ModelVariant) -> None:
         downloads.discard(variant.repo, f.filename)
 
 
-def _is_gated(job: downloads.DownloadJob) -> bool:
+def _is_gated(job: DownloadJob) -> bool:
     return isinstance(job.exception, GatedRepoError)
 
 
@@ -221,8 +224,8 @@ class ModelsController(QObject):
         # Share the app's Settings object when given: it saves the whole dataclass,
         # and a separate copy would overwrite the token saved here.
         self.settings = settings if settings is not None else Settings.load()
-        self._queue: downloads.DownloadQueue | None = None
-        self._jobs: dict[int, downloads.DownloadJob] = {}
+        self._queue: DownloadQueue | None = None
+        self._jobs: dict[int, DownloadJob] = {}
         self._views: dict[int, JobView] = {}
         self._hardware: Hardware | None = None
         self._search_seq = 0
@@ -347,12 +350,12 @@ class ModelsController(QObject):
 
     # --- downloads -----------------------------------------------------------------------
 
-    def _ensure_queue(self) -> downloads.DownloadQueue:
+    def _ensure_queue(self) -> DownloadQueue:
         if self._queue is None:
-            self._queue = downloads.DownloadQueue(on_change=self._forward)
+            self._queue = DownloadQueue(on_change=self._forward)
         return self._queue
 
-    def _forward(self, job: downloads.DownloadJob) -> None:
+    def _forward(self, job: DownloadJob) -> None:
         """Called on whichever thread changed the job: snapshot it there, hand it over queued.
 
         The queue calls this under its lock, so snapshots are posted in the order the changes

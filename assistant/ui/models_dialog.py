@@ -1,6 +1,9 @@
 """The Models page: curated catalog, Hub search, download queue and installed models, as tabs.
 
 Views only: every long operation goes through ModelsController, which runs it off the GUI thread.
+
+Over 400 lines: four tabs of one page (catalog, search, downloads' host, installed), layout and
+wiring only.
 """
 
 from __future__ import annotations

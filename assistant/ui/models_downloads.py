@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.downloads import JobState
+from assistant.download_queue import JobState
 from assistant.hub import ModelVariant
 from assistant.sizes import human_size
 from assistant.ui.models_controller import JobView, ModelsController, PendingVariant

@@ -3,6 +3,9 @@
 
 Tokens arrive one by one from the engine threads; the views get them in batches every
 BATCH_INTERVAL_MS, and the reply checkpoints itself into the database while it streams.
+
+Over 400 lines: the open chat's state (its conversation, its model here or remote, the streaming
+reply, the edit) is one thing, and each turn reads and changes all of it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QUrl
 
-from assistant.storage import ExportFormat
+from assistant.export import ExportFormat
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import REPLY_TIMEOUT_MS, send
 

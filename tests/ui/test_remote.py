@@ -14,6 +14,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from assistant.chat import ModelChoice
+from assistant.export import ExportFormat
+from assistant.export import conversation_text as as_text
 from assistant.ui.model_picker import LEAVES_MACHINE
 from assistant.ui.settings_dialog import SettingsDialog
 from tests.conftest import db_rows
@@ -212,7 +214,9 @@ def test_reasoning_sent_apart_is_stored_apart_and_never_sent_back(
     send(qtbot, window, "And then?")
     sent = proxy.chat_requests()[-1].body["messages"]
     assert not any(thought in m["content"] or "Let me think" in m["content"] for m in sent)
-    assert "> **Reasoning**" in window.controllers.store.export_markdown(reply.conversation_id)
+    assert "> **Reasoning**" in as_text(
+        window.controllers.store, reply.conversation_id, ExportFormat.MARKDOWN
+    )
 
 
 def test_stop_closes_a_remote_stream_at_once(qtbot, remote_window, proxy: FaultProxy) -> None:
