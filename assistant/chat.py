@@ -195,6 +195,7 @@ class Reply:
                 ttft_ms=round(completion.ttft_s * 1000),
                 error=completion.error if finish_reason == FinishReason.ERROR else None,
                 reasoning=completion.reasoning or None,
+                reasoning_ms=round(completion.reasoning_s * 1000),
             )
         except StorageError as exc:
             # e.g. the conversation was deleted while it streamed.

@@ -7,6 +7,7 @@ sandbox, the way Hugging Face transformers does. A model without one gets an exp
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import GenerationError
+from .reasoning import OPEN as OPEN_THINKING
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,18 @@ class ChatFormat:
         if eos_token and len(eos_token) > 1 and eos_token not in markers:
             markers.append(eos_token)
         self.stop_strings = tuple(markers)
+
+    @functools.cached_property
+    def opens_thinking(self) -> bool:
+        """Whether the prompt ends inside a ``<think>`` the template opened (DeepSeek R1's newer
+        templates): the reply then starts with the model's thinking."""
+        if self._template is None:
+            return False
+        try:
+            prompt = self.render([{"role": "user", "content": "Hello"}])
+        except ChatTemplateError:
+            return False
+        return prompt.rstrip().endswith(OPEN_THINKING)
 
     def render(self, messages: Messages) -> str:
         """Prompt text for ``messages``, ending where the assistant's reply begins."""

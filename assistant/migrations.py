@@ -94,3 +94,10 @@ def m004_add_engine_and_reasoning(db: Database) -> None:
     # A reply's reasoning (a remote engine's reasoning_content), kept apart from its answer:
     # never sent back to a model, exported marked as such. NULL when there was none.
     db.execute("ALTER TABLE messages ADD COLUMN reasoning TEXT")
+
+
+@migrations()
+def m005_add_reasoning_time(db: Database) -> None:
+    # How long the model thought before it answered, in ms ("Thought for 4 s" above the
+    # answer). NULL when it did not think (reasoning is NULL) or the time is unknown.
+    db.execute("ALTER TABLE messages ADD COLUMN reasoning_ms INTEGER")

@@ -44,6 +44,7 @@ from assistant.errors import (
     EngineUnavailable,
     GenerationError,
 )
+from assistant.reasoning import ThinkSplitter
 from assistant.remote import EngineStatus, RemoteEngine, ServerKind, detect_kind, sampling_fields
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ class _Reply:
     usage: dict[str, Any] | None = None
     finish_reason: FinishReason | None = None
     first_at: float | None = None
+    thought_at: float | None = None  # the first piece of reasoning
+    answer_at: float | None = None  # the first piece of the answer
+    # A server that leaves <think>...</think> in the content (no reasoning parser): told apart here.
+    splitter: ThinkSplitter | None = None
     info: dict[str, Any] | None = None  # Assistant's own figures (its "assistant" field)
     started: float = field(default_factory=time.perf_counter)  # this attempt's request
 
@@ -260,19 +265,18 @@ class OpenAIClient:
         delta = choice.get("delta") or {}
         thought = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(thought, str) and thought:
-            reply.reasoning.append(thought)
-            if reply.first_at is None:
-                reply.first_at = time.perf_counter()
-            if on_reasoning is not None:
-                on_reasoning(thought)
+            _thought(reply, thought, on_reasoning)
         piece = delta.get("content")
         if isinstance(piece, str) and piece:
             reply.chunks += 1
             if reply.first_at is None:
                 reply.first_at = time.perf_counter()
-            reply.parts.append(piece)
-            if on_text is not None:
-                on_text(piece)
+            if reply.splitter is None:
+                reply.splitter = ThinkSplitter(
+                    lambda text: _answer(reply, text, on_text),
+                    lambda text: _thought(reply, text, on_reasoning),
+                )
+            reply.splitter.feed(piece)
         reason = choice.get("finish_reason")
         if reason:
             reply.finish_reason = (
@@ -282,6 +286,8 @@ class OpenAIClient:
     def _completion(
         self, reply: _Reply, finish_reason: FinishReason, model: str | None
     ) -> Completion:
+        if reply.splitter is not None:
+            reply.splitter.finish()  # text held back in case it began a tag
         now = time.perf_counter()
         if reply.info is not None and finish_reason != FinishReason.CANCELLED:
             # Another Assistant (or our own engine) says exactly what it did.
@@ -295,7 +301,7 @@ class OpenAIClient:
         started = reply.started
         ttft = (reply.first_at or now) - started
         generating = now - (reply.first_at or now)
-        return Completion(
+        completion = Completion(
             text=reply.text,
             finish_reason=finish_reason,
             prompt_tokens=prompt_tokens,
@@ -307,8 +313,8 @@ class OpenAIClient:
             context_tokens=prompt_tokens + completion_tokens,
             trimmed_messages=0,
             model_file=model or "",
-            reasoning="".join(reply.reasoning),
         )
+        return _with_reasoning(completion, reply)
 
     # -- the stream -----------------------------------------------------------------------------
 
@@ -543,10 +549,29 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+def _thought(reply: _Reply, text: str, on_reasoning: OnText | None) -> None:
+    now = time.perf_counter()
+    reply.first_at = reply.first_at or now
+    reply.thought_at = reply.thought_at or now
+    reply.reasoning.append(text)
+    if on_reasoning is not None:
+        on_reasoning(text)
+
+
+def _answer(reply: _Reply, text: str, on_text: OnText | None) -> None:
+    reply.answer_at = reply.answer_at or time.perf_counter()
+    reply.parts.append(text)
+    if on_text is not None:
+        on_text(text)
+
+
 def _with_reasoning(completion: Completion, reply: _Reply) -> Completion:
-    """The completion, with the reasoning the stream brought (if it has none of its own)."""
+    """The completion, with the reasoning the stream brought (if it has none of its own) and
+    how long the model thought: from its first thought to its answer (or its end)."""
     if reply.reasoning and not completion.reasoning:
-        completion.reasoning = "".join(reply.reasoning)
+        completion.reasoning = "".join(reply.reasoning).strip()
+    if reply.thought_at is not None:
+        completion.reasoning_s = (reply.answer_at or time.perf_counter()) - reply.thought_at
     return completion
 
 

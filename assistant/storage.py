@@ -85,6 +85,7 @@ class Message:
     error: str | None = None  # why a reply ended with finish_reason FinishReason.ERROR
     engine: str | None = None  # the remote engine that wrote it (its name); None: this machine
     reasoning: str | None = None  # the reply's reasoning, apart from its answer
+    reasoning_ms: int | None = None  # how long the model thought before it answered
 
     @property
     def writer(self) -> str:
@@ -593,6 +594,7 @@ class Store:
         ttft_ms: int | None = None,
         error: str | None = None,
         reasoning: str | None = None,
+        reasoning_ms: int | None = None,
     ) -> Message:
         """Store a reply's final text and statistics (MessageNotFound if it was deleted)."""
         if finish_reason not in ENGINE_FINISH_REASONS:
@@ -610,9 +612,10 @@ class Store:
             conn.execute(
                 "UPDATE messages SET content = ?, finish_reason = ?, finished_at = ?, "
                 "prompt_tokens = ?, completion_tokens = ?, duration_ms = ?, ttft_ms = ?, "
-                "error = ?, reasoning = ? WHERE id = ?",
+                "error = ?, reasoning = ?, reasoning_ms = ? WHERE id = ?",
                 (content, finish_reason, now, prompt_tokens, completion_tokens, duration_ms,
-                 ttft_ms, error, reasoning or None, message_id),
+                 ttft_ms, error, reasoning or None, reasoning_ms if reasoning else None,
+                 message_id),
             )  # fmt: skip
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, row[0]))
         return self._message(message_id)

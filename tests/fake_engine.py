@@ -71,6 +71,7 @@ class FakeEngine:
         self.cancelled: set[str] = set()
         self.delay = float(os.environ.get(DELAY_ENV, "0.001"))
         self.log = os.environ.get(LOG_ENV)
+        self.thinks = False
 
     # Each route answers (status, JSON body) or an iterator of SSE events (bytes).
     def route(self, method: str, path: str, headers: Any, body: dict[str, Any]) -> Answer:
@@ -139,6 +140,10 @@ class FakeEngine:
             raise FileNotFoundError(f"The model file {path} does not exist.")
         started = time.perf_counter()
         info = read_gguf_info(path)
+        chat_format = ChatFormat(info.chat_template)
+        # A model whose template opens <think> thinks before each answer, as our engine sends
+        # it: reasoning_content deltas first.
+        self.thinks = chat_format.opens_thinking
         loaded = {
             "path": str(path),
             "quantization": info.quantization,
@@ -147,7 +152,7 @@ class FakeEngine:
             "n_gpu_layers": 0,
             "backend": "CPU",
             "backend_note": "fake engine",
-            "template_note": ChatFormat(info.chat_template).note,
+            "template_note": chat_format.note,
             "load_seconds": time.perf_counter() - started,
             "n_slots": 1,
         }
@@ -173,6 +178,13 @@ class FakeEngine:
         first_at: float | None = None
         sent: list[str] = []
         reason = "length"
+        if self.thinks:
+            for word in THOUGHT:
+                if request_id in self.cancelled:
+                    return
+                time.sleep(self.delay)
+                first_at = first_at or time.perf_counter()
+                yield _sse({"choices": [{"index": 0, "delta": {"reasoning_content": word}}]})
         for i in range(limit):
             word = _FILLER[i % len(_FILLER)]
             if request_id in self.cancelled:
@@ -248,6 +260,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client stopped reading (Stop, or it quit)
 
+
+# What a thinking model thinks (tests look for it where it must not be: in the next prompt).
+THOUGHT = [(" " if i else "") + w for i, w in enumerate("Let me ponder this quietly.".split())]
 
 _FILLER = [
     (" " if i else "") + w

@@ -130,6 +130,8 @@ class FaultProxy:
         "error_chunk:N": forward N events, then send a data: {"error": ...} chunk and [DONE].
         "no_usage": forward without stream_options and without the usage chunk.
         "reasoning": send two reasoning_content deltas before the reply.
+        "think_tags": send the thinking in the content, as <think>...</think>, cut across
+            deltas (a server without a reasoning parser).
         "slow:S": forward, pausing S seconds before each event.
     """
 
@@ -234,9 +236,18 @@ class FaultProxy:
                         h.send_header(k, v)
                 h.send_header("Connection", "close")
                 h.end_headers()
-                if kind == "reasoning":
-                    for piece in ("Let me think. ", "The user greets me."):
-                        delta = {"choices": [{"index": 0, "delta": {"reasoning_content": piece}}]}
+                if kind in ("reasoning", "think_tags"):
+                    field = "reasoning_content" if kind == "reasoning" else "content"
+                    pieces = ["Let me think. ", "The user greets me."]
+                    if kind == "think_tags":
+                        pieces = [
+                            "<thi",
+                            "nk>\nLet me think. ",
+                            "The user greets me.</th",
+                            "ink>\n\n",
+                        ]
+                    for piece in pieces:
+                        delta = {"choices": [{"index": 0, "delta": {field: piece}}]}
                         h.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
                         h.wfile.flush()
                 events = 0

@@ -14,7 +14,7 @@ from assistant.chat_format import PLAIN_TEMPLATE_NOTE, ChatFormat, fit_messages
 from assistant.engine.llama import Completion, Engine, GenerationParams
 from assistant.engine.text_stream import TextStream
 from assistant.errors import InvalidModelFile, ModelError, ModelNotLoaded
-from tests.tinymodel import CHATML_TEMPLATE, NO_SYSTEM_TEMPLATE, write_tiny_model
+from tests.tinymodel import CHATML_TEMPLATE, NO_SYSTEM_TEMPLATE, THINKING_TEMPLATE, write_tiny_model
 
 FAST = GenerationParams(max_tokens=40, seed=1)
 
@@ -25,6 +25,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "chatml": write_tiny_model(folder / "chatml.gguf", chat_template=CHATML_TEMPLATE),
         "plain": write_tiny_model(folder / "plain.gguf"),
+        "thinking": write_tiny_model(folder / "thinking.gguf", chat_template=THINKING_TEMPLATE),
         "nosystem": write_tiny_model(folder / "nosystem.gguf", chat_template=NO_SYSTEM_TEMPLATE),
         "eos": write_tiny_model(folder / "eos.gguf", chat_template=CHATML_TEMPLATE, eos_first=True),
         "strict": write_tiny_model(
@@ -237,6 +238,20 @@ def test_model_without_template_uses_plain_format(models: dict[str, Path]) -> No
         assert c.error is None and c.text
         # A base model goes on to write the next turn, its own included: the reply ends there.
         assert {"\nUser:", "\nAssistant:"} <= set(ChatFormat(None).stop_strings)
+    finally:
+        e.close()
+
+
+def test_a_template_that_opens_think_makes_the_reply_reasoning(models: dict[str, Path]) -> None:
+    # The tiny model never writes </think>: all it writes is thinking, streamed apart.
+    e = Engine()
+    e.load(models["thinking"], n_ctx=512)
+    try:
+        assert e.opens_thinking
+        texts: list[str] = []
+        c = e.generate(chat("Hi"), FAST, on_text=texts.append)
+        assert c.error is None and c.reasoning and c.completion_tokens > 0
+        assert c.text == "" and texts == []
     finally:
         e.close()
 

@@ -236,6 +236,21 @@ def test_reasoning_content_is_kept_apart_from_the_answer(proxy: FaultProxy) -> N
     assert "think" not in completion.text
 
 
+def test_think_tags_in_the_content_are_kept_apart_too(proxy: FaultProxy) -> None:
+    proxy.fail_next("think_tags")
+    thoughts: list[str] = []
+    pieces: list[str] = []
+    with _client(proxy.url) as client:
+        completion = client.chat(
+            HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append, on_reasoning=thoughts.append
+        )
+    assert completion.reasoning == "Let me think. The user greets me."
+    assert "".join(thoughts).strip() == completion.reasoning
+    assert completion.text == "".join(pieces) and completion.text
+    assert "think" not in completion.text and not completion.text[0].isspace()
+    assert completion.reasoning_s >= 0
+
+
 def test_only_standard_fields_reach_an_unknown_server(proxy: FaultProxy) -> None:
     with _client(proxy.url) as client:
         client.chat(HELLO, PARAMS, model="gemma3-270m")

@@ -26,6 +26,11 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+# ChatML that opens the reply's <think> itself, as DeepSeek R1's newer templates do.
+THINKING_TEMPLATE = CHATML_TEMPLATE.replace(
+    "'<|im_start|>assistant\\n'", "'<|im_start|>assistant\\n<think>\\n'"
+)
+
 # Like Gemma's: no system role, "model" for the assistant, and an exception for a system message.
 NO_SYSTEM_TEMPLATE = (
     "{{ bos_token }}"

@@ -39,6 +39,7 @@ import llama_cpp
 from assistant.engine.records import Completion, FinishReason, GenerationParams
 from assistant.engine.text_stream import TextStream
 from assistant.errors import AssistantError, RequestRejected
+from assistant.reasoning import ThinkSplitter
 
 if TYPE_CHECKING:
     from assistant.engine.llama import Engine
@@ -55,6 +56,8 @@ class Request:
     prompt: str | None = None  # raw text to continue (no chat template)
     truncate: bool = False
     on_text: Callable[[str], None] | None = None
+    # A chat reply's thinking (<think>...</think>), kept out of on_text and the text.
+    on_reasoning: Callable[[str], None] | None = None
     on_done: Callable[[Completion], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     interactive: bool = False  # the person at the keyboard (the app, the CLI): admitted first
@@ -84,6 +87,7 @@ class Sequence:
     prompt: list[int]
     sampler: llama_cpp.llama_sampler_p
     stream: TextStream
+    thoughts: ThinkSplitter | None  # chat replies: the thinking told apart from the answer
     started: float
     cached_tokens: int
     trimmed_messages: int
@@ -155,12 +159,20 @@ class Scheduler:
         slot.state_key = request.state_key
         cached = self._reuse_prefix(slot, prompt)
         own = engine.stop_strings if request.prompt is None else ()
+        thoughts = None
+        on_text = request.on_text
+        if request.prompt is None:  # a chat reply (a raw completion's text is left as it is)
+            thoughts = ThinkSplitter(
+                request.on_text, request.on_reasoning, opened=engine.opens_thinking
+            )
+            on_text = thoughts.feed
         sequence = Sequence(
             request=request,
             slot=slot,
             prompt=prompt,
             sampler=engine.new_sampler(request.params),
-            stream=TextStream((*own, *request.params.stop), request.on_text),
+            stream=TextStream((*own, *request.params.stop), on_text),
+            thoughts=thoughts,
             started=started,
             cached_tokens=cached,
             trimmed_messages=trimmed,
@@ -411,13 +423,16 @@ class Scheduler:
         llama_cpp.llama_sampler_free(sequence.sampler)
         try:
             sequence.stream.finish()
+            if sequence.thoughts is not None:
+                sequence.thoughts.finish()
         except Exception:  # noqa: BLE001 - on_text raising must not lose the result
             log.exception("on_text failed")
         now = time.perf_counter()
         first = sequence.first_token_at if sequence.first_token_at is not None else now
         gen_seconds = now - (sequence.prompt_done_at or now)
         completion = Completion(
-            text=sequence.stream.text,
+            text=sequence.thoughts.answer if sequence.thoughts else sequence.stream.text,
+            reasoning=sequence.thoughts.reasoning if sequence.thoughts else "",
             finish_reason=reason,
             prompt_tokens=len(sequence.prompt),
             completion_tokens=sequence.completion_tokens,

@@ -399,6 +399,11 @@ class Engine:
         return self._loaded.path.name if self._loaded else ""
 
     @property
+    def opens_thinking(self) -> bool:
+        """Whether the chat template opens a <think> itself (the reply starts inside it)."""
+        return self._format.opens_thinking if self._format else False
+
+    @property
     def stop_strings(self) -> tuple[str, ...]:
         """The chat format's own stops (its turn markers)."""
         return self._format.stop_strings if self._format else ()

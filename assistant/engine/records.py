@@ -98,8 +98,9 @@ class Completion:
     trimmed_messages: int  # old messages dropped to fit the context window
     model_file: str
     error: str | None = None
-    # Reasoning that came apart from the answer (a remote engine's reasoning_content).
+    # The thinking that came apart from the answer (<think>...</think>, reasoning_content).
     reasoning: str = ""
+    reasoning_s: float = 0.0  # how long the model thought before it answered
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -80,6 +80,7 @@ class GenerateJob:
     kv_state: str | None = None  # a saved KV cache to start from (the CLI's own engines)
     save_state: bool = False
     on_text: Callable[[str], None] | None = None
+    on_reasoning: Callable[[str], None] | None = None  # a chat reply's thinking
     stop: threading.Event = field(default_factory=threading.Event)
     interactive: bool = False  # the app or the CLI, for the person at the keyboard
     client: str = ""  # who asked, as the Monitor shows it
@@ -408,6 +409,7 @@ class Runner:
             prompt=job.prompt,
             truncate=job.truncate,
             on_text=job.on_text,
+            on_reasoning=job.on_reasoning,
             on_done=lambda completion: self._done(job, completion),
             stop=job.stop,
             interactive=job.interactive,

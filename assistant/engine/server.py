@@ -293,7 +293,9 @@ class EngineServer:
         include_usage = bool(options.get("include_usage", False))
 
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        # (the delta's field, its text): "content", or "reasoning_content" for a chat reply's
+        # thinking (as DeepSeek's API and llama-server send it); None ends the stream.
+        pieces: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
         request_id = (request.headers.get("x-request-id") or "")[:64]
         if not request_id or request_id in self._jobs:
             request_id = uuid.uuid4().hex  # ids are never shared: a cancel stops one request
@@ -303,7 +305,10 @@ class EngineServer:
             raise bad_request("'assistant.kv_state' is for the app's own requests.", "assistant")
 
         def on_text(piece: str) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            loop.call_soon_threadsafe(pieces.put_nowait, ("content", piece))
+
+        def on_reasoning(piece: str) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, ("reasoning_content", piece))
 
         job = GenerateJob(
             messages=messages,
@@ -314,6 +319,7 @@ class EngineServer:
             kv_state=ext.get("kv_state"),
             save_state=bool(ext.get("save_state", False)),
             on_text=on_text if stream else None,
+            on_reasoning=on_reasoning if stream else None,
             interactive=owner,
             client=_client_label(request),
             id=request_id,
@@ -359,6 +365,8 @@ class EngineServer:
             choice: dict[str, Any] = {"index": 0, "finish_reason": _finish(completion)}
             if chat:
                 choice["message"] = {"role": "assistant", "content": completion.text}
+                if completion.reasoning:
+                    choice["message"]["reasoning_content"] = completion.reasoning
             else:
                 choice["text"] = completion.text
             return JSONResponse(
@@ -400,8 +408,9 @@ class EngineServer:
             try:
                 if chat:
                     yield _sse(chunk({"role": "assistant", "content": ""}, None))
-                while (piece := await pieces.get()) is not None:
-                    yield _sse(chunk({"content": piece} if chat else piece, None))
+                while (item := await pieces.get()) is not None:
+                    field, piece = item
+                    yield _sse(chunk({field: piece} if chat else piece, None))
                 try:
                     completion = job.future.result()
                 except Exception as exc:  # noqa: BLE001 - the stream must end in an error event
@@ -414,7 +423,8 @@ class EngineServer:
                 else:
                     last = chunk({} if chat else "", _finish(completion))
                     last["timings"] = _timings(completion)
-                    last["assistant"] = {**completion.to_json(), "text": None}
+                    # The text and the thinking came in the deltas already.
+                    last["assistant"] = {**completion.to_json(), "text": None, "reasoning": ""}
                     yield _sse(last)
                     if include_usage:
                         yield _sse(

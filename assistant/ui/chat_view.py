@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from PySide6.QtCore import QEvent, QUrl, Signal, Slot
 from PySide6.QtGui import (
@@ -142,6 +143,9 @@ class ChatView(QTextBrowser):
         self._reply: Message | None = None  # the assistant Message streaming now
         self._reply_start: int | None = None  # where its text begins in the document
         self.appends = 0  # streaming updates received (the controller batches them)
+        self._expanded: set[int] = set()  # replies whose thinking is unfolded
+        self._thinking_since: float | None = None  # the streaming reply is thinking, since
+        self._answering = False  # the streaming reply's answer has begun
 
     # --- rendering -------------------------------------------------------------------------
 
@@ -154,6 +158,8 @@ class ChatView(QTextBrowser):
         self._code.clear()
         self._reply = None
         self._reply_start = None
+        self._thinking_since = None
+        self._answering = False
         for message in messages:
             self.add_message(message)
         # A reply still streaming (finish_reason None) keeps receiving text.
@@ -181,16 +187,40 @@ class ChatView(QTextBrowser):
         self.add_message(message)
 
     @Slot(str)
+    def append_reasoning_text(self, text: str) -> None:
+        """The streaming reply's thinking: shown as it comes, under "Thinking...", muted."""
+        if self._reply_start is None or self._answering:
+            return
+        cursor = self._end_cursor()
+        if self._thinking_since is None:
+            self._thinking_since = time.monotonic()
+            cursor.insertText("Thinking...", self._thought_label_format())
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+        self._append(text, self._muted_format())
+
+    @Slot(str)
     def append_reply_text(self, text: str) -> None:
         """Append streamed text at the end: one cursor insert per batch, no re-layout of
-        the whole document."""
+        the whole document. The first piece of an answer folds the thinking above it."""
         if self._reply_start is None:
             return
+        if not self._answering:
+            self._answering = True
+            if self._thinking_since is not None:
+                seconds = time.monotonic() - self._thinking_since
+                cursor = self._end_cursor()
+                cursor.setPosition(self._reply_start, QTextCursor.MoveMode.KeepAnchor)
+                cursor.removeSelectedText()
+                self._insert_thought_header(cursor, None, seconds)
+                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+        self._append(text, self._plain_format())
+
+    def _append(self, text: str, fmt: QTextCharFormat) -> None:
         self.appends += 1
         bar = self.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         cursor = self._end_cursor()
-        cursor.insertText(text, self._plain_format())
+        cursor.insertText(text, fmt)
         if at_bottom:
             bar.setValue(bar.maximum())
 
@@ -207,6 +237,8 @@ class ChatView(QTextBrowser):
         self._insert_body(cursor, message)
         self._reply = None
         self._reply_start = None
+        self._thinking_since = None
+        self._answering = False
         self._scroll_to_end()
 
     def _end_cursor(self) -> QTextCursor:
@@ -259,6 +291,14 @@ class ChatView(QTextBrowser):
         if message.role == "user":
             cursor.insertText(message.content, self._plain_format())
         else:
+            if message.reasoning:
+                seconds = message.reasoning_ms / 1000 if message.reasoning_ms else None
+                self._insert_thought_header(cursor, message.id, seconds)
+                if message.id in self._expanded:
+                    cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+                    cursor.insertText(message.reasoning, self._muted_format())
+                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+                start = cursor.position()
             # Model output is text, never markup for us: HTML in it is shown as written.
             cursor.insertMarkdown(message.content or "", _MARKDOWN)
             self._decorate_code(start, cursor.position())
@@ -267,6 +307,39 @@ class ChatView(QTextBrowser):
             if footer:
                 cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
                 cursor.insertText(footer, self._muted_format())
+
+    def _thought_label_format(self) -> QTextCharFormat:
+        f = self._muted_format()
+        f.setFontItalic(True)
+        return f
+
+    def _insert_thought_header(
+        self, cursor: QTextCursor, message_id: int | None, seconds: float | None
+    ) -> None:
+        """ "▸ Thought for 4 s": a link that unfolds the thinking (folded, it is one line)."""
+        took = f"Thought for {seconds:.0f} s" if seconds is not None else "Thought"
+        if seconds is not None and seconds < 10:
+            took = f"Thought for {seconds:.1f} s"
+        if message_id is None:  # still streaming: it unfolds once the reply is stored
+            cursor.insertText(f"▸ {took}", self._thought_label_format())
+            return
+        mark = "▾" if message_id in self._expanded else "▸"
+        fmt = self._link_format(f"think:{message_id}")
+        fmt.setFontItalic(True)
+        cursor.insertText(f"{mark} {took}", fmt)
+
+    def thought_expanded(self, message_id: int) -> bool:
+        return message_id in self._expanded
+
+    def toggle_thought(self, message_id: int) -> None:
+        """Unfold a reply's thinking, or fold it again (not while a reply streams)."""
+        if self._reply is not None:
+            return
+        self._expanded ^= {message_id}
+        bar = self.verticalScrollBar()
+        where = bar.value()
+        self.show_conversation(None, list(self._messages))
+        bar.setValue(min(where, bar.maximum()))
 
     def _decorate_code(self, start: int, end: int) -> None:
         """Give each code block a background, a fixed font and a "Copy code" link above it."""
@@ -316,6 +389,8 @@ class ChatView(QTextBrowser):
             QGuiApplication.clipboard().setText(self._code[int(rest)])
         elif scheme == "copymsg" and rest.isdigit():
             QGuiApplication.clipboard().setText(self._contents.get(int(rest), ""))
+        elif scheme == "think" and rest.isdigit():
+            self.toggle_thought(int(rest))
         elif scheme == "edit" and rest.isdigit():
             self.edit_requested.emit(int(rest))
         elif scheme in ("http", "https", "mailto"):

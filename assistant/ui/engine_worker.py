@@ -41,7 +41,8 @@ class EngineWorker(QObject):
         engine_failed(str): the engine could not be started; the sentence to show.
         model_released(str, object, str): the model at this path is closed (its file may be
             deleted); the LoadedModel now active (None when none) and a problem to show.
-        text_generated(str): one piece of the reply (the controller batches them).
+        text_generated(str): one piece of the reply (the session batches them).
+        reasoning_generated(str): one piece of a reasoning model's thinking.
         generation_finished(object): the Completion, also for cancelled and failed replies.
         engine_crashed(str): the engine died and was restarted; the sentence for the user.
         reloading(str): after a restart, the model at this path is being loaded again; one
@@ -56,6 +57,7 @@ class EngineWorker(QObject):
     engine_failed = Signal(str)
     model_released = Signal(str, LoadedModel, str)  # the LoadedModel may be None
     text_generated = Signal(str)
+    reasoning_generated = Signal(str)
     generation_finished = Signal(Completion)
     engine_crashed = Signal(str)
     reloading = Signal(str)
@@ -251,6 +253,7 @@ class EngineWorker(QObject):
                 params,
                 model=str(model.path) if model is not None else None,
                 on_text=self._emit_text,
+                on_reasoning=self.reasoning_generated.emit,
                 stop=self._stop,
             )
         except EngineUnavailable as exc:

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.monitor: MonitorView | None = None
         self._models_dialog: ModelsDialog | None = None
         self._model_note: str | None = None  # the loaded model's template note, if any
+        self._thought_chars = 0  # of the reply streaming now
         self.setWindowTitle(APP_NAME)
         self.setAccessibleName(APP_NAME)
         self.setAcceptDrops(True)
@@ -256,7 +257,10 @@ class MainWindow(QMainWindow):
         session.stats_updated.connect(self._on_stats)
         session.remote_changed.connect(self.model_picker.set_remote)
         session.remote_changed.connect(self._on_remote_changed)
-        session.thinking.connect(self._on_thinking)
+        session.reasoning_appended.connect(self.chat_view.append_reasoning_text)
+        session.reasoning_appended.connect(self._on_thinking)
+        session.reply_started.connect(self._on_reply_started)
+        session.reply_text_appended.connect(self._on_answer_text)
         models.models_changed.connect(self.model_picker.set_models)
         models.model_loading.connect(self.model_picker.set_loading)
         models.model_loading.connect(self._on_model_loading)
@@ -377,9 +381,21 @@ class MainWindow(QMainWindow):
     def _on_load_progress(self, fraction: float) -> None:
         self.progress.setValue(round(fraction * 100))
 
-    @Slot(int)
-    def _on_thinking(self, chars: int) -> None:
-        self.statusBar().showMessage(f"Thinking... ({chars:,} characters of reasoning so far)")
+    @Slot(object)
+    def _on_reply_started(self, _message: object) -> None:
+        self._thought_chars = 0
+
+    @Slot(str)
+    def _on_answer_text(self, _text: str) -> None:
+        if self._thought_chars and self.statusBar().currentMessage().startswith("Thinking"):
+            self.statusBar().clearMessage()  # the answer has begun
+
+    @Slot(str)
+    def _on_thinking(self, thought: str) -> None:
+        self._thought_chars += len(thought)
+        self.statusBar().showMessage(
+            f"Thinking... ({self._thought_chars:,} characters of reasoning so far)"
+        )
 
     @Slot(object)
     def _on_remote_changed(self, choice: ModelChoice | None) -> None:

@@ -40,9 +40,8 @@ class _Streaming:
 
     reply: chat.Reply
     pending: list[str] = field(default_factory=list)
-    # Reasoning a remote engine sent apart (stored with the reply when it ends); counted here.
-    reasoning_chars: int = 0
-    reasoning_shown: int = 0
+    # The thinking not shown yet (it is stored with the reply when it ends).
+    pending_reasoning: list[str] = field(default_factory=list)
 
     @property
     def message_id(self) -> int:
@@ -71,7 +70,7 @@ class ChatSession(QObject):
     stats_updated(object): the Completion of the last reply (speed, ttft, context).
     remote_changed(object): the remote model the open chat uses now (a ModelChoice), or None
         when it uses the model loaded on this machine.
-    thinking(int): characters of reasoning received so far for the reply streaming now.
+    reasoning_appended(str): a batch of the streaming reply's thinking (a reasoning model's).
     conversations_touched(): a conversation was added or changed (the list shows it anew).
     notice(str), error(str): a note, or a failure, to show; the app keeps running.
     """
@@ -86,7 +85,7 @@ class ChatSession(QObject):
     edit_cancelled = Signal()
     stats_updated = Signal(Completion)
     remote_changed = Signal(ModelChoice)  # or None
-    thinking = Signal(int)
+    reasoning_appended = Signal(str)
     conversations_touched = Signal()
     notice = Signal(str)
     error = Signal(str)
@@ -119,8 +118,8 @@ class ChatSession(QObject):
         self._batch_timer.timeout.connect(self._flush)
         for worker in (link.engine, link.remote):
             worker.text_generated.connect(self._on_text_generated)
+            worker.reasoning_generated.connect(self._on_reasoning_generated)
             worker.generation_finished.connect(self._on_generation_finished)
-        link.remote.reasoning_generated.connect(self._on_reasoning_generated)
         link.remote.retrying.connect(self.notice)
         link.remote.unreachable.connect(self._on_remote_unreachable)
         models.model_changed.connect(self._on_model_changed)
@@ -505,16 +504,17 @@ class ChatSession(QObject):
     @Slot(str)
     def _on_reasoning_generated(self, piece: str) -> None:
         if self._reply is not None:
-            self._reply.reasoning_chars += len(piece)
+            self._reply.pending_reasoning.append(piece)
 
     @Slot()
     def _flush(self) -> None:
         """Hand the views what arrived since the last tick; the reply checkpoints itself."""
         streaming = self._reply
-        if streaming is not None and streaming.reasoning_chars != streaming.reasoning_shown:
-            streaming.reasoning_shown = streaming.reasoning_chars
+        if streaming is not None and streaming.pending_reasoning:
+            thought = "".join(streaming.pending_reasoning)
+            streaming.pending_reasoning.clear()
             if streaming.conversation_id == self._conversation_id:
-                self.thinking.emit(streaming.reasoning_chars)
+                self.reasoning_appended.emit(thought)
         if streaming is None or not streaming.pending:
             return
         batch = "".join(streaming.pending)

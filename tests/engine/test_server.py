@@ -19,8 +19,9 @@ pytestmark = pytest.mark.starter
 
 
 class Served:
-    def __init__(self, supervisor: Supervisor, model: str):
+    def __init__(self, supervisor: Supervisor, model: str, home: Path):
         self.supervisor = supervisor
+        self.home = home
         self.model = model
         self.url = supervisor.url
         self.key = supervisor.api_key
@@ -41,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, starter_model_file: Path) -
     client = supervisor.start()
     client.load(model.name, n_ctx=2048, n_gpu_layers=0)
     try:
-        yield Served(supervisor, model.name)
+        yield Served(supervisor, model.name, home)
     finally:
         supervisor.stop()
 
@@ -292,3 +293,24 @@ def test_the_engine_uses_every_physical_core(served: Served) -> None:
         trust_env=False,
     ).json()
     assert status["threads"] == hardware.math_cores()
+
+
+def test_a_thinking_models_reasoning_streams_apart_from_its_answer(
+    served: Served, tmp_path: Path
+) -> None:
+    # Last in this module: it swaps the engine's model for a tiny one whose template opens
+    # <think> (as DeepSeek R1's does); that model never closes it, so all it writes is thinking.
+    from tests.tinymodel import THINKING_TEMPLATE, write_tiny_model
+
+    tiny = write_tiny_model(tmp_path / "thinker.gguf", chat_template=THINKING_TEMPLATE)
+    model = install_model(tiny, served.home)
+    stream = served.openai().chat.completions.create(
+        model=model.name, messages=ask("Hi"), max_tokens=12, stream=True
+    )
+    deltas = [c.choices[0].delta for c in stream if c.choices]
+    thinking = "".join(getattr(d, "reasoning_content", None) or "" for d in deltas)
+    answer = "".join(d.content or "" for d in deltas)
+    assert thinking.strip() and answer == "" and "<think>" not in thinking
+    r = served.openai().chat.completions.create(model=model.name, messages=ask("Hi"), max_tokens=8)
+    assert r.choices[0].message.content == ""
+    assert getattr(r.choices[0].message, "reasoning_content", "")

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import Qt, QUrl
 
 from assistant.export import ExportFormat
+from assistant.export import conversation_text as as_text
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import REPLY_TIMEOUT_MS, send
 
@@ -375,3 +376,43 @@ def test_the_engine_receives_the_history_and_the_settings(
     assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.3, 0.5, 7)
     assert [m["content"] for m in body["messages"]][-3:] == ["hello", first.content, "again"]
     assert body["stream"] is True and body["assistant"]["truncate"] is True
+
+
+def test_a_thinking_reply_shows_its_thought_folded_and_never_sends_it_back(
+    qtbot, make_window, assistant_home: Path, tmp_path: Path, fake_engine
+) -> None:
+    from tests.conftest import install_model
+    from tests.fake_engine import THOUGHT, requests_received
+    from tests.tinymodel import THINKING_TEMPLATE, write_tiny_model
+
+    thinker = write_tiny_model(tmp_path / "thinker.gguf", chat_template=THINKING_TEMPLATE)
+    window = make_window(fast_settings(install_model(thinker, assistant_home), max_tokens=12))
+    view = window.chat_view
+    thought = "".join(THOUGHT)
+    seen_while_thinking: list[str] = []
+    seen_at_answer: list[str] = []
+    window.session.reasoning_appended.connect(
+        lambda _t: seen_while_thinking.append(view.toPlainText())
+    )
+    window.session.reply_text_appended.connect(
+        lambda _t: seen_at_answer.append(view.toPlainText()) if not seen_at_answer else None
+    )
+    reply = send(qtbot, window, "Why is the sky blue?")
+
+    # It streamed under "Thinking...", and folded when the answer began.
+    assert seen_while_thinking and "Thinking..." in seen_while_thinking[-1]
+    assert "ponder" in seen_while_thinking[-1]
+    assert "▸ Thought for" in seen_at_answer[0] and "ponder" not in seen_at_answer[0]
+    # Stored apart from the answer, with how long it took; shown folded, unfolded on a click.
+    assert reply.reasoning == thought and "ponder" not in reply.content and reply.content
+    assert reply.reasoning_ms is not None
+    assert "▸ Thought for" in view.toPlainText() and "ponder" not in view.toPlainText()
+    view.anchorClicked.emit(QUrl(f"think:{reply.id}"))
+    assert "▾ Thought for" in view.toPlainText() and thought in view.toPlainText()
+    # The next turn's prompt has the answer, never the thinking.
+    send(qtbot, window, "And at sunset?")
+    sent = requests_received(fake_engine)[-1]["messages"]
+    assert reply.content in [m["content"] for m in sent]
+    assert not any("ponder" in m["content"] for m in sent)
+    exported = as_text(window.controllers.store, reply.conversation_id, ExportFormat.MARKDOWN)
+    assert "> **Reasoning**" in exported and "ponder" in exported

@@ -206,7 +206,7 @@ def test_reasoning_sent_apart_is_stored_apart_and_never_sent_back(
 ) -> None:
     window = remote_window
     proxy.fail_next("reasoning")
-    with qtbot.waitSignal(window.session.thinking, timeout=REPLY_TIMEOUT_MS):
+    with qtbot.waitSignal(window.session.reasoning_appended, timeout=REPLY_TIMEOUT_MS):
         reply = send(qtbot, window, "Hello! Tell me about the sea.")
     assert reply.reasoning == "Let me think. The user greets me."
     thought = "The user greets me."
