@@ -119,7 +119,7 @@ class CodeHighlighter(QSyntaxHighlighter):
 
 
 class ChatView(QTextBrowser):
-    """Renders what the controller says; streaming text is appended with a QTextCursor.
+    """Renders what the chat session says; streaming text is appended with a QTextCursor.
 
     Signals:
         edit_requested(int): the user clicked "Edit" on one of their messages.
@@ -142,7 +142,7 @@ class ChatView(QTextBrowser):
         self._code: list[str] = []  # code block texts (Copy code)
         self._reply: Message | None = None  # the assistant Message streaming now
         self._reply_start: int | None = None  # where its text begins in the document
-        self.appends = 0  # streaming updates received (the controller batches them)
+        self.appends = 0  # streaming updates received (the session batches them)
         self._expanded: set[int] = set()  # replies whose thinking is unfolded
         self._thinking_since: float | None = None  # the streaming reply is thinking, since
         self._answering = False  # the streaming reply's answer has begun

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QObject, QThread
 
 from assistant.settings import Settings
 from assistant.storage import Store
@@ -28,19 +28,25 @@ from assistant.ui.workers import wait_for_tasks
 log = logging.getLogger(__name__)
 
 
-class Controllers:
-    """Builds the controllers, starts the engine, and shuts everything down in order."""
+class Controllers(QObject):
+    """Builds the controllers, starts the engine, and shuts everything down in order.
+
+    The controllers are its Qt children, and the window that shows them takes it as its own
+    child: so they are destroyed with the window, on the GUI thread, and never by Python's
+    garbage collector on whatever thread it happens to run (Qt warns, and timers break).
+    """
 
     def __init__(self, store: Store, settings: Settings | None = None):
+        super().__init__()
         self.store = store
         self.settings = settings if settings is not None else Settings.load()
-        self.link = EngineLink(self.settings)
-        self.remote_engines = RemoteEngines(self.settings)
-        self.models = ModelManager(self.settings, self.link)
+        self.link = EngineLink(self.settings, self)
+        self.remote_engines = RemoteEngines(self.settings, self)
+        self.models = ModelManager(self.settings, self.link, self)
         self.session = ChatSession(
-            store, self.settings, self.models, self.link, self.remote_engines
+            store, self.settings, self.models, self.link, self.remote_engines, self
         )
-        self.conversations = ConversationsController(store, self.session)
+        self.conversations = ConversationsController(store, self.session, self)
         self._closed = False
         self.link.start()  # the engine process starts while the window opens
 

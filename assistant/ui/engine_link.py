@@ -51,7 +51,7 @@ class EngineLink(QObject):
         self._stop = threading.Event()
         host, port, key, threads = engine_options(settings)
 
-        self._thread = QThread()
+        self._thread = QThread(self)
         self._thread.setObjectName("engine-client")
         self.engine = EngineWorker(self._stop, host=host, port=port, api_key=key, threads=threads)
         self.engine.moveToThread(self._thread)
@@ -67,7 +67,7 @@ class EngineLink(QObject):
         # only arrive after the wait. QThread.quit() is thread-safe.
         self.engine.closed.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
 
-        self._remote_thread = QThread()
+        self._remote_thread = QThread(self)
         self._remote_thread.setObjectName("remote-engine")
         self.remote = RemoteWorker(self._stop)
         self.remote.moveToThread(self._remote_thread)

@@ -5,8 +5,9 @@ The GUI process runs no llama.cpp at all: if the engine dies natively, this work
 reply so far as ended with an error, waits for the supervisor's restart, loads the model again
 and says what happened, and the app carries on.
 
-Slots are invoked through queued signals from the controller, so requests run in the order they
-were made (a model swap asked for during a reply runs once that reply has stopped).
+Slots are invoked through queued signals from the EngineLink (ui/engine_link.py), so requests
+run in the order they were made (a model swap asked for during a reply runs once that reply has
+stopped).
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ def icon_path() -> Path | None:
 class MainWindow(QMainWindow):
     def __init__(self, controllers: Controllers):
         super().__init__()
+        controllers.setParent(self)  # destroyed with the window, on the GUI thread
         self.controllers = controllers
         self.session = controllers.session
         self.models = controllers.models

@@ -26,7 +26,7 @@ class MessageBox(QPlainTextEdit):
         self.setTabChangesFocus(True)
         self.setMaximumHeight(140)
         self.setMinimumHeight(56)
-        # Whether sending is possible now; set by the window from the controller's state.
+        # Whether sending is possible now; set by the window from the session's state.
         self.send_enabled = True
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)

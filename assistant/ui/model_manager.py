@@ -48,6 +48,8 @@ class ModelManager(QObject):
     model_loading(str): the file name now loading ("" while one is being found).
     model_load_progress(float): 0..1.
     model_changed(object): the LoadedModel now active (None when none).
+    model_activated(object): this LoadedModel was just made active, as asked (not emitted
+        when a load failed and the previous model stays).
     model_missing(str): no model is loaded and none is loading; the text says how to get one.
     model_imported(object): the LocalModel added from a file the user chose.
     model_deleted(str, int): this installed model's file is deleted; the bytes freed.
@@ -61,6 +63,7 @@ class ModelManager(QObject):
     model_loading = Signal(str)
     model_load_progress = Signal(float)
     model_changed = Signal(LoadedModel)  # or None
+    model_activated = Signal(LoadedModel)
     model_missing = Signal(str)
     model_imported = Signal(LocalModel)
     model_deleted = Signal(str, int)
@@ -264,6 +267,7 @@ class ModelManager(QObject):
             self.settings.default_model = reference
             self.save_settings()
         self.model_changed.emit(loaded)
+        self.model_activated.emit(loaded)
         note = loaded.template_note
         if note:
             shown = self.settings.extra.setdefault("template_notes_shown", [])
@@ -324,6 +328,7 @@ class ModelManager(QObject):
                 )
         target = resolved_path(path)
         if target in self._deleting and not self._closed:
+            self._deleting.discard(target)  # deleted once, however often it was asked
             self._delete_file(target)
 
     def _delete_file(self, path: Path) -> None:
@@ -342,8 +347,8 @@ class ModelManager(QObject):
     # --- settings ------------------------------------------------------------------------
 
     def update_settings(self, new: Settings) -> None:
-        """Apply edited settings: a new address, key or thread count restarts the engine, a new
-        context size reloads the model; then settings_applied."""
+        """Apply edited settings (settings_applied), then follow them: a new address, key or
+        thread count restarts the engine, a new context size reloads the model."""
         reload = new.n_ctx != self.settings.n_ctx
         old_options = engine_options(self.settings)
         # Slots matter only while the engine serves other apps (the app alone uses one).
@@ -354,11 +359,12 @@ class ModelManager(QObject):
         if self.settings.local_api:
             self.settings.ensure_api_key()
         self.save_settings()
+        # First: a chat whose remote engine was taken out comes back here before a reload.
+        self.settings_applied.emit()
         if engine_options(self.settings) != old_options or new_slots:
             self._link.reconfigure(self.settings)
         elif reload and self._loaded is not None:
             self.load(str(self._loaded.path))
-        self.settings_applied.emit()
 
     def save_settings(self) -> None:
         try:

@@ -122,7 +122,7 @@ class ChatSession(QObject):
             worker.generation_finished.connect(self._on_generation_finished)
         link.remote.retrying.connect(self.notice)
         link.remote.unreachable.connect(self._on_remote_unreachable)
-        models.model_changed.connect(self._on_model_changed)
+        models.model_activated.connect(self._on_model_activated)
         models.model_imported.connect(self._on_model_imported)
         models.settings_applied.connect(self._on_settings_applied)
 
@@ -248,9 +248,10 @@ class ChatSession(QObject):
                 self.error.emit(str(exc))
 
     @Slot(object)
-    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
+    def _on_model_activated(self, loaded: LoadedModel) -> None:
+        """The open chat now uses this model: the conversation remembers it."""
         # A chat on a remote engine stays there: this model is for the chats that are not.
-        if loaded is None or self._conversation_id is None or self._remote is not None:
+        if self._conversation_id is None or self._remote is not None:
             return
         try:
             self.store.set_conversation_model(
@@ -310,7 +311,7 @@ class ChatSession(QObject):
             "machine."
         )
         if self.models.loaded is not None:
-            self._on_model_changed(self.models.loaded)
+            self._on_model_activated(self.models.loaded)
 
     # --- a conversation's own system prompt ------------------------------------------------
 
@@ -467,11 +468,13 @@ class ChatSession(QObject):
         s = self.settings
         params = GenerationParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p)
         self._reply = _Streaming(reply)
+        engine = self.remote_engines.engine(choice.engine) if choice.engine else None
+        # Asked first (it clears the Stop event): a Stop from anyone told of the reply below
+        # must count. Its text arrives through the event loop, after this returns.
+        self._link.generate(messages, params, (engine, choice.model) if engine else None)
         self._set_state(TurnState.GENERATING)
         self.reply_started.emit(reply.message)
         self._batch_timer.start()
-        engine = self.remote_engines.engine(choice.engine) if choice.engine else None
-        self._link.generate(messages, params, (engine, choice.model) if engine else None)
 
     @Slot()
     def stop(self) -> None:

@@ -216,3 +216,20 @@ def test_template_note_goes_when_a_model_with_a_template_loads(
     assert not window.notice_label.isVisible()
     assert window.statusBar().currentMessage() != note
     assert "tiny-b" in window.model_label.text()
+
+
+def test_a_conversation_keeps_its_model_when_that_model_fails_to_load(
+    qtbot, make_window, tiny_models
+) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    store = window.controllers.store
+    older = store.create_conversation("Older chat", model="tiny-b.gguf")
+    store.add_message(older.id, "user", "from before")
+    data = tiny_models["b"].read_bytes()
+    tiny_models["b"].unlink()  # a hard link to the session's file: replaced, not written to
+    tiny_models["b"].write_bytes(data[: len(data) // 2])  # broken since
+    with qtbot.waitSignal(window.models.error, timeout=LOAD_TIMEOUT_MS):
+        window.session.open_conversation(older.id)
+    wait_ready(qtbot, window)
+    assert window.models.loaded.path.name == "tiny-a.gguf"  # still active, for now
+    assert store.conversation(older.id).model == "tiny-b.gguf"  # what the chat chose, kept
