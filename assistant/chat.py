@@ -85,6 +85,7 @@ def begin_turn(
     *,
     model: ModelChoice | Path,
     system_prompt: str | None = None,
+    settings: str | None = None,
 ) -> tuple[Conversation, Message]:
     """Store the user's message (in a new conversation when ``conversation_id`` is None)."""
     choice = model if isinstance(model, ModelChoice) else ModelChoice.local(model)
@@ -94,6 +95,7 @@ def begin_turn(
             model=choice.reference,
             system_prompt=system_prompt or None,
             engine=choice.engine,
+            settings=settings,
         )
     else:
         conversation = store.conversation(conversation_id)

@@ -101,3 +101,34 @@ def m005_add_reasoning_time(db: Database) -> None:
     # How long the model thought before it answered, in ms ("Thought for 4 s" above the
     # answer). NULL when it did not think (reasoning is NULL) or the time is unknown.
     db.execute("ALTER TABLE messages ADD COLUMN reasoning_ms INTEGER")
+
+
+@migrations()
+def m006_add_conversation_settings(db: Database) -> None:
+    # A conversation's own generation settings (chat_settings.ChatSettings) as a JSON object of
+    # the fields it chose: temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, n_ctx,
+    # seed. A field left out, or NULL for the whole column, follows the app's defaults.
+    db.execute("ALTER TABLE conversations ADD COLUMN settings TEXT")
+
+
+@migrations()
+def m007_messages_as_a_tree(db: Database) -> None:
+    # Versions and branches: each message follows its parent (NULL: the first of its chat).
+    # Messages with the same parent are versions of one turn (a regenerated reply, an edited
+    # question); the branch shown is the path from the first message to the conversation's
+    # head_id. Deleting a message deletes what follows it on every branch.
+    db.execute(
+        "ALTER TABLE messages ADD COLUMN parent_id INTEGER "
+        "REFERENCES messages (id) ON DELETE CASCADE"
+    )
+    db.execute("CREATE INDEX messages_by_parent ON messages (parent_id)")
+    db.execute("ALTER TABLE conversations ADD COLUMN head_id INTEGER")
+    # The chats so far were one line each: every message follows the one before it.
+    db.execute(
+        "UPDATE messages SET parent_id = (SELECT max(p.id) FROM messages p "
+        "WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id)"
+    )
+    db.execute(
+        "UPDATE conversations SET head_id = "
+        "(SELECT max(m.id) FROM messages m WHERE m.conversation_id = conversations.id)"
+    )

@@ -222,6 +222,7 @@ class OpenAIClient:
         try:
             for event in self._stream_with_retries(body, headers or {}, stop, on_retry, reply):
                 if "error" in event:
+                    _flush(reply)
                     found = event.get("assistant")
                     info: dict[str, Any] = found if isinstance(found, dict) else {}
                     failed = Completion.failed(
@@ -235,6 +236,7 @@ class OpenAIClient:
             if stop.is_set():
                 pass  # the socket was shut down by Stop
             else:
+                _flush(reply)
                 exc.partial_text = exc.partial_text or reply.text
                 exc.partial_reasoning = "".join(reply.reasoning)
                 raise
@@ -286,8 +288,7 @@ class OpenAIClient:
     def _completion(
         self, reply: _Reply, finish_reason: FinishReason, model: str | None
     ) -> Completion:
-        if reply.splitter is not None:
-            reply.splitter.finish()  # text held back in case it began a tag
+        _flush(reply)
         now = time.perf_counter()
         if reply.info is not None and finish_reason != FinishReason.CANCELLED:
             # Another Assistant (or our own engine) says exactly what it did.
@@ -547,6 +548,12 @@ class _Retryable(Exception):
         self.status = status
         self.error = error
         self.retry_after = retry_after
+
+
+def _flush(reply: _Reply) -> None:
+    """The stream ended (or broke): text held back in case it began a <think> is text."""
+    if reply.splitter is not None:
+        reply.splitter.finish()
 
 
 def _thought(reply: _Reply, text: str, on_reasoning: OnText | None) -> None:

@@ -20,7 +20,7 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate
@@ -66,6 +66,8 @@ class Conversation:
     model: str | None
     system_prompt: str | None
     engine: str | None = None  # the remote engine in use (its name); None: this machine
+    settings: str | None = None  # its own generation settings (ChatSettings JSON), if any
+    head_id: int | None = None  # the last message of the branch shown
 
 
 @dataclass
@@ -86,6 +88,10 @@ class Message:
     engine: str | None = None  # the remote engine that wrote it (its name); None: this machine
     reasoning: str | None = None  # the reply's reasoning, apart from its answer
     reasoning_ms: int | None = None  # how long the model thought before it answered
+    parent_id: int | None = None  # the message it follows (None: the first)
+    # Not columns: where it stands among the versions of its turn (1 of 1: the only one).
+    version: int = field(default=1, metadata={"column": False})
+    versions: int = field(default=1, metadata={"column": False})
 
     @property
     def writer(self) -> str:
@@ -103,7 +109,7 @@ class SearchHit:
 
 
 _CONVERSATION_COLUMNS = ", ".join(f.name for f in fields(Conversation))
-_MESSAGE_COLUMNS = ", ".join(f.name for f in fields(Message))
+_MESSAGE_COLUMNS = ", ".join(f.name for f in fields(Message) if f.metadata.get("column", True))
 
 
 def split_snippet(snippet: str) -> list[tuple[str, bool]]:
@@ -363,17 +369,20 @@ class Store:
         model: str | None = None,
         system_prompt: str | None = None,
         engine: str | None = None,
+        settings: str | None = None,
     ) -> Conversation:
         now = _now()
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO conversations "
-                "(title, created_at, updated_at, model, system_prompt, engine) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (title, now, now, model, system_prompt, engine),
+                "(title, created_at, updated_at, model, system_prompt, engine, settings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (title, now, now, model, system_prompt, engine, settings),
             )
         assert cursor.lastrowid is not None
-        return Conversation(cursor.lastrowid, title, now, now, model, system_prompt, engine)
+        return Conversation(
+            cursor.lastrowid, title, now, now, model, system_prompt, engine, settings
+        )
 
     @_boundary
     def conversations(self) -> list[Conversation]:
@@ -417,6 +426,11 @@ class Store:
         self, conversation_id: int, system_prompt: str | None
     ) -> None:
         self._update_conversation(conversation_id, "system_prompt", system_prompt)
+
+    @_boundary
+    def set_conversation_settings(self, conversation_id: int, settings: str | None) -> None:
+        """Its own generation settings (ChatSettings JSON); None: the app's defaults."""
+        self._update_conversation(conversation_id, "settings", settings)
 
     def _update_conversation(self, conversation_id: int, column: str, value: str | None) -> None:
         with self._write() as conn:
@@ -505,11 +519,92 @@ class Store:
             is None
         ):
             raise _conversation_not_found(conversation_id)
+        # The shown branch: from the head up to the first message, parent by parent.
         rows = conn.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+            "WITH RECURSIVE branch(id) AS ("
+            " SELECT head_id FROM conversations WHERE id = ?"
+            " UNION ALL SELECT m.parent_id FROM messages m JOIN branch b ON m.id = b.id"
+            " WHERE m.parent_id IS NOT NULL) "
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN branch ORDER BY id",
             (conversation_id,),
-        )
-        return [Message(*row) for row in rows]
+        ).fetchall()
+        siblings: dict[int | None, list[int]] = {}
+        for parent, message_id in conn.execute(
+            "SELECT parent_id, id FROM messages WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        ):
+            siblings.setdefault(parent, []).append(message_id)
+        shown = []
+        for row in rows:
+            message = Message(*row)
+            versions = siblings.get(message.parent_id, [message.id])
+            message.version, message.versions = versions.index(message.id) + 1, len(versions)
+            shown.append(message)
+        return shown
+
+    @_boundary
+    def show_version(self, message_id: int, step: int) -> int:
+        """Show the version ``step`` away from this one (-1: the one before), and below it the
+        latest branch. Returns the message now shown in its place."""
+        conn = self.db.conn
+        row = conn.execute(
+            "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise _message_not_found(message_id)
+        conversation_id, parent = row
+        versions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
+                (conversation_id, parent),
+            )
+        ]
+        index = min(max(versions.index(message_id) + step, 0), len(versions) - 1)
+        self.show_branch_of(versions[index])
+        return versions[index]
+
+    @_boundary
+    def show_branch_of(self, message_id: int) -> None:
+        """Show the branch through this message: it, and below it the latest replies."""
+        conn = self.db.conn
+        row = conn.execute(
+            "SELECT conversation_id FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise _message_not_found(message_id)
+        self._set_head(row[0], self._latest_below(message_id))
+
+    def _latest_below(self, message_id: int) -> int:
+        """The end of the latest branch through this message (its newest reply each turn)."""
+        conn = self.db.conn
+        head = message_id
+        while (
+            child := conn.execute(
+                "SELECT max(id) FROM messages WHERE parent_id = ?", (head,)
+            ).fetchone()[0]
+        ) is not None:
+            head = child
+        return head
+
+    def _set_head(self, conversation_id: int, message_id: int | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE conversations SET head_id = ? WHERE id = ?", (message_id, conversation_id)
+            )
+
+    @_boundary
+    def set_head(self, conversation_id: int, message_id: int | None) -> None:
+        """The next message follows this one (a regenerated reply follows the question)."""
+        self._set_head(conversation_id, message_id)
+
+    @_boundary
+    def add_version(self, message_id: int, content: str) -> Message:
+        """A new version of this user message (an edit): it starts a branch of its own, the
+        old one stays. The new version is the head."""
+        old = self._message(message_id)
+        self._set_head(old.conversation_id, old.parent_id)
+        return self._insert_message(old.conversation_id, old.role, content, old.model_file)
 
     @_boundary
     def message(self, message_id: int) -> Message:
@@ -556,17 +651,19 @@ class Store:
             )
             if bumped.rowcount == 0:
                 raise _conversation_not_found(conversation_id)
+            # It follows the head of the branch shown, and becomes the head.
             cursor = conn.execute(
                 "INSERT INTO messages "
-                "(conversation_id, role, content, created_at, model_file, engine) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, now, model_file, engine),
+                "(conversation_id, role, content, created_at, model_file, engine, parent_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, (SELECT head_id FROM conversations WHERE id = ?))",
+                (conversation_id, role, content, now, model_file, engine, conversation_id),
             )
-        assert cursor.lastrowid is not None
-        return Message(
-            cursor.lastrowid, conversation_id, role, content, now,
-            None, None, None, None, None, None, model_file, engine=engine,
-        )  # fmt: skip
+            assert cursor.lastrowid is not None
+            conn.execute(
+                "UPDATE conversations SET head_id = ? WHERE id = ?",
+                (cursor.lastrowid, conversation_id),
+            )
+        return self._message(cursor.lastrowid)
 
     @_boundary
     def checkpoint_reply(self, message_id: int, content: str) -> None:
@@ -632,16 +729,22 @@ class Store:
 
     @_boundary
     def delete_messages_from(self, message_id: int) -> None:
-        """Delete this message and every later one in its conversation; already gone is fine."""
+        """Delete this message and everything that follows it, on every branch; the branch
+        shown then goes on from its parent (through another version, if one is left). Already
+        gone is fine."""
         with self._write() as conn:
             row = conn.execute(
                 "SELECT conversation_id FROM messages WHERE id = ?", (message_id,)
             ).fetchone()
             if row is not None:
-                conn.execute(
-                    "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
-                    (row[0], message_id),
-                )
+                parent = conn.execute(
+                    "SELECT parent_id FROM messages WHERE id = ?", (message_id,)
+                ).fetchone()[0]
+                # What follows it goes too (ON DELETE CASCADE); the branch shown goes on from its
+                # parent through the latest version left, if any.
+                conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                head = self._latest_below(parent) if parent is not None else None
+                conn.execute("UPDATE conversations SET head_id = ? WHERE id = ?", (head, row[0]))
         if row is not None:
             self._purge_soon()  # a regenerated or resent turn's old text goes for good
 

@@ -185,9 +185,10 @@ def test_a_streamed_reply_is_stored_with_its_engine_and_model(
             )  # fmt: skip
         message = reply.finish(completion)
     assert len(pieces) > 1 and completion.text == "".join(pieces)
-    # This server sends no usage chunk: the tokens are the chunks, counted.
+    # This server sends no usage chunk: the tokens are the chunks, counted. (A first chunk of
+    # whitespace is handed on with the next one: a <think> may have followed it.)
     assert completion.finish_reason in ("stop", "length")
-    assert completion.completion_tokens == len(pieces)
+    assert len(pieces) <= completion.completion_tokens <= len(pieces) + 1
     with Store() as store:
         stored = store.conversation(conversation.id)
         assert (stored.engine, stored.model) == ("lcp", "gemma3-270m")
@@ -224,7 +225,7 @@ def test_a_server_without_include_usage_gets_its_chunks_counted(proxy: FaultProx
     with _client(proxy.url) as client:
         completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
     assert "stream_options" not in proxy.chat_requests()[-1].body
-    assert completion.completion_tokens == len(pieces) > 0
+    assert len(pieces) <= completion.completion_tokens <= len(pieces) + 1 and pieces
 
 
 def test_reasoning_content_is_kept_apart_from_the_answer(proxy: FaultProxy) -> None:

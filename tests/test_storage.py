@@ -368,7 +368,10 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
             assert applied == ["m001_create_conversations_and_messages",
                                "m002_enable_message_search",
                                "m003_add_message_error",
-                               "m004_add_engine_and_reasoning"]  # fmt: skip
+                               "m004_add_engine_and_reasoning",
+                               "m005_add_reasoning_time",
+                               "m006_add_conversation_settings",
+                               "m007_messages_as_a_tree"]  # fmt: skip
             assert (
                 store.db.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
                 == schema
@@ -582,3 +585,76 @@ def test_search_returns_at_most_limit_hits(tmp_path: Path) -> None:
     assert len(hits) == 6
     assert sum(h.role == "title" for h in hits) <= 5  # messages are not buried under titles
     store.close()
+
+
+# -- versions and branches ----------------------------------------------------------------------
+
+
+def test_a_regenerated_reply_is_a_version_and_the_old_one_stays(store: Store) -> None:
+    cid = _chat(store, turns=(("Name a colour", "Red"),))
+    question, first = store.messages(cid)
+    store.set_head(cid, question.id)  # the next reply follows the question
+    second = store.start_reply(cid, "tiny.gguf")
+    store.finish_reply(second.id, "Blue", "stop")
+    shown = store.messages(cid)
+    assert [m.content for m in shown] == ["Name a colour", "Blue"]
+    assert (shown[1].version, shown[1].versions) == (2, 2)
+    assert store.show_version(second.id, -1) == first.id
+    assert [m.content for m in store.messages(cid)] == ["Name a colour", "Red"]
+    assert store.chat_history(cid)[-1]["content"] == "Red"  # the engine sees the branch shown
+    assert store.show_version(first.id, -1) == first.id  # no version before the first
+
+
+def test_an_edit_starts_a_branch_and_the_old_branch_is_kept(store: Store, db_path: Path) -> None:
+    cid = _chat(store, turns=(("Hi", "Hello"), ("Tell me a joke", "Knock knock")))
+    joke = store.messages(cid)[2]
+    edited = store.add_version(joke.id, "Tell me a poem")
+    reply = store.start_reply(cid, "tiny.gguf")
+    store.finish_reply(reply.id, "Roses are red", "stop")
+    assert [m.content for m in store.messages(cid)] == [
+        "Hi",
+        "Hello",
+        "Tell me a poem",
+        "Roses are red",
+    ]
+    assert (store.messages(cid)[2].version, store.messages(cid)[2].versions) == (2, 2)
+    store.close()
+    with Store(db_path) as again:  # after a restart, both branches are there
+        assert [m.content for m in again.messages(cid)][-1] == "Roses are red"
+        again.show_version(edited.id, -1)
+        assert [m.content for m in again.messages(cid)] == [
+            "Hi",
+            "Hello",
+            "Tell me a joke",
+            "Knock knock",
+        ]
+        # A search hit in the other branch shows that branch.
+        [hit] = [h for h in again.search("poem") if h.message_id]
+        again.show_branch_of(hit.message_id)
+        assert again.messages(cid)[-1].content == "Roses are red"
+        # Deleting a message deletes what follows it on every branch.
+        again.delete_messages_from(again.messages(cid)[2].id)
+        assert [m.content for m in again.messages(cid)][2:] == ["Tell me a joke", "Knock knock"]
+        assert again.search("joke") and not again.search("poem") and not again.search("Roses")
+
+
+def test_chats_from_before_the_tree_become_one_branch(db_path: Path) -> None:
+    from sqlite_utils import Database
+
+    db_path.parent.mkdir(parents=True)
+    db = Database(db_path)
+    migrations.apply(db, stop_before="m007_messages_as_a_tree")
+    now = "2026-01-01T00:00:00.000000+00:00"
+    db.execute(
+        "INSERT INTO conversations (title, created_at, updated_at) VALUES ('Old', ?, ?)", (now, now)
+    )
+    for role, text in (("user", "one"), ("assistant", "two"), ("user", "three")):
+        db.execute(
+            "INSERT INTO messages (conversation_id, role, content, created_at) VALUES (1, ?, ?, ?)",
+            (role, text, now),
+        )
+    db.conn.commit()
+    db.close()
+    with Store(db_path) as store:
+        assert [m.content for m in store.messages(1)] == ["one", "two", "three"]
+        assert [m.parent_id for m in store.messages(1)] == [None, 1, 2]

@@ -8,6 +8,9 @@ CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
 -- index messages_by_conversation
 CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
 
+-- index messages_by_parent
+CREATE INDEX messages_by_parent ON messages (parent_id);
+
 -- index messages_unfinished
 CREATE INDEX messages_unfinished ON messages (id)
     WHERE role = 'assistant' AND finish_reason IS NULL;
@@ -28,7 +31,7 @@ CREATE TABLE conversations (
     updated_at TEXT NOT NULL,     -- ISO-8601 UTC; bumped by every new or finished message
     model TEXT,                   -- model file last chosen for this chat; NULL = default
     system_prompt TEXT            -- NULL = use the system prompt from settings
-, engine TEXT);
+, engine TEXT, settings TEXT, head_id INTEGER);
 
 -- table messages
 CREATE TABLE messages (
@@ -49,7 +52,7 @@ CREATE TABLE messages (
     duration_ms INTEGER,          -- from the start of prompt processing to the last token
     ttft_ms INTEGER,              -- time to first token
     model_file TEXT               -- file name of the model that wrote this reply
-, error TEXT, engine TEXT, reasoning TEXT, reasoning_ms INTEGER);
+, error TEXT, engine TEXT, reasoning TEXT, reasoning_ms INTEGER, parent_id INTEGER REFERENCES messages (id) ON DELETE CASCADE);
 
 -- table messages_fts
 CREATE VIRTUAL TABLE "messages_fts" USING FTS5 (

@@ -94,8 +94,9 @@ class EngineLink(QObject):
 
     # --- requests, run in order on the engine thread ----------------------------------------
 
-    def load(self, path: str, settings: Settings) -> None:
-        self._load_requested.emit(path, int(settings.n_ctx), int(settings.n_gpu_layers))
+    def load(self, path: str, settings: Settings, n_ctx: int | None = None) -> None:
+        """Load with ``n_ctx`` (a chat's own context length), else the one in Settings."""
+        self._load_requested.emit(path, int(n_ctx or settings.n_ctx), int(settings.n_gpu_layers))
 
     def release(self, path: str, fallback: str, settings: Settings) -> None:
         self._release_requested.emit(

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -33,6 +34,7 @@ from assistant.chat import ModelChoice, TurnState
 from assistant.engine.records import Completion, LoadedModel
 from assistant.export import ExportFormat
 from assistant.ui.banner import Banner
+from assistant.ui.chat_settings_panel import ChatSettingsPanel
 from assistant.ui.chat_view import ChatView
 from assistant.ui.controllers import Controllers
 from assistant.ui.conversation_dialog import ConversationSettingsDialog
@@ -140,7 +142,17 @@ class MainWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
-        right_layout.addWidget(self.model_picker)
+        header = QHBoxLayout()
+        header.addWidget(self.model_picker, 1)
+        self.settings_button = QToolButton()
+        self.settings_button.setText("Chat settings")
+        self.settings_button.setAccessibleName("Chat settings")
+        self.settings_button.setToolTip(
+            "This chat's temperature, length, context... (Ctrl+Shift+S)"
+        )
+        self.settings_button.setCheckable(True)
+        header.addWidget(self.settings_button)
+        right_layout.addLayout(header)
         right_layout.addWidget(self.remote_mark)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.stack, 1)
@@ -148,11 +160,15 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.edit_label)
         right_layout.addLayout(input_row)
 
+        self.chat_settings_panel = ChatSettingsPanel(self.controllers.settings)
+        self.chat_settings_panel.hide()
+
         splitter = QSplitter()
         splitter.addWidget(self.sidebar)
         splitter.addWidget(right)
+        splitter.addWidget(self.chat_settings_panel)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([260, 840])
+        splitter.setSizes([260, 840, 260])
         self.setCentralWidget(splitter)
 
         status = self.statusBar()
@@ -206,6 +222,9 @@ class MainWindow(QMainWindow):
         self.conversation_settings_action = action(
             "C&onversation settings...", self.open_conversation_settings
         )
+        self.chat_settings_action = action(
+            "Chat se&ttings panel", self.toggle_chat_settings, "Ctrl+Shift+S"
+        )
         self.stop_action = action("S&top", self.on_escape, "Esc")
         self.delete_all_action = action("&Delete all conversations...", self.confirm_delete_all)
         self.monitor_action = action("&Monitor", self.open_monitor, "Ctrl+Shift+M")
@@ -230,6 +249,7 @@ class MainWindow(QMainWindow):
             self.search_action,
             self.rename_action,
             self.conversation_settings_action,
+            self.chat_settings_action,
             None,
             self.regenerate_action,
             self.stop_action,
@@ -259,6 +279,9 @@ class MainWindow(QMainWindow):
         session.remote_changed.connect(self.model_picker.set_remote)
         session.remote_changed.connect(self._on_remote_changed)
         session.reasoning_appended.connect(self.chat_view.append_reasoning_text)
+        session.chat_settings_changed.connect(self.chat_settings_panel.show_settings)
+        self.chat_settings_panel.settings_edited.connect(session.set_chat_settings)
+        self.settings_button.toggled.connect(self.chat_settings_panel.setVisible)
         session.reasoning_appended.connect(self._on_thinking)
         session.reply_started.connect(self._on_reply_started)
         session.reply_text_appended.connect(self._on_answer_text)
@@ -563,6 +586,11 @@ class MainWindow(QMainWindow):
         self._models_dialog.show()
         self._models_dialog.raise_()
         self._models_dialog.activateWindow()
+
+    @Slot()
+    def toggle_chat_settings(self) -> None:
+        """Show or hide this chat's settings panel (its button shows which)."""
+        self.settings_button.toggle()
 
     @Slot()
     def open_conversation_settings(self) -> None:

@@ -80,6 +80,8 @@ class ModelManager(QObject):
         self._models: list[LocalModel] = []  # as last listed
         self._loaded: LoadedModel | None = None
         self._loading: str | None = None  # the path asked for last ("" while finding one)
+        self._loading_ctx: int | None = None  # and the context length it was asked with
+        self._loaded_ctx: int | None = None  # the context length the active model was asked with
         self._pending_loads = 0  # loads asked for and not yet answered
         self._deleting: set[Path] = set()  # released for deletion; deleted once let go of
         self._closed = False
@@ -209,32 +211,42 @@ class ModelManager(QObject):
     # --- loading -------------------------------------------------------------------------
 
     @Slot(str)
-    def load(self, path: str) -> None:
-        """Load this model, replacing the active one (queued behind any reply)."""
+    def load(self, path: str, n_ctx: int | None = None) -> None:
+        """Load this model, replacing the active one (queued behind any reply), with ``n_ctx``
+        (a chat's own context length) or the one in Settings."""
         self._loading = path
+        self._loading_ctx = int(n_ctx or self.settings.n_ctx)
         self._pending_loads += 1
         self.model_loading.emit(Path(path).name)
-        self._link.load(path, self.settings)
+        self._link.load(path, self.settings, self._loading_ctx)
 
-    def use(self, path: str) -> None:
-        """Make this model the active one: at once when it is loaded already, else load it."""
+    def use(self, path: str, n_ctx: int | None = None) -> None:
+        """Make this model the active one: at once when it is loaded already (with that
+        context length), else load it."""
         loaded = self._loaded
-        if loaded is not None and not self.is_loading:
+        wanted = int(n_ctx or self.settings.n_ctx)
+        if loaded is not None and not self.is_loading and self._loaded_ctx == wanted:
             if resolved_path(loaded.path) == resolved_path(path):
                 self._activate(loaded)
                 return
-        self.load(path)
+        self.load(path, wanted)
 
-    def use_reference(self, reference: str) -> None:
-        """Make the model a conversation names active, unless it is active or loading."""
+    def use_reference(self, reference: str, n_ctx: int | None = None) -> None:
+        """Make the model a conversation names active (with its context length), unless it is
+        active or loading already."""
         try:
             path = library.find_model(reference)
         except AssistantError as exc:
             self.error.emit(f"This conversation used {reference}, which can't be found ({exc}).")
             return
-        current = self._loading or (str(self._loaded.path) if self._loaded else None)
-        if not current or resolved_path(current) != resolved_path(path):
-            self.load(str(path))
+        wanted = int(n_ctx or self.settings.n_ctx)
+        current: str | None = self._loading
+        ctx = self._loading_ctx
+        if current is None:
+            current = str(self._loaded.path) if self._loaded else None
+            ctx = self._loaded_ctx
+        if not current or resolved_path(current) != resolved_path(path) or ctx != wanted:
+            self.load(str(path), wanted)
 
     def _load_answered(self) -> None:
         self._pending_loads = max(0, self._pending_loads - 1)
@@ -243,6 +255,7 @@ class ModelManager(QObject):
 
     @Slot(object)
     def _on_model_loaded(self, loaded: LoadedModel) -> None:
+        self._loaded_ctx = self._loading_ctx or self._loaded_ctx
         self._load_answered()
         self._activate(loaded)
 
@@ -305,6 +318,7 @@ class ModelManager(QObject):
         ]
         fallback = str(others[0].path) if others else ""
         self._loading = fallback
+        self._loading_ctx = int(self.settings.n_ctx)
         self._pending_loads += 1
         self.model_loading.emit(Path(fallback).name if fallback else "")
         self._link.release(path, fallback, self.settings)

@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from assistant import chat
 from assistant.chat import ModelChoice, TurnState
-from assistant.engine.records import Completion, FinishReason, GenerationParams, LoadedModel
+from assistant.chat_settings import ChatSettings
+from assistant.engine.records import Completion, FinishReason, LoadedModel
 from assistant.errors import StorageError
 from assistant.library import LocalModel, model_reference
 from assistant.settings import Settings
@@ -71,6 +72,8 @@ class ChatSession(QObject):
     remote_changed(object): the remote model the open chat uses now (a ModelChoice), or None
         when it uses the model loaded on this machine.
     reasoning_appended(str): a batch of the streaming reply's thinking (a reasoning model's).
+    chat_settings_changed(object): the open chat's own generation settings (ChatSettings),
+        on opening it and when they change.
     conversations_touched(): a conversation was added or changed (the list shows it anew).
     notice(str), error(str): a note, or a failure, to show; the app keeps running.
     """
@@ -86,6 +89,7 @@ class ChatSession(QObject):
     stats_updated = Signal(Completion)
     remote_changed = Signal(ModelChoice)  # or None
     reasoning_appended = Signal(str)
+    chat_settings_changed = Signal(ChatSettings)
     conversations_touched = Signal()
     notice = Signal(str)
     error = Signal(str)
@@ -111,6 +115,8 @@ class ChatSession(QObject):
         self._editing_id: int | None = None
         # The system prompt chosen for the new chat before its first message saves it.
         self._new_system_prompt: str | None = None
+        # The open chat's own generation settings (for a new chat: saved with it).
+        self._chat_settings = ChatSettings()
         # The open chat's model on a remote engine; None: the model loaded here.
         self._remote: ModelChoice | None = None
         self._batch_timer = QTimer(self)
@@ -179,6 +185,7 @@ class ChatSession(QObject):
         self.cancel_edit()
         self._conversation_id = None
         self._new_system_prompt = None
+        self._set_chat_settings(ChatSettings())
         self.conversation_opened.emit(None, [])
 
     @Slot(int)
@@ -193,6 +200,7 @@ class ChatSession(QObject):
             return
         self._conversation_id = conversation_id
         self._new_system_prompt = None
+        self._set_chat_settings(ChatSettings.from_json(conversation.settings))
         reply = self._reply
         if reply is not None and reply.conversation_id == conversation_id:
             # Still streaming: show everything received, not the last checkpoint.
@@ -206,7 +214,7 @@ class ChatSession(QObject):
         else:
             self._set_remote(None)
             if conversation.model:
-                self.models.use_reference(conversation.model)
+                self.models.use_reference(conversation.model, self._context_length())
 
     def _reopen(self) -> None:
         assert self._conversation_id is not None
@@ -230,7 +238,7 @@ class ChatSession(QObject):
         if self._state != TurnState.IDLE:
             self.stop()  # the load is queued behind the reply on the engine thread
         self._set_remote(None)
-        self.models.use(path)
+        self.models.use(path, self._context_length())
 
     @Slot(str, str)
     def select_remote(self, engine_name: str, model: str) -> None:
@@ -313,6 +321,36 @@ class ChatSession(QObject):
         if self.models.loaded is not None:
             self._on_model_activated(self.models.loaded)
 
+    # --- the open chat's own generation settings -------------------------------------------
+
+    @property
+    def chat_settings(self) -> ChatSettings:
+        return self._chat_settings
+
+    def _context_length(self) -> int:
+        return self._chat_settings.context_length(self.settings)
+
+    def _set_chat_settings(self, chosen: ChatSettings) -> None:
+        self._chat_settings = chosen
+        self.chat_settings_changed.emit(chosen)
+
+    @Slot(object)
+    def set_chat_settings(self, chosen: ChatSettings) -> None:
+        """The open chat's settings from now on (saved with it); the next reply uses them. A
+        new context length loads this chat's model again with it."""
+        context_before = self._context_length()
+        self._set_chat_settings(chosen)
+        if self._conversation_id is not None:
+            try:
+                self.store.set_conversation_settings(self._conversation_id, chosen.to_json())
+            except StorageError as exc:
+                self.error.emit(str(exc))
+        loaded = self.models.loaded
+        if self._context_length() != context_before and self._remote is None and loaded:
+            if self._state != TurnState.IDLE:
+                self.stop()  # the load is queued behind the reply
+            self.models.use(str(loaded.path), self._context_length())
+
     # --- a conversation's own system prompt ------------------------------------------------
 
     def system_prompt_of(self, conversation_id: int | None) -> str:
@@ -382,6 +420,7 @@ class ChatSession(QObject):
                 text,
                 model=self._choice(),
                 system_prompt=self._new_system_prompt if new else None,
+                settings=self._chat_settings.to_json() if new else None,
             )
         except StorageError as exc:
             self.error.emit(str(exc))
@@ -465,8 +504,7 @@ class ChatSession(QObject):
         except StorageError as exc:
             self.error.emit(str(exc))
             return
-        s = self.settings
-        params = GenerationParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p)
+        params = self._chat_settings.params(self.settings)
         self._reply = _Streaming(reply)
         engine = self.remote_engines.engine(choice.engine) if choice.engine else None
         # Asked first (it clears the Stop event): a Stop from anyone told of the reply below

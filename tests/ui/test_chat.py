@@ -416,3 +416,49 @@ def test_a_thinking_reply_shows_its_thought_folded_and_never_sends_it_back(
     assert not any("ponder" in m["content"] for m in sent)
     exported = as_text(window.controllers.store, reply.conversation_id, ExportFormat.MARKDOWN)
     assert "> **Reasoning**" in exported and "ponder" in exported
+
+
+def test_per_chat_settings_reach_the_engine_and_stay_with_the_chat(
+    qtbot, make_window, tiny_models, fake_engine
+) -> None:
+    from assistant.chat_settings import PRESETS
+    from tests.fake_engine import requests_received
+
+    window = make_window(fast_settings(tiny_models["a"], temperature=0.8, max_tokens=48))
+    panel = window.chat_settings_panel
+    assert not panel.isVisible()
+    window.chat_settings_action.trigger()
+    assert panel.isVisible() and window.settings_button.isChecked()
+    assert panel.temperature.value() == pytest.approx(0.8)  # the defaults, until chosen
+    first = send(qtbot, window, "Defaults first")
+    panel.preset.setCurrentText("Creative")
+    panel.max_tokens.setValue(20)
+    panel.seed.setValue(7)
+    second = send(qtbot, window, "Now be creative")
+    body = requests_received(fake_engine)[-1]
+    creative = PRESETS["Creative"]
+    assert body["temperature"] == creative.temperature and body["top_p"] == creative.top_p
+    assert body["top_k"] == creative.top_k and body["min_p"] == creative.min_p
+    assert body["repeat_penalty"] == creative.repeat_penalty
+    assert (body["max_tokens"], body["seed"]) == (20, 7)
+    assert first.completion_tokens == 48 and second.completion_tokens == 20
+    assert panel.preset.currentText() == "Creative"
+
+    # A new chat starts from the defaults; the tuned one keeps its own, after a restart too.
+    window.new_action.trigger()
+    assert panel.temperature.value() == pytest.approx(0.8) and panel.max_tokens.value() == 48
+    window.close()
+    again = make_window(fast_settings(tiny_models["a"], temperature=0.8, max_tokens=48))
+    assert again.session.conversation_id == second.conversation_id
+    assert again.chat_settings_panel.max_tokens.value() == 20
+    assert again.chat_settings_panel.preset.currentText() == "Creative"
+
+    # A context length of its own loads the model again with it.
+    with qtbot.waitSignal(again.models.model_changed, timeout=REPLY_TIMEOUT_MS):
+        again.chat_settings_panel.n_ctx.setValue(1024)
+    qtbot.waitUntil(lambda: not again.models.is_loading, timeout=REPLY_TIMEOUT_MS)
+    assert again.models.loaded.n_ctx == 1024
+    # Back to the defaults: the values from Settings again.
+    again.chat_settings_panel.reset_button.click()
+    assert again.session.chat_settings.to_json() is None
+    assert again.chat_settings_panel.max_tokens.value() == 48
