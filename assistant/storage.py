@@ -616,7 +616,17 @@ class Store:
         ).fetchone()
         if row is None:
             raise _message_not_found(message_id)
-        return Message(*row)
+        message = Message(*row)
+        versions = [
+            r[0]
+            for r in self.db.conn.execute(
+                "SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
+                (message.conversation_id, message.parent_id),
+            )
+        ]
+        if message.id in versions:
+            message.version, message.versions = versions.index(message.id) + 1, len(versions)
+        return message
 
     @_boundary
     def add_message(self, conversation_id: int, role: str, content: str) -> Message:

@@ -72,6 +72,7 @@ class FakeEngine:
         self.delay = float(os.environ.get(DELAY_ENV, "0.001"))
         self.log = os.environ.get(LOG_ENV)
         self.thinks = False
+        self.replies = 0
 
     # Each route answers (status, JSON body) or an iterator of SSE events (bytes).
     def route(self, method: str, path: str, headers: Any, body: dict[str, Any]) -> Answer:
@@ -178,6 +179,9 @@ class FakeEngine:
         first_at: float | None = None
         sent: list[str] = []
         reason = "length"
+        # Each reply starts a word further into the filler: two versions of a turn differ.
+        self.replies += 1
+        start = self.replies - 1
         if self.thinks:
             for word in THOUGHT:
                 if request_id in self.cancelled:
@@ -186,7 +190,7 @@ class FakeEngine:
                 first_at = first_at or time.perf_counter()
                 yield _sse({"choices": [{"index": 0, "delta": {"reasoning_content": word}}]})
         for i in range(limit):
-            word = _FILLER[i % len(_FILLER)]
+            word = _FILLER[(i + start) % len(_FILLER)]
             if request_id in self.cancelled:
                 return  # the client stopped it: no finish, as the real engine
             time.sleep(self.delay)

@@ -123,9 +123,12 @@ class ChatView(QTextBrowser):
 
     Signals:
         edit_requested(int): the user clicked "Edit" on one of their messages.
+        version_requested(int, int): show another version of this message's turn (-1: the
+            one before, +1: the one after).
     """
 
     edit_requested = Signal(int)
+    version_requested = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -284,6 +287,13 @@ class ChatView(QTextBrowser):
             cursor.insertText("Edit", self._link_format(f"edit:{message.id}"))
         else:
             cursor.insertText("Copy", self._link_format(f"copymsg:{message.id}"))
+        if message.versions > 1:
+            cursor.insertText("   ", QTextCharFormat())
+            if message.version > 1:
+                cursor.insertText("‹", self._link_format(f"older:{message.id}"))
+            cursor.insertText(f" {message.version}/{message.versions} ", self._muted_format())
+            if message.version < message.versions:
+                cursor.insertText("›", self._link_format(f"newer:{message.id}"))
         cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
 
     def _insert_body(self, cursor: QTextCursor, message: Message) -> None:
@@ -389,6 +399,8 @@ class ChatView(QTextBrowser):
             QGuiApplication.clipboard().setText(self._code[int(rest)])
         elif scheme == "copymsg" and rest.isdigit():
             QGuiApplication.clipboard().setText(self._contents.get(int(rest), ""))
+        elif scheme in ("older", "newer") and rest.isdigit():
+            self.version_requested.emit(int(rest), -1 if scheme == "older" else 1)
         elif scheme == "think" and rest.isdigit():
             self.toggle_thought(int(rest))
         elif scheme == "edit" and rest.isdigit():

@@ -119,7 +119,8 @@ class MainWindow(QMainWindow):
         self.message_box.setAcceptDrops(False)
         self.message_box.viewport().setAcceptDrops(False)
         self.edit_label = QLabel(
-            "Editing an earlier message: Enter resends it (later turns are replaced), Esc cancels."
+            "Editing an earlier message: Enter sends it as a new branch (the old one stays, ‹ › "
+            "switches), Esc cancels."
         )
         self.edit_label.setWordWrap(True)
         self.edit_label.hide()
@@ -300,6 +301,8 @@ class MainWindow(QMainWindow):
 
         self.sidebar.new_requested.connect(session.new_conversation)
         self.sidebar.open_requested.connect(session.open_conversation)
+        self.sidebar.hit_requested.connect(session.open_message)
+        self.chat_view.version_requested.connect(session.show_version)
         self.sidebar.rename_requested.connect(conversations.rename)
         self.sidebar.delete_requested.connect(conversations.delete)
         self.sidebar.settings_requested.connect(self.edit_conversation_settings)

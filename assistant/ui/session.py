@@ -216,6 +216,30 @@ class ChatSession(QObject):
             if conversation.model:
                 self.models.use_reference(conversation.model, self._context_length())
 
+    @Slot(int, int)
+    def open_message(self, conversation_id: int, message_id: int) -> None:
+        """Open a conversation on the branch that holds this message (a search hit)."""
+        if self._reply is not None and self._reply.conversation_id == conversation_id:
+            self.open_conversation(conversation_id)  # its branch is the one streaming
+            return
+        try:
+            self.store.show_branch_of(message_id)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+        self.open_conversation(conversation_id)
+
+    @Slot(int, int)
+    def show_version(self, message_id: int, step: int) -> None:
+        """Show another version of this turn (‹ -1, › +1): the history sent next changes too."""
+        if self._conversation_id is None or self._state != TurnState.IDLE:
+            return
+        try:
+            self.store.show_version(message_id, step)
+        except StorageError as exc:
+            self.error.emit(str(exc))
+            return
+        self._reopen()
+
     def _reopen(self) -> None:
         assert self._conversation_id is not None
         self.conversation_opened.emit(
@@ -435,7 +459,7 @@ class ChatSession(QObject):
 
     @Slot()
     def regenerate(self) -> None:
-        """Delete the last reply and generate it again."""
+        """Write the last reply again, as a new version of it: the earlier ones stay (‹ 2/3 ›)."""
         if self._conversation_id is None or not self._check_ready():
             return
         messages = self.store.messages(self._conversation_id)
@@ -443,7 +467,7 @@ class ChatSession(QObject):
             return
         if messages[-1].role == "assistant":
             try:
-                self.store.delete_messages_from(messages[-1].id)
+                self.store.set_head(self._conversation_id, messages[-1].parent_id)
             except StorageError as exc:
                 self.error.emit(str(exc))
                 return
@@ -468,20 +492,17 @@ class ChatSession(QObject):
 
     @Slot(int, str)
     def edit_and_resend(self, message_id: int, text: str) -> None:
-        """Replace a user message and everything after it, then generate a new reply."""
+        """Send an edited user message as a new branch from that turn, then generate a reply.
+        The earlier branch stays, a version away (‹ 1/2 ›)."""
         if not text.strip() or self._conversation_id is None or not self._check_ready():
             return
         messages = self.store.messages(self._conversation_id)
-        ids = [m.id for m in messages]
-        if message_id not in ids:
+        if message_id not in [m.id for m in messages]:
             self.error.emit("That message no longer exists.")
             self.cancel_edit()
             return
-        later = ids[ids.index(message_id) + 1 :]
         try:
-            if later:
-                self.store.delete_messages_from(later[0])
-            self.store.edit_message(message_id, text)
+            self.store.add_version(message_id, text)
         except StorageError as exc:
             self.error.emit(str(exc))
             return

@@ -62,6 +62,7 @@ class Sidebar(QWidget):
     """Signals:
     new_requested(), open_requested(int), rename_requested(int, str), delete_requested(int),
     settings_requested(int): the conversation's own settings (its system prompt),
+    hit_requested(int, int): a search hit's conversation and message (its branch is shown),
     search_requested(str): the text in the search field, once typing pauses (SEARCH_DELAY_MS;
         at once when the field is cleared).
     """
@@ -72,6 +73,7 @@ class Sidebar(QWidget):
     delete_requested = Signal(int)
     settings_requested = Signal(int)
     search_requested = Signal(str)
+    hit_requested = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -217,8 +219,11 @@ class Sidebar(QWidget):
 
     @Slot(QListWidgetItem)
     def _on_hit_activated(self, item: QListWidgetItem) -> None:
-        conversation_id, _message_id = item.data(_ID)
-        self.open_requested.emit(conversation_id)
+        conversation_id, message_id = item.data(_ID)
+        if message_id is None:  # a match in the title
+            self.open_requested.emit(conversation_id)
+        else:
+            self.hit_requested.emit(conversation_id, message_id)
 
     @Slot(QPoint)
     def _show_menu(self, pos: QPoint) -> None:

@@ -103,23 +103,39 @@ def test_escape_stops(qtbot, make_window, tiny_models) -> None:
     assert blocker.args[0].finish_reason == "cancelled"
 
 
-def test_regenerate_replaces_the_last_reply(qtbot, make_window, tiny_models) -> None:
-    window = make_window(fast_settings(tiny_models["a"]))
-    app = window.controllers
+def test_regenerate_keeps_every_version_and_the_one_shown_is_the_history(
+    qtbot, make_window, tiny_models, fake_engine
+) -> None:
+    from tests.fake_engine import requests_received
+
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=8))
+    app, view = window.controllers, window.chat_view
     first = send(qtbot, window, "Say something")
-    assert window.regenerate_button.isEnabled()
-    with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
-        window.regenerate_button.click()
-    second = blocker.args[0]
-    stored = app.store.messages(app.session.conversation_id)
-    assert [m.role for m in stored] == ["user", "assistant"]
-    assert stored[1].id == second.id != first.id
-    assert stored[0].content == "Say something"
-    assert window.chat_view.toPlainText().count("Say something") == 1
+    replies = [first]
+    for _ in range(2):
+        with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
+            window.regenerate_button.click()
+        replies.append(blocker.args[0])
+    assert len({r.content for r in replies}) == 3  # three different replies, all kept
+    shown = app.store.messages(app.session.conversation_id)
+    assert [m.role for m in shown] == ["user", "assistant"]
+    assert (shown[1].id, shown[1].version, shown[1].versions) == (replies[2].id, 3, 3)
+    assert "3/3" in view.toPlainText() and view.toPlainText().count("Say something") == 1
+    # ‹ goes back to version 2: it is shown, and it is what the model sees next.
+    view.anchorClicked.emit(QUrl(f"older:{replies[2].id}"))
+    assert "2/3" in view.toPlainText() and replies[1].content.strip() in view.toPlainText()
+    send(qtbot, window, "And then?")
+    history = [m["content"] for m in requests_received(fake_engine)[-1]["messages"]]
+    assert replies[1].content in history
+    assert replies[0].content not in history and replies[2].content not in history
 
 
-def test_edit_an_earlier_message_and_resend(qtbot, make_window, tiny_models) -> None:
-    window = make_window(fast_settings(tiny_models["a"]))
+def test_an_edit_is_a_branch_and_the_old_branch_stays_after_a_restart(
+    qtbot, make_window, tiny_models, fake_engine
+) -> None:
+    from tests.fake_engine import requests_received
+
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=8))
     app = window.controllers
     send(qtbot, window, "first question")
     send(qtbot, window, "second question")
@@ -130,14 +146,26 @@ def test_edit_an_earlier_message_and_resend(qtbot, make_window, tiny_models) -> 
     assert window.message_box.toPlainText() == "first question"
     assert window.edit_label.isVisible()
     reply = send(qtbot, window, "first question, edited")
-    stored = app.store.messages(app.session.conversation_id)
-    assert [(m.role, m.id) for m in stored][0] == ("user", stored[0].id)
-    assert [m.role for m in stored] == ["user", "assistant"]
-    assert stored[0].content == "first question, edited"
-    assert stored[1].id == reply.id
+    branch = app.store.messages(app.session.conversation_id)
+    assert [m.content for m in branch][0] == "first question, edited"
+    assert [m.role for m in branch] == ["user", "assistant"] and branch[1].id == reply.id
+    assert (branch[0].version, branch[0].versions) == (2, 2)
+    sent = [m["content"] for m in requests_received(fake_engine)[-1]["messages"]]
+    assert "first question, edited" in sent and "second question" not in sent
     shown = window.chat_view.toPlainText()
     assert "second question" not in shown and "first question, edited" in shown
-    assert not window.edit_label.isVisible()
+    assert "2/2" in shown and not window.edit_label.isVisible()
+
+    # After a restart, the old branch is one click away, whole.
+    conversation_id = app.session.conversation_id
+    window.close()
+    again = make_window(fast_settings(tiny_models["a"], max_tokens=8))
+    assert again.session.conversation_id == conversation_id
+    edited = again.controllers.store.messages(conversation_id)[0]
+    again.chat_view.anchorClicked.emit(QUrl(f"older:{edited.id}"))
+    old = [m.content for m in again.controllers.store.messages(conversation_id)]
+    assert old[0] == "first question" and old[2] == "second question" and len(old) == 4
+    assert "second question" in again.chat_view.toPlainText()
 
 
 def test_edit_can_be_cancelled_with_escape(qtbot, make_window, tiny_models) -> None:

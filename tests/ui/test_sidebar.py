@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QMessageBox
 
 from tests.ui.conftest import fast_settings
@@ -183,3 +183,25 @@ def test_long_titles_are_elided_with_the_full_title_in_the_tooltip(
     assert lst.fontMetrics().horizontalAdvance(title) > lst.viewport().width()
     assert lst.visualItemRect(item).width() <= lst.viewport().width()
     assert lst.horizontalScrollBar().maximum() == 0
+
+
+def test_a_search_hit_on_another_branch_opens_that_branch(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=8))
+    send(qtbot, window, "Tell me about walruses")
+    conversation_id = window.session.conversation_id
+    first = window.controllers.store.messages(conversation_id)[0]
+    window.chat_view.anchorClicked.emit(QUrl(f"edit:{first.id}"))
+    send(qtbot, window, "Tell me about penguins")  # a new branch; the walruses are on the old
+    assert "walruses" not in window.chat_view.toPlainText()
+    qtbot.keyClicks(window.sidebar.search_field, "walruses")
+    hits = window.sidebar.hit_list
+    qtbot.waitUntil(lambda: hits.count() > 0)
+    [message_hit] = [
+        hits.item(i)
+        for i in range(hits.count())
+        if hits.item(i).data(Qt.ItemDataRole.UserRole)[1] is not None
+    ]
+    hits.itemClicked.emit(message_hit)
+    assert window.session.conversation_id == conversation_id
+    assert "walruses" in window.chat_view.toPlainText()
+    assert "penguins" not in window.chat_view.toPlainText()
