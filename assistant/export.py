@@ -96,6 +96,8 @@ def describe_message(message: Message, *, export: bool = False) -> str:
         parts.append(f"{message.completion_tokens} tokens")
         if message.duration_ms and not export:
             parts.append(f"{message.completion_tokens / (message.duration_ms / 1000):.1f} tok/s")
+    if message.ttft_ms is not None and message.completion_tokens and not export:
+        parts.append(f"first token {message.ttft_ms / 1000:.2f} s")
     if message.duration_ms and export:
         parts.append(f"{message.duration_ms / 1000:.1f} s")
     return " · ".join(parts)

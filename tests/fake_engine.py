@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 KEY_ENV = "ASSISTANT_ENGINE_KEY"
 LOG_ENV = "ASSISTANT_FAKE_ENGINE_LOG"
 DELAY_ENV = "ASSISTANT_FAKE_TOKEN_DELAY"
+# A reply to write instead of the filler (Markdown, say), a word (or run of spaces) a token.
+REPLY_ENV = "ASSISTANT_FAKE_REPLY"
 
 
 def use_fake_engine(monkeypatch: pytest.MonkeyPatch, log: Path | None = None) -> None:
@@ -70,6 +73,8 @@ class FakeEngine:
         self.loaded: dict[str, Any] | None = None
         self.cancelled: set[str] = set()
         self.delay = float(os.environ.get(DELAY_ENV, "0.001"))
+        scripted = os.environ.get(REPLY_ENV)
+        self.script = re.findall(r"\s+|\S+", scripted) if scripted else None
         self.log = os.environ.get(LOG_ENV)
         self.thinks = False
         self.replies = 0
@@ -190,7 +195,13 @@ class FakeEngine:
                 first_at = first_at or time.perf_counter()
                 yield _sse({"choices": [{"index": 0, "delta": {"reasoning_content": word}}]})
         for i in range(limit):
-            word = _FILLER[(i + start) % len(_FILLER)]
+            if self.script is not None:
+                if i >= len(self.script):
+                    reason = "stop"
+                    break
+                word = self.script[i]
+            else:
+                word = _FILLER[(i + start) % len(_FILLER)]
             if request_id in self.cancelled:
                 return  # the client stopped it: no finish, as the real engine
             time.sleep(self.delay)

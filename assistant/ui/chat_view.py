@@ -2,120 +2,43 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from PySide6.QtCore import QEvent, QUrl, Signal, Slot
 from PySide6.QtGui import (
-    QColor,
     QContextMenuEvent,
     QDesktopServices,
     QFont,
     QFontDatabase,
     QGuiApplication,
     QPalette,
-    QSyntaxHighlighter,
     QTextBlock,
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
     QTextDocument,
-    QTextFormat,
+    QTextDocumentFragment,
 )
 from PySide6.QtWidgets import QMenu, QTextBrowser, QWidget
 
 from assistant.export import describe_message
+from assistant.markdown_stream import displayable, stable_end
 from assistant.storage import Message
+from assistant.ui.code_highlighter import CodeHighlighter, code_language, is_code
 
-_KEYWORDS = (
-    "and as assert async await break case catch class const continue def default del do elif "
-    "else enum except export extends false False final finally fn for from func function go if "
-    "impl import in interface is lambda let loop match mod mut new nil None nonlocal not null or "
-    "package pass pub raise return self static struct super switch this throw true True try type "
-    "typeof use var void while with yield echo then fi done esac local"
-).split()
-_KEYWORD_RE = re.compile(r"\b(?:" + "|".join(map(re.escape, _KEYWORDS)) + r")\b")
-_STRING_RE = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`")
-_NUMBER_RE = re.compile(r"\b\d+(?:\.\d+)?\b")
-_HASH_COMMENT_RE = re.compile(r"#.*$")
-_SLASH_COMMENT_RE = re.compile(r"//.*$|--\s.*$")
 _FEATURES = QTextDocument.MarkdownFeature
 _MARKDOWN = _FEATURES(_FEATURES.MarkdownDialectGitHub.value | _FEATURES.MarkdownNoHTML.value)
-_HASH_LANGS = {
-    "",
-    "python",
-    "py",
-    "bash",
-    "sh",
-    "shell",
-    "zsh",
-    "ruby",
-    "rb",
-    "yaml",
-    "yml",
-    "toml",
-    "r",
-    "perl",
-    "ini",
-    "dockerfile",
-    "makefile",
-    "console",
-}
 
 
-def _is_code(block: QTextBlock) -> bool:
-    return block.blockFormat().hasProperty(QTextFormat.Property.BlockCodeLanguage)
-
-
-def _is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Base).lightness() < 128
-
-
-class CodeHighlighter(QSyntaxHighlighter):
-    """Regex colouring for fenced code blocks: keywords, strings, numbers, comments.
-
-    Colours come from the palette's lightness so light and dark themes both read well.
-    """
-
-    def __init__(self, document: QTextDocument, palette: QPalette):
-        super().__init__(document)
-        self.set_palette(palette)
-
-    def set_palette(self, palette: QPalette) -> None:
-        dark = _is_dark(palette)
-
-        def fmt(color: str, *, bold: bool = False, italic: bool = False) -> QTextCharFormat:
-            f = QTextCharFormat()
-            f.setForeground(QColor(color))
-            if bold:
-                f.setFontWeight(QFont.Weight.Bold)
-            f.setFontItalic(italic)
-            return f
-
-        self._keyword = fmt("#ff7ab2" if dark else "#ad3da4", bold=True)
-        self._string = fmt("#ff8170" if dark else "#c41a16")
-        self._number = fmt("#d9c97c" if dark else "#1c00cf")
-        self._comment = fmt("#7f8c98" if dark else "#5d6c79", italic=True)
-        self.rehighlight()
-
-    def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt override)
-        block = self.currentBlock()
-        if not _is_code(block):
-            return
-        code_language = block.blockFormat().property(QTextFormat.Property.BlockCodeLanguage)
-        language = str(code_language or "").lower()
-        for regex, fmt in ((_KEYWORD_RE, self._keyword), (_NUMBER_RE, self._number)):
-            for m in regex.finditer(text):
-                self.setFormat(m.start(), m.end() - m.start(), fmt)
-        strings = [(m.start(), m.end()) for m in _STRING_RE.finditer(text)]
-        for start, end in strings:
-            self.setFormat(start, end - start, self._string)
-        comment_re = _HASH_COMMENT_RE if language in _HASH_LANGS else _SLASH_COMMENT_RE
-        for m in comment_re.finditer(text):
-            # A "#" inside a string is not a comment.
-            if not any(s <= m.start() < e for s, e in strings):
-                self.setFormat(m.start(), len(text) - m.start(), self._comment)
-                break
+def insert_markdown(cursor: QTextCursor, text: str) -> None:
+    """Insert Markdown at the cursor, which must stand in an empty block. (QTextCursor's own
+    insertMarkdown merges the first block into that one and drops its format: a reply that
+    begins with a code block or a heading would lose it.)"""
+    source = QTextDocument()
+    source.setMarkdown(text, _MARKDOWN)
+    first = cursor.block()
+    cursor.insertFragment(QTextDocumentFragment(source))
+    QTextCursor(first).setBlockFormat(source.begin().blockFormat())
 
 
 class ChatView(QTextBrowser):
@@ -149,6 +72,11 @@ class ChatView(QTextBrowser):
         self._expanded: set[int] = set()  # replies whose thinking is unfolded
         self._thinking_since: float | None = None  # the streaming reply is thinking, since
         self._answering = False  # the streaming reply's answer has begun
+        # Live Markdown: the answer so far, how much of it is finished blocks rendered once,
+        # and where the block being written (re-rendered each batch) begins in the document.
+        self._answer = ""
+        self._rendered = 0
+        self._tail_start: int | None = None
 
     # --- rendering -------------------------------------------------------------------------
 
@@ -163,6 +91,7 @@ class ChatView(QTextBrowser):
         self._reply_start = None
         self._thinking_since = None
         self._answering = False
+        self._reset_live()
         for message in messages:
             self.add_message(message)
         # A reply still streaming (finish_reason None) keeps receiving text.
@@ -203,20 +132,47 @@ class ChatView(QTextBrowser):
 
     @Slot(str)
     def append_reply_text(self, text: str) -> None:
-        """Append streamed text at the end: one cursor insert per batch, no re-layout of
-        the whole document. The first piece of an answer folds the thinking above it."""
+        """Streamed text, rendered as Markdown as it comes: finished blocks once, and only the
+        block being written again each batch; never the whole reply or the transcript. The
+        first piece of an answer folds the thinking above it."""
         if self._reply_start is None:
             return
         if not self._answering:
             self._answering = True
+            cursor = self._end_cursor()
             if self._thinking_since is not None:
                 seconds = time.monotonic() - self._thinking_since
-                cursor = self._end_cursor()
                 cursor.setPosition(self._reply_start, QTextCursor.MoveMode.KeepAnchor)
                 cursor.removeSelectedText()
                 self._insert_thought_header(cursor, None, seconds)
                 cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
-        self._append(text, self._plain_format())
+            self._tail_start = cursor.position()
+        self.appends += 1
+        bar = self.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        self._answer += text
+        assert self._tail_start is not None
+        cursor = self._end_cursor()
+        cursor.setPosition(self._tail_start, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        finished = stable_end(self._answer)
+        if finished > self._rendered:
+            # Code blocks get their label and Copy link when the reply is stored.
+            insert_markdown(cursor, self._answer[self._rendered : finished])
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+            self._rendered = finished
+            self._tail_start = cursor.position()
+        tail = self._answer[self._rendered :]
+        if tail.strip():
+            insert_markdown(cursor, displayable(tail))
+        if at_bottom:
+            bar.setValue(bar.maximum())
+
+    def _reset_live(self) -> None:
+        self._answer = ""
+        self._rendered = 0
+        self._tail_start = None
 
     def _append(self, text: str, fmt: QTextCharFormat) -> None:
         self.appends += 1
@@ -242,6 +198,7 @@ class ChatView(QTextBrowser):
         self._reply_start = None
         self._thinking_since = None
         self._answering = False
+        self._reset_live()
         self._scroll_to_end()
 
     def _end_cursor(self) -> QTextCursor:
@@ -310,7 +267,7 @@ class ChatView(QTextBrowser):
                 cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
                 start = cursor.position()
             # Model output is text, never markup for us: HTML in it is shown as written.
-            cursor.insertMarkdown(message.content or "", _MARKDOWN)
+            insert_markdown(cursor, message.content or "")
             self._decorate_code(start, cursor.position())
             cursor.movePosition(QTextCursor.MoveOperation.End)
             footer = _footer(message)
@@ -357,7 +314,7 @@ class ChatView(QTextBrowser):
         groups: list[list[QTextBlock]] = []
         block = doc.findBlock(start)
         while block.isValid() and block.position() < end:
-            if _is_code(block):
+            if is_code(block):
                 if groups and groups[-1][-1].next() == block:
                     groups[-1].append(block)
                 else:
@@ -370,6 +327,7 @@ class ChatView(QTextBrowser):
         # Last group first, so inserting links keeps the earlier positions valid.
         for offset, group in reversed(list(enumerate(groups))):
             index = base + offset
+            language = code_language(group[0])  # read before the blocks move
             first = group[0].position()
             last = group[-1].position() + group[-1].length() - 1
             cursor = QTextCursor(doc)
@@ -388,6 +346,8 @@ class ChatView(QTextBrowser):
             plain = QTextBlockFormat()
             plain.setTopMargin(4)
             cursor.setBlockFormat(plain)
+            if language:
+                cursor.insertText(f"{language}   ", self._muted_format())
             cursor.insertText("Copy code", self._link_format(f"copy:{index}"))
 
     # --- links, copying and themes ---------------------------------------------------------
@@ -418,13 +378,13 @@ class ChatView(QTextBrowser):
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt override)
         menu: QMenu = self.createStandardContextMenu(event.pos())
         block = self.cursorForPosition(event.pos()).block()
-        if _is_code(block):
+        if is_code(block):
             first = block
-            while first.previous().isValid() and _is_code(first.previous()):
+            while first.previous().isValid() and is_code(first.previous()):
                 first = first.previous()
             lines = []
             b = first
-            while b.isValid() and _is_code(b):
+            while b.isValid() and is_code(b):
                 lines.append(b.text())
                 b = b.next()
             text = "\n".join(lines)

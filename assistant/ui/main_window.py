@@ -157,6 +157,12 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.remote_mark)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.stack, 1)
+        # In the chat too, not only in the status bar: a model loading is why Send waits.
+        self.chat_progress = QProgressBar()
+        self.chat_progress.setAccessibleName("Loading the model")
+        self.chat_progress.setRange(0, 100)
+        self.chat_progress.hide()
+        right_layout.addWidget(self.chat_progress)
         right_layout.addWidget(self.notice_label)
         right_layout.addWidget(self.edit_label)
         right_layout.addLayout(input_row)
@@ -190,7 +196,7 @@ class MainWindow(QMainWindow):
         self.progress.setAccessibleName("Model loading progress")
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(160)
-        self.progress.hide()
+        self._hide_progress()
         status.addWidget(self.model_label)
         status.addWidget(self.progress)
         status.addPermanentWidget(self.speed_label)
@@ -402,11 +408,15 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Loading {name}..." if name else "Looking for a model...")
         self.progress.setValue(0)
         self.progress.setVisible(bool(name))
+        self.chat_progress.setFormat(f"Loading {name}... %p%" if name else "Looking for a model...")
+        self.chat_progress.setValue(0)
+        self.chat_progress.show()
         self._refresh_controls()
 
     @Slot(float)
     def _on_load_progress(self, fraction: float) -> None:
         self.progress.setValue(round(fraction * 100))
+        self.chat_progress.setValue(round(fraction * 100))
 
     @Slot(object)
     def _on_reply_started(self, _message: object) -> None:
@@ -446,21 +456,21 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(where)
         self.backend_label.setText("remote")
         self.backend_label.setToolTip(where)
-        self.progress.hide()
+        self._hide_progress()
         self.stack.setCurrentWidget(self.chat_view)
         self._refresh_controls()
 
     @Slot(object)
     def _on_model_changed(self, loaded: LoadedModel | None) -> None:
         if self.session.remote is not None:
-            self.progress.hide()
+            self._hide_progress()
             self._refresh_controls()  # the chat's model is elsewhere; this one waits
             return
         if self.models.is_loading:
             self._refresh_controls()
             return
         self._clear_model_note(getattr(loaded, "template_note", None))
-        self.progress.hide()
+        self._hide_progress()
         if loaded is None:
             self.model_label.setText("No model")
             self.backend_label.clear()
@@ -483,6 +493,10 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.chat_view)
         self._refresh_controls()
 
+    def _hide_progress(self) -> None:
+        self.progress.hide()
+        self.chat_progress.hide()
+
     def _clear_model_note(self, note: str | None) -> None:
         """A note about the previous model's chat template is not about this one: drop it."""
         old = self._model_note
@@ -501,7 +515,7 @@ class MainWindow(QMainWindow):
         if self.session.remote is not None:
             return  # this chat runs on a remote engine: no local model is needed for it
         self.stack.setCurrentWidget(self.empty_state)
-        self.progress.hide()
+        self._hide_progress()
         self.model_label.setText("No model")
         self._refresh_controls()
 

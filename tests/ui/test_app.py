@@ -160,7 +160,11 @@ def test_follows_a_dark_palette(qtbot, make_window, tiny_models) -> None:
         qtbot.waitUntil(
             lambda: window.chat_view.palette().color(QPalette.ColorRole.Base).lightness() < 128
         )
-        assert window.chat_view._highlighter._keyword.foreground().color().lightness() > 128
+        from pygments.token import Keyword
+
+        highlighter = window.chat_view._highlighter
+        assert highlighter.style_name == "monokai"  # Pygments' dark style, for a dark palette
+        assert highlighter.format_for(Keyword).foreground().color().lightness() > 128
         assert "colours" in window.chat_view.toPlainText()
         assert not window.styleSheet() and not window.chat_view.styleSheet()
     finally:

@@ -490,3 +490,50 @@ def test_per_chat_settings_reach_the_engine_and_stay_with_the_chat(
     again.chat_settings_panel.reset_button.click()
     assert again.session.chat_settings.to_json() is None
     assert again.chat_settings_panel.max_tokens.value() == 48
+
+
+MARKDOWN_REPLY = (
+    "# Plan\n\nFirst, some **bold** words and a list:\n\n- one\n- two\n\n"
+    "```python\ndef greet(name):\n    return f'hello {name}'\n```\n\nThat is all."
+)
+
+
+def test_markdown_renders_while_the_reply_streams(
+    qtbot, make_window, tiny_models, monkeypatch
+) -> None:
+    from PySide6.QtGui import QTextFormat
+
+    from tests.fake_engine import DELAY_ENV, REPLY_ENV
+
+    monkeypatch.setenv(REPLY_ENV, MARKDOWN_REPLY)
+    monkeypatch.setenv(DELAY_ENV, "0.01")  # a token every 10 ms: many batches
+    window = make_window(fast_settings(tiny_models["a"], max_tokens=500))
+    view = window.chat_view
+    seen: list[tuple[bool, bool, bool]] = []
+
+    def look(_batch: str) -> None:
+        heading = code = bold = False
+        block = view.document().begin()
+        while block.isValid():
+            heading |= block.blockFormat().headingLevel() == 1 and block.text() == "Plan"
+            language = block.blockFormat().property(QTextFormat.Property.BlockCodeLanguage)
+            code |= language == "python" and "def greet" in block.text()
+            for fragment_range in block.textFormats():
+                text = block.text()[
+                    fragment_range.start : fragment_range.start + fragment_range.length
+                ]
+                bold |= text == "bold" and fragment_range.format.fontWeight() >= 700
+            block = block.next()
+        seen.append((heading, bold, code))
+
+    window.session.reply_text_appended.connect(look)
+    reply = send(qtbot, window, "Plan it")
+    assert reply.content == MARKDOWN_REPLY and reply.finish_reason == "stop"
+    assert len(seen) >= 5  # streamed in many batches
+    # Rendered as it came: the heading and bold before the reply ended, and the code block
+    # shown as code while its fence was still open.
+    assert any(h and b and not c for h, b, c in seen[:-1])
+    assert any(c for _h, _b, c in seen[:-1])
+    assert "```" not in view.toPlainText() and "**" not in view.toPlainText()
+    assert view.code_blocks()[-1] == "def greet(name):\n    return f'hello {name}'"
+    assert "python   Copy code" in view.toPlainText()  # the language, and its Copy link
