@@ -77,6 +77,7 @@ class ChatView(QTextBrowser):
         self._answer = ""
         self._rendered = 0
         self._tail_start: int | None = None
+        self._code_mark = 0
 
     # --- rendering -------------------------------------------------------------------------
 
@@ -139,6 +140,8 @@ class ChatView(QTextBrowser):
             return
         if not self._answering:
             self._answering = True
+            self._code_mark = len(self._code)  # the code blocks listed before this reply
+            self._highlighter.hold_from(self._reply_start)  # its code, coloured as it settles
             cursor = self._end_cursor()
             if self._thinking_since is not None:
                 seconds = time.monotonic() - self._thinking_since
@@ -157,8 +160,10 @@ class ChatView(QTextBrowser):
         cursor.removeSelectedText()
         finished = stable_end(self._answer)
         if finished > self._rendered:
-            # Code blocks get their label and Copy link when the reply is stored.
+            start = cursor.position()
             insert_markdown(cursor, self._answer[self._rendered : finished])
+            self._decorate_code(start, cursor.position())  # finished: its label and Copy link
+            self._highlighter.release(start, cursor.position())
             cursor.movePosition(QTextCursor.MoveOperation.End)
             cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
             self._rendered = finished
@@ -185,15 +190,33 @@ class ChatView(QTextBrowser):
 
     @Slot(object)
     def finish_reply(self, message: Message) -> None:
-        """Replace the streamed plain text with the rendered Markdown, once."""
+        """The reply is stored: render its last block for good, and its footer. What streamed
+        is kept as it was rendered; only when the stored text differs (a stop string cut, the
+        engine's final text) is the reply rendered again, whole."""
         if self._reply_start is None or self._reply is None or self._reply.id != message.id:
             return
         self._contents[message.id] = message.content
         self._messages = [message if m.id == message.id else m for m in self._messages]
         cursor = self._end_cursor()
-        cursor.setPosition(self._reply_start, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
-        self._insert_body(cursor, message)
+        # (A reply with thinking is rendered again: its folded header becomes a link.)
+        live = self._tail_start is not None and message.content == self._answer
+        if live and not message.reasoning:
+            assert self._tail_start is not None
+            cursor.setPosition(self._tail_start, QTextCursor.MoveMode.KeepAnchor)
+            cursor.removeSelectedText()
+            start = cursor.position()
+            insert_markdown(cursor, self._answer[self._rendered :])
+            self._decorate_code(start, cursor.position())
+            self._highlighter.release(start, cursor.position(), last=True)
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            self._insert_footer(cursor, message)
+        else:
+            del self._code[self._code_mark :]  # this reply's code blocks are listed again
+            cursor.setPosition(self._reply_start, QTextCursor.MoveMode.KeepAnchor)
+            cursor.removeSelectedText()
+            start = cursor.position()
+            self._insert_body(cursor, message)
+            self._highlighter.release(start, cursor.position(), last=True)
         self._reply = None
         self._reply_start = None
         self._thinking_since = None
@@ -270,10 +293,13 @@ class ChatView(QTextBrowser):
             insert_markdown(cursor, message.content or "")
             self._decorate_code(start, cursor.position())
             cursor.movePosition(QTextCursor.MoveOperation.End)
-            footer = _footer(message)
-            if footer:
-                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
-                cursor.insertText(footer, self._muted_format())
+            self._insert_footer(cursor, message)
+
+    def _insert_footer(self, cursor: QTextCursor, message: Message) -> None:
+        footer = _footer(message)
+        if footer:
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+            cursor.insertText(footer, self._muted_format())
 
     def _thought_label_format(self) -> QTextCharFormat:
         f = self._muted_format()

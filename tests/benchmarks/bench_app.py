@@ -8,7 +8,11 @@ Prints:
   (prompt, worker thread, token batching, view and database included) vs a bare
   ``Llama.generate`` loop from its call to its last token (prompt included) with the same
   sampling and model, over the same number of tokens, as a ratio;
-- time to first token at turn 1 and turn 10 of one conversation in the app.
+- time to first token at turn 1 and turn 10 of one conversation in the app;
+- the longest the GUI's event loop stalls while a 2,000-token reply streams with live
+  Markdown (a 1 ms timer's longest gap, against the goal of 30 ms), for the model's own reply
+  and for a Markdown-heavy reply of 2,000 tokens (headings, lists, long code blocks) streamed
+  through the same window.
 
     python tests/benchmarks/bench_app.py [--model PATH] [--tokens 200] [--runs 3]
 
@@ -109,6 +113,116 @@ def app_run(model_name: str, tokens: int, turns: int) -> dict:
     }
 
 
+# -- the event loop's longest stall while a long reply streams -----------------------------------
+
+STALL_GOAL_MS = 30.0
+
+
+def markdown_reply(tokens: int = 2000) -> str:
+    """A Markdown reply of about ``tokens`` words: sections, lists, and long code blocks."""
+    parts: list[str] = []
+    n = 0
+    section = 0
+    while n < tokens:
+        section += 1
+        parts.append(
+            f"## Step {section}\n\nHere is **what** we do, with `inline code` and a list:\n"
+        )
+        parts += [f"- item {i} of step {section}" for i in range(5)]
+        parts.append("\n```python")
+        parts += [f"def step_{section}_{i}(x):\n    return x * {i}  # line {i}" for i in range(30)]
+        parts.append("```\n\nAnd a paragraph that goes on for a while, " * 3 + "\n")
+        n = sum(len(p.split()) for p in parts)
+    return "\n".join(parts)
+
+
+def stall_run(model_name: str, scripted: bool) -> dict:
+    """One 2,000-token reply in the app, with a 1 ms timer watching the event loop."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from assistant.settings import Settings
+    from assistant.storage import Store
+    from assistant.ui.controllers import Controllers
+    from assistant.ui.main_window import MainWindow
+
+    if scripted:  # the fake engine streams the Markdown reply, a token each 2 ms
+        from tests import fake_engine
+
+        class _Patch:
+            def setattr(self, target, name, value):  # the monkeypatch.setattr the helper uses
+                setattr(target, name, value)
+
+            def setenv(self, name, value):
+                os.environ[name] = value
+
+        fake_engine.use_fake_engine(_Patch())  # type: ignore[arg-type]
+        os.environ[fake_engine.REPLY_ENV] = markdown_reply()
+        os.environ[fake_engine.DELAY_ENV] = "0.002"
+
+    qt_app = QApplication([sys.argv[0]])  # noqa: F841 (kept alive while the app runs)
+    settings = Settings(default_model=model_name, max_tokens=2000, n_ctx=4096)
+    controllers = Controllers(Store(), settings)
+    window = MainWindow(controllers)
+    window.resize(1100, 720)
+    window.show()
+    controllers.start()
+    from tests.benchmarks.qt_loop import spin
+
+    spin(lambda: controllers.models.loaded is not None and not controllers.models.is_loading)
+    gaps: list[float] = []
+    last = [0.0]
+    streaming = [False]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        if streaming[0] and last[0]:
+            gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=1)
+    timer.timeout.connect(tick)
+    timer.start()
+    finished: list[object] = []
+    session = controllers.session
+    session.reply_text_appended.connect(lambda _t: streaming.__setitem__(0, True))
+    session.reply_finished.connect(finished.append)
+    session.send("Write a long, structured answer with code." if not scripted else "Go")
+    spin(lambda: bool(finished))
+    streaming[0] = False
+    timer.stop()
+    message = finished[0]
+    controllers.shutdown()
+    return {
+        "tokens": message.completion_tokens,
+        "max_gap_ms": max(gaps) * 1000 if gaps else float("nan"),
+        "p99_gap_ms": sorted(gaps)[int(len(gaps) * 0.99)] * 1000 if gaps else float("nan"),
+        "appends": window.chat_view.appends,
+    }
+
+
+def report_stall(model: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for scripted in (False, True):
+            home = Path(tmp) / ("scripted" if scripted else "model")
+            install(model, home)
+            env = {**os.environ, "ASSISTANT_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+            args = [sys.executable, __file__, "--stall-child", model.name]
+            if scripted:
+                args.append("--scripted")
+            out = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.split("RESULT ", 1)[1])
+            what = "a 2,000-token Markdown reply" if scripted else f"{model.name}'s own reply"
+            verdict = "within" if r["max_gap_ms"] < STALL_GOAL_MS else "OVER"
+            print(
+                f"  event-loop stall while {what} streams ({r['tokens']} tokens, "
+                f"{r['appends']} view updates): max {r['max_gap_ms']:.1f} ms, "
+                f"p99 {r['p99_gap_ms']:.1f} ms; goal < {STALL_GOAL_MS:.0f} ms: {verdict} "
+                f"(ratio {r['max_gap_ms'] / STALL_GOAL_MS:.2f})"
+            )
+
+
 # -- the bare llama-cpp-python loop ----------------------------------------------------------------
 
 
@@ -143,7 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--stall-child", help=argparse.SUPPRESS)
+    parser.add_argument("--scripted", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stall-only", action="store_true", help="only the stall measurement")
     args = parser.parse_args(argv)
+
+    if args.stall_child:
+        print("RESULT " + json.dumps(stall_run(args.stall_child, args.scripted)))
+        return 0
+    if args.stall_only:
+        report_stall(long_reply_model())
+        return 0
 
     if args.child:
         result = app_run(args.child, args.tokens, turns=10)
@@ -153,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     models = [args.model] if args.model else [starter_model(), long_reply_model()]
     for model in models:
         report(model, args.tokens, args.runs)
+    print("live Markdown:")
+    report_stall(long_reply_model())
     return 0
 
 
