@@ -38,6 +38,8 @@ LOG_ENV = "ASSISTANT_FAKE_ENGINE_LOG"
 DELAY_ENV = "ASSISTANT_FAKE_TOKEN_DELAY"
 # A reply to write instead of the filler (Markdown, say), a word (or run of spaces) a token.
 REPLY_ENV = "ASSISTANT_FAKE_REPLY"
+# And a thought to think first, for a model whose template opens <think>.
+THOUGHT_ENV = "ASSISTANT_FAKE_THOUGHT"
 
 
 def use_fake_engine(monkeypatch: pytest.MonkeyPatch, log: Path | None = None) -> None:
@@ -188,7 +190,8 @@ class FakeEngine:
         self.replies += 1
         start = self.replies - 1
         if self.thinks:
-            for word in THOUGHT:
+            thought = os.environ.get(THOUGHT_ENV)
+            for word in re.findall(r"\s+|\S+", thought) if thought else THOUGHT:
                 if request_id in self.cancelled:
                     return
                 time.sleep(self.delay)
