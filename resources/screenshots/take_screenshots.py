@@ -1,6 +1,6 @@
 """The README's screenshots: the chat window in light and dark, with a reasoning block and code.
 
-    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python resources/screenshots/take_screenshots.py
+    xvfb-run -a .venv/bin/python resources/screenshots/take_screenshots.py
 
 Under a real X server (Xvfb), not the offscreen platform, so that fonts and the Fusion style
 render as a user sees them. The window talks to tests/fake_engine.py (a tiny model whose
