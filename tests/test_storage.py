@@ -628,6 +628,8 @@ def test_an_edit_starts_a_branch_and_the_old_branch_is_kept(store: Store, db_pat
             "Tell me a joke",
             "Knock knock",
         ]
+        exported = as_text(again, cid, ExportFormat.MARKDOWN)  # the export writes the branch shown
+        assert "Tell me a joke" in exported and "poem" not in exported
         # A search hit in the other branch shows that branch.
         [hit] = [h for h in again.search("poem") if h.message_id]
         again.show_branch_of(hit.message_id)

@@ -1,4 +1,9 @@
-"""The transcript: messages rendered as Markdown, code blocks highlighted, replies streamed in."""
+"""The transcript: messages rendered as Markdown, code blocks highlighted, replies streamed in.
+
+Over 400 lines: the transcript is one document, and its streaming reply (live Markdown, the
+thought header, versions, code links) edits it in place. Code colours are code_highlighter.py,
+block boundaries markdown_stream.py.
+"""
 
 from __future__ import annotations
 

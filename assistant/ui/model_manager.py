@@ -4,6 +4,9 @@ deleted, the default model, and the engine process's configuration.
 Everything else asks it: the chat session to use a model, the Models page to delete one (the
 file is deleted only once the engine has let go of it), Settings to change the context size or
 the Local API. The requests run in order on the engine thread (ui/engine_link.py).
+
+About 400 lines: one owner on purpose. Loading, the startup model, releasing a model for
+deletion and the engine's configuration all read and change the same few fields.
 """
 
 from __future__ import annotations

@@ -233,3 +233,15 @@ def test_a_conversation_keeps_its_model_when_that_model_fails_to_load(
     wait_ready(qtbot, window)
     assert window.models.loaded.path.name == "tiny-a.gguf"  # still active, for now
     assert store.conversation(older.id).model == "tiny-b.gguf"  # what the chat chose, kept
+
+
+def test_a_model_loading_shows_its_progress_in_the_chat(qtbot, make_window, tiny_models) -> None:
+    window = make_window(fast_settings(tiny_models["a"]))
+    shown: list[tuple[bool, str]] = []
+    window.models.model_load_progress.connect(
+        lambda _f: shown.append((window.chat_progress.isVisible(), window.chat_progress.format()))
+    )
+    _pick(qtbot, window, tiny_models["b"])
+    assert shown and all(visible for visible, _ in shown)
+    assert all(text.startswith("Loading tiny-b.gguf") for _, text in shown)
+    assert not window.chat_progress.isVisible()  # gone once it has loaded

@@ -249,3 +249,23 @@ def test_an_engine_that_goes_away_is_marked_unavailable_and_nothing_breaks(
     proxy.always(None)
     window.controllers.remote_engines.refresh()
     qtbot.waitUntil(lambda: f"gpu-box · {LEAVES_MACHINE}" in picker_texts(window), timeout=10_000)
+
+
+def test_a_chats_own_settings_reach_a_remote_engine(
+    qtbot, remote_window, proxy: FaultProxy
+) -> None:
+    # llama-cpp-python's server is a known kind: the extensions (top-k, min-p, repeat penalty)
+    # are sent too.
+    window = remote_window
+    panel = window.chat_settings_panel
+    window.chat_settings_action.trigger()
+    panel.preset.setCurrentText("Precise")
+    panel.max_tokens.setValue(12)
+    panel.seed.setValue(11)
+    reply = send(qtbot, window, "Hello! Tell me about the sea.")
+    assert reply.engine == "gpu-box"
+    body = proxy.chat_requests()[-1].body
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (
+        0.2, 0.9, 12, 11,
+    )  # fmt: skip
+    assert (body["top_k"], body["min_p"], body["repeat_penalty"]) == (20, 0.1, 1.05)
