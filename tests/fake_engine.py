@@ -42,6 +42,21 @@ REPLY_ENV = "ASSISTANT_FAKE_REPLY"
 THOUGHT_ENV = "ASSISTANT_FAKE_THOUGHT"
 
 
+class _ForGood:
+    """monkeypatch's setattr and setenv, for scripts: changed for the rest of the process."""
+
+    def setattr(self, target: object, name: str, value: object) -> None:
+        setattr(target, name, value)
+
+    def setenv(self, name: str, value: str) -> None:
+        os.environ[name] = value
+
+
+def use_fake_engine_here(log: Path | None = None) -> None:
+    """use_fake_engine, outside pytest (benchmarks, the screenshot script)."""
+    use_fake_engine(_ForGood(), log)  # type: ignore[arg-type]
+
+
 def use_fake_engine(monkeypatch: pytest.MonkeyPatch, log: Path | None = None) -> None:
     """Make engines started in this test process the fake one (the supervisor runs it)."""
     from assistant.engine import supervisor

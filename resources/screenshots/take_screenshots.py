@@ -41,20 +41,10 @@ def count_words(path: Path) -> int:
 Each `line` keeps its trailing newline; use `line.rstrip("\\n")` to drop it."""
 
 
-class _Env:
-    """What tests.fake_engine.use_fake_engine needs of pytest's monkeypatch."""
-
-    def setattr(self, target: object, name: str, value: object) -> None:
-        setattr(target, name, value)
-
-    def setenv(self, name: str, value: str) -> None:
-        os.environ[name] = value
-
-
 def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="assistant-shots-"))
     os.environ["ASSISTANT_HOME"] = str(home)
-    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QApplication
 
     from assistant.settings import Settings
@@ -64,8 +54,9 @@ def main() -> int:
     from tests import fake_engine
     from tests.benchmarks.qt_loop import spin
     from tests.tinymodel import THINKING_TEMPLATE, write_tiny_model
+    from tests.ui.helpers import dark_palette
 
-    fake_engine.use_fake_engine(_Env())  # type: ignore[arg-type]
+    fake_engine.use_fake_engine_here()
     os.environ[fake_engine.REPLY_ENV] = REPLY
     os.environ[fake_engine.THOUGHT_ENV] = THOUGHT
     os.environ[fake_engine.DELAY_ENV] = "0.03"
@@ -99,22 +90,7 @@ def main() -> int:
         print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KB")
 
     shoot("chat-light.png")
-    dark = QPalette()
-    for role, colour in (
-        (QPalette.ColorRole.Window, "#202124"),
-        (QPalette.ColorRole.WindowText, "#e8eaed"),
-        (QPalette.ColorRole.Base, "#17181a"),
-        (QPalette.ColorRole.AlternateBase, "#2a2b2e"),
-        (QPalette.ColorRole.Text, "#e8eaed"),
-        (QPalette.ColorRole.Button, "#2a2b2e"),
-        (QPalette.ColorRole.ButtonText, "#e8eaed"),
-        (QPalette.ColorRole.Highlight, "#8ab4f8"),
-        (QPalette.ColorRole.HighlightedText, "#202124"),
-        (QPalette.ColorRole.Link, "#8ab4f8"),
-        (QPalette.ColorRole.PlaceholderText, "#9aa0a6"),
-    ):
-        dark.setColor(role, QColor(colour))
-    app.setPalette(dark)
+    app.setPalette(dark_palette())
     spin(lambda: window.chat_view.palette().color(QPalette.ColorRole.Base).lightness() < 128)
     window.chat_view.verticalScrollBar().setValue(0)
     shoot("chat-dark.png")

@@ -150,14 +150,7 @@ def stall_run(model_name: str, scripted: bool) -> dict:
     if scripted:  # the fake engine streams the Markdown reply, a token each 2 ms
         from tests import fake_engine
 
-        class _Patch:
-            def setattr(self, target, name, value):  # the monkeypatch.setattr the helper uses
-                setattr(target, name, value)
-
-            def setenv(self, name, value):
-                os.environ[name] = value
-
-        fake_engine.use_fake_engine(_Patch())  # type: ignore[arg-type]
+        fake_engine.use_fake_engine_here()
         os.environ[fake_engine.REPLY_ENV] = markdown_reply()
         os.environ[fake_engine.DELAY_ENV] = "0.002"
 

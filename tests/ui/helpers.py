@@ -34,3 +34,25 @@ def shown_messages(window, kind: str) -> list[str]:
     for source in (c.conversations, c.session, c.models):
         getattr(source, kind).connect(seen.append)
     return seen
+
+
+def dark_palette():
+    """A dark palette, as a desktop in dark mode gives the app."""
+    from PySide6.QtGui import QColor, QPalette
+
+    dark = QPalette()
+    for role, colour in (
+        (QPalette.ColorRole.Window, "#202124"),
+        (QPalette.ColorRole.WindowText, "#e8eaed"),
+        (QPalette.ColorRole.Base, "#17181a"),
+        (QPalette.ColorRole.AlternateBase, "#2a2b2e"),
+        (QPalette.ColorRole.Text, "#e8eaed"),
+        (QPalette.ColorRole.Button, "#2a2b2e"),
+        (QPalette.ColorRole.ButtonText, "#e8eaed"),
+        (QPalette.ColorRole.Highlight, "#8ab4f8"),
+        (QPalette.ColorRole.HighlightedText, "#202124"),
+        (QPalette.ColorRole.Link, "#8ab4f8"),
+        (QPalette.ColorRole.PlaceholderText, "#9aa0a6"),
+    ):
+        dark.setColor(role, QColor(colour))
+    return dark

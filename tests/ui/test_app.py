@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QKeySequence, QPalette
+from PySide6.QtGui import QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QAbstractButton,
     QApplication,
@@ -27,7 +27,7 @@ from assistant.ui.app import ExceptionDialogs, SingleInstance, run
 from assistant.ui.main_window import MainWindow, icon_path
 from assistant.ui.settings_dialog import SettingsDialog
 from tests.ui.conftest import fast_settings
-from tests.ui.helpers import send
+from tests.ui.helpers import dark_palette, send
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,15 +146,7 @@ def test_follows_a_dark_palette(qtbot, make_window, tiny_models) -> None:
     send(qtbot, window, "colours")
     app = QApplication.instance()
     original = app.palette()
-    dark = QPalette(original)
-    for role, colour in (
-        (QPalette.ColorRole.Window, "#202124"),
-        (QPalette.ColorRole.Base, "#17181a"),
-        (QPalette.ColorRole.Text, "#e8eaed"),
-        (QPalette.ColorRole.WindowText, "#e8eaed"),
-        (QPalette.ColorRole.AlternateBase, "#2a2b2e"),
-    ):
-        dark.setColor(role, QColor(colour))
+    dark = dark_palette()
     try:
         app.setPalette(dark)
         qtbot.waitUntil(
