@@ -121,13 +121,23 @@ def m007_messages_as_a_tree(db: Database) -> None:
         "ALTER TABLE messages ADD COLUMN parent_id INTEGER "
         "REFERENCES messages (id) ON DELETE CASCADE"
     )
-    db.execute("CREATE INDEX messages_by_parent ON messages (parent_id)")
     db.execute("ALTER TABLE conversations ADD COLUMN head_id INTEGER")
-    # The chats so far were one line each: every message follows the one before it.
+    # The chats so far were one line each: every message follows the one before it. In one
+    # pass, and without the search index's update trigger, which fires for any column and would
+    # index every message again (a million messages: a minute instead of seconds).
+    trigger = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'messages_au'"
+    ).fetchone()
+    if trigger is not None:
+        db.execute("DROP TRIGGER messages_au")
     db.execute(
-        "UPDATE messages SET parent_id = (SELECT max(p.id) FROM messages p "
-        "WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id)"
+        "UPDATE messages SET parent_id = p.previous FROM (SELECT id, lag(id) OVER "
+        "(PARTITION BY conversation_id ORDER BY id) AS previous FROM messages) AS p "
+        "WHERE messages.id = p.id"
     )
+    if trigger is not None:
+        db.execute(trigger[0])
+    db.execute("CREATE INDEX messages_by_parent ON messages (parent_id)")  # built once, after
     db.execute(
         "UPDATE conversations SET head_id = "
         "(SELECT max(m.id) FROM messages m WHERE m.conversation_id = conversations.id)"
