@@ -43,6 +43,7 @@ class ChatSettingsPanel(QWidget):
             box.setRange(lo, hi)
             box.setSingleStep(step)
             box.setDecimals(decimals)
+            box.setKeyboardTracking(False)  # a value typed counts once it is entered
             box.valueChanged.connect(self._edited)
             return box
 
@@ -51,6 +52,7 @@ class ChatSettingsPanel(QWidget):
             box.setRange(lo, hi)
             box.setSingleStep(step)
             box.setGroupSeparatorShown(True)
+            box.setKeyboardTracking(False)
             box.valueChanged.connect(self._edited)
             return box
 

@@ -32,6 +32,7 @@ from assistant.ui.remote_engines import RemoteEngines
 log = logging.getLogger(__name__)
 
 BATCH_INTERVAL_MS = 40
+CONTEXT_SETTLE_MS = 700
 
 
 @dataclass
@@ -119,6 +120,12 @@ class ChatSession(QObject):
         self._chat_settings = ChatSettings()
         # The open chat's model on a remote engine; None: the model loaded here.
         self._remote: ModelChoice | None = None
+        # A new context length reloads the model once the value has settled (a spin box sends
+        # every step on its way there).
+        self._context_timer = QTimer(self)
+        self._context_timer.setSingleShot(True)
+        self._context_timer.setInterval(CONTEXT_SETTLE_MS)
+        self._context_timer.timeout.connect(self._apply_context_length)
         self._batch_timer = QTimer(self)
         self._batch_timer.setInterval(BATCH_INTERVAL_MS)
         self._batch_timer.timeout.connect(self._flush)
@@ -369,11 +376,17 @@ class ChatSession(QObject):
                 self.store.set_conversation_settings(self._conversation_id, chosen.to_json())
             except StorageError as exc:
                 self.error.emit(str(exc))
+        if self._context_length() != context_before and self._remote is None:
+            self._context_timer.start()
+
+    @Slot()
+    def _apply_context_length(self) -> None:
         loaded = self.models.loaded
-        if self._context_length() != context_before and self._remote is None and loaded:
-            if self._state != TurnState.IDLE:
-                self.stop()  # the load is queued behind the reply
-            self.models.use(str(loaded.path), self._context_length())
+        if loaded is None or self._remote is not None:
+            return
+        if self._state != TurnState.IDLE:
+            self.stop()  # the load is queued behind the reply
+        self.models.use(str(loaded.path), self._context_length())
 
     # --- a conversation's own system prompt ------------------------------------------------
 
