@@ -116,11 +116,10 @@ def m007_messages_as_a_tree(db: Database) -> None:
     # Versions and branches: each message follows its parent (NULL: the first of its chat).
     # Messages with the same parent are versions of one turn (a regenerated reply, an edited
     # question); the branch shown is the path from the first message to the conversation's
-    # head_id. Deleting a message deletes what follows it on every branch.
-    db.execute(
-        "ALTER TABLE messages ADD COLUMN parent_id INTEGER "
-        "REFERENCES messages (id) ON DELETE CASCADE"
-    )
+    # head_id. Deleting a message deletes what follows it on every branch: Store does that
+    # with a recursive query. (Not ON DELETE CASCADE: every message is the parent of the next,
+    # and SQLite stops a cascade 1,000 levels deep, so a long chat could not be deleted.)
+    db.execute("ALTER TABLE messages ADD COLUMN parent_id INTEGER")
     db.execute("ALTER TABLE conversations ADD COLUMN head_id INTEGER")
     # The chats so far were one line each: every message follows the one before it. In one
     # pass, and without the search index's update trigger, which fires for any column and would

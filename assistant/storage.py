@@ -750,9 +750,20 @@ class Store:
                 parent = conn.execute(
                     "SELECT parent_id FROM messages WHERE id = ?", (message_id,)
                 ).fetchone()[0]
-                # What follows it goes too (ON DELETE CASCADE); the branch shown goes on from its
-                # parent through the latest version left, if any.
-                conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                # What follows it goes too, on every branch; the branch shown goes on from its
+                # parent through the latest version left (the latest first message, for one).
+                conn.execute(
+                    "WITH RECURSIVE below(id) AS (SELECT ? UNION ALL"
+                    " SELECT m.id FROM messages m JOIN below b ON m.parent_id = b.id) "
+                    "DELETE FROM messages WHERE id IN below",
+                    (message_id,),
+                )
+                if parent is None:
+                    parent = conn.execute(
+                        "SELECT max(id) FROM messages WHERE conversation_id = ? "
+                        "AND parent_id IS NULL",
+                        (row[0],),
+                    ).fetchone()[0]
                 head = self._latest_below(parent) if parent is not None else None
                 conn.execute("UPDATE conversations SET head_id = ? WHERE id = ?", (head, row[0]))
         if row is not None:

@@ -660,3 +660,27 @@ def test_chats_from_before_the_tree_become_one_branch(db_path: Path) -> None:
     with Store(db_path) as store:
         assert [m.content for m in store.messages(1)] == ["one", "two", "three"]
         assert [m.parent_id for m in store.messages(1)] == [None, 1, 2]
+
+
+def test_a_long_chat_is_deleted_whole(store: Store) -> None:
+    # Every message is the parent of the next: deleting must not be limited by chain depth
+    # (SQLite stops cascades and triggers 1,000 levels deep).
+    cid = store.create_conversation("Long").id
+    for i in range(1200):
+        store.add_message(cid, "user" if i % 2 == 0 else "assistant", f"message {i} walrus")
+    messages = store.messages(cid)
+    assert len(messages) == 1200 and messages[-1].parent_id == messages[-2].id
+    store.delete_messages_from(messages[100].id)  # the 1,100 after it go too
+    assert len(store.messages(cid)) == 100
+    assert store.db.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 100
+    store.delete_conversation(cid)
+    assert store.db.conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store.search("walrus") == []
+
+
+def test_deleting_a_first_message_shows_the_other_version(store: Store) -> None:
+    cid = _chat(store, turns=(("Hi", "Hello"),))
+    first = store.messages(cid)[0]
+    second = store.add_version(first.id, "Hey")
+    store.delete_messages_from(second.id)
+    assert [m.content for m in store.messages(cid)] == ["Hi", "Hello"]

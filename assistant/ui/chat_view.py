@@ -98,6 +98,7 @@ class ChatView(QTextBrowser):
         self._thinking_since = None
         self._answering = False
         self._reset_live()
+        self._highlighter.hold_from(None)  # a reply that streamed here is not on screen now
         for message in messages:
             self.add_message(message)
         # A reply still streaming (finish_reason None) keeps receiving text.
@@ -113,6 +114,7 @@ class ChatView(QTextBrowser):
         self._insert_header(cursor, message)
         start = cursor.position()
         if message.role == "assistant" and message.finish_reason is None:
+            self._code_mark = len(self._code)  # the code blocks listed before this reply
             cursor.insertText(message.content, self._plain_format())
             self._reply_start = start
         else:
@@ -145,7 +147,6 @@ class ChatView(QTextBrowser):
             return
         if not self._answering:
             self._answering = True
-            self._code_mark = len(self._code)  # the code blocks listed before this reply
             self._highlighter.hold_from(self._reply_start)  # its code, coloured as it settles
             cursor = self._end_cursor()
             if self._thinking_since is not None:

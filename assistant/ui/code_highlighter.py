@@ -93,7 +93,12 @@ class CodeHighlighter(QSyntaxHighlighter):
         wanted = tuple(x for x in languages if x not in _lexers and x not in _loading)
         if wanted:
             _loading.update(wanted)
-            run_task(_load_lexers, wanted, on_done=self._loaded, on_error=self._not_loaded)
+            run_task(
+                _load_lexers,
+                wanted,
+                on_done=self._loaded,
+                on_error=lambda exc: self._not_loaded(wanted, exc),
+            )
 
     def _loaded(self, found: dict[str, Lexer | None]) -> None:
         _lexers.update(found)
@@ -110,11 +115,13 @@ class CodeHighlighter(QSyntaxHighlighter):
         if self._queue:
             self._timer.start()
 
-    def _not_loaded(self, exc: BaseException) -> None:
+    def _not_loaded(self, languages: tuple[str, ...], exc: BaseException) -> None:
         log.warning("Could not load a code lexer: %s", exc)
+        _loading.difference_update(languages)  # asked for again when next shown
 
-    def hold_from(self, position: int) -> None:
-        """Colour nothing at or after ``position`` until it is released (a reply streams)."""
+    def hold_from(self, position: int | None) -> None:
+        """Colour nothing at or after ``position`` until it is released (a reply streams);
+        None: hold nothing (another conversation is shown)."""
         self._hold_from = position
         self._released.clear()
         self._queue.clear()
