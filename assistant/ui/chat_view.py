@@ -327,9 +327,6 @@ class ChatView(QTextBrowser):
         fmt.setFontItalic(True)
         cursor.insertText(f"{mark} {took}", fmt)
 
-    def thought_expanded(self, message_id: int) -> bool:
-        return message_id in self._expanded
-
     def toggle_thought(self, message_id: int) -> None:
         """Unfold a reply's thinking, or fold it again (not while a reply streams)."""
         if self._reply is not None:

@@ -158,13 +158,6 @@ class ChatSession(QObject):
     def editing(self) -> int | None:
         return self._editing_id
 
-    def is_streaming_in(self, conversation_id: int | None = None) -> bool:
-        """Whether a reply streams now (into this conversation, when one is given)."""
-        reply = self._reply
-        if reply is None:
-            return False
-        return conversation_id is None or reply.conversation_id == conversation_id
-
     def can_send(self) -> bool:
         if self._state != TurnState.IDLE:
             return False
