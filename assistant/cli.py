@@ -526,7 +526,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from assistant.storage import Store, format_snippet
+    from assistant.search import format_snippet
+    from assistant.storage import Store
 
     store = Store(recover=False)
     try:

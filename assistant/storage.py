@@ -16,14 +16,13 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate
+from typing import Concatenate
 
 import sqlite_utils
 
@@ -31,13 +30,12 @@ from assistant import APP_NAME, errors, files, paths
 from assistant.engine.records import FinishReason
 from assistant.migrations import FINISH_REASONS, ROLES, migrations
 from assistant.remote import writer_label
+from assistant.search import MessageSearch, SearchHit
 
 log = logging.getLogger(__name__)
 
-# Search snippets mark each matched term as HIGHLIGHT_START + term + HIGHLIGHT_END. Control
-# characters cannot collide with markup or brackets in the user's own text; see split_snippet().
-HIGHLIGHT_START = "\x02"
-HIGHLIGHT_END = "\x03"
+# The full-text indexes over messages (migrations m002 and m008).
+_SEARCH_INDEXES = ("messages_fts", "messages_trigram")
 
 # What the engine may report; "interrupted" is reserved for Store's own crash recovery.
 ENGINE_FINISH_REASONS = tuple(r for r in FINISH_REASONS if r != FinishReason.INTERRUPTED)
@@ -99,67 +97,8 @@ class Message:
         return writer_label(self.engine, self.model_file)
 
 
-@dataclass
-class SearchHit:
-    conversation_id: int
-    message_id: int | None  # None for a match in the conversation's title
-    title: str
-    role: str  # "user", "assistant", or "title"
-    snippet: str  # matched terms wrapped in HIGHLIGHT_START / HIGHLIGHT_END
-
-
 _CONVERSATION_COLUMNS = ", ".join(f.name for f in fields(Conversation))
 _MESSAGE_COLUMNS = ", ".join(f.name for f in fields(Message) if f.metadata.get("column", True))
-
-
-def split_snippet(snippet: str) -> list[tuple[str, bool]]:
-    """Split a SearchHit.snippet into (text, highlighted) runs for display."""
-    runs: list[tuple[str, bool]] = []
-    for i, part in enumerate(snippet.split(HIGHLIGHT_START)):
-        if i == 0:
-            if part:
-                runs.append((part, False))
-            continue
-        marked, _, rest = part.partition(HIGHLIGHT_END)
-        if marked:
-            runs.append((marked, True))
-        if rest:
-            runs.append((rest, False))
-    return runs
-
-
-# Scripts written without spaces between words: Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar.
-_UNSPACED_SCRIPT = re.compile(
-    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]"
-)
-
-
-def _like_patterns(words: list[str]) -> list[str]:
-    """``%word%`` for LIKE ... ESCAPE '\\', with the user's own % and _ taken literally."""
-    return [
-        "%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words
-    ]
-
-
-def _window(text: str, word: str, width: int = 60) -> str:
-    """About ``width`` characters of ``text`` around the first occurrence of ``word``."""
-    at = text.lower().find(word.lower())
-    start = max(0, at - width // 2) if at >= 0 else 0
-    piece = " ".join(text[start : start + width].split())
-    return ("…" if start > 0 else "") + piece + ("…" if start + width < len(text) else "")
-
-
-def _highlight(text: str, words: list[str]) -> str:
-    """Wrap each occurrence of ``words`` in ``text`` (case-insensitive) in the highlight marks."""
-    pattern = re.compile(
-        "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.IGNORECASE
-    )
-    return pattern.sub(lambda m: f"{HIGHLIGHT_START}{m.group(0)}{HIGHLIGHT_END}", text)
-
-
-def format_snippet(snippet: str, start: str = "[", end: str = "]") -> str:
-    """A SearchHit.snippet with its highlight markers replaced, e.g. for a terminal or HTML."""
-    return snippet.replace(HIGHLIGHT_START, start).replace(HIGHLIGHT_END, end)
 
 
 def _now() -> str:
@@ -298,6 +237,7 @@ class Store:
             # commits, and it makes the once-a-second reply checkpoint cost no fsync.
             conn.execute("PRAGMA synchronous = NORMAL")
             migrations.apply(self.db)
+            self._search = MessageSearch(conn)
             if recover:
                 self._mark_interrupted()
         except BaseException as exc:
@@ -465,7 +405,8 @@ class Store:
         with self._write() as conn:
             count = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
             conn.execute("DELETE FROM conversations")
-            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+            for index in _SEARCH_INDEXES:
+                conn.execute(f"INSERT INTO {index} ({index}) VALUES ('rebuild')")
         self.db.conn.execute("VACUUM")
         self._checkpoint()
         return int(count)
@@ -480,7 +421,8 @@ class Store:
         so past PURGE_AT_ONCE_MAX_MESSAGES it waits for close().
         """
         with self._write() as conn:
-            conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            for index in _SEARCH_INDEXES:
+                conn.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
         self._checkpoint()
 
     def _checkpoint(self) -> None:
@@ -773,96 +715,9 @@ class Store:
 
     @_boundary
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Messages of every conversation matching all words of ``query``, newest first.
-
-        The user's text is always quoted (sqlite-utils' quote_fts), so FTS5 syntax such as
-        AND, NEAR, * or a stray quote is searched for literally and never raises. The last word
-        also matches as a prefix, so results appear while a word is still being typed.
-
-        Newest first, through FTS5's rowid order with a LIMIT: it stops after ``limit`` hits
-        instead of ranking every match (a word in most of a million messages: 8 s ranked).
-        The words as typed are looked up first; the prefix query, which merges every word
-        that begins so, runs only when they leave room.
-        """
-        # FTS5 reads a query only up to a NUL, which would leave a quote unterminated.
-        quoted = self.db.quote_fts(query.replace("\x00", " ").strip())
-        if not quoted or limit <= 0:
-            return []
-        rows = self._fts_hits(quoted, limit)
-        if len(rows) < limit:
-            seen = {row[1] for row in rows}
-            more = self._fts_hits(quoted + "*", limit)
-            rows += [row for row in more if row[1] not in seen]
-            rows.sort(key=lambda row: -row[1])
-            rows = rows[:limit]
-        hits = [SearchHit(*row) for row in rows]
-        if _UNSPACED_SCRIPT.search(query):
-            hits += self._substring_hits(query, limit, {h.message_id for h in hits})
-            hits.sort(key=lambda h: -(h.message_id or 0))  # newest first, whichever found it
-            hits = hits[:limit]
-        # Title matches first, a few at most: one letter typed must not bury the messages.
-        titles = self._title_hits(query, min(5, limit))
-        return (titles + hits)[:limit]
-
-    def _fts_hits(self, match: str, limit: int) -> list[tuple[Any, ...]]:
-        """The newest ``limit`` messages matching an FTS5 query, with their snippets."""
-        try:
-            return self.db.conn.execute(
-                "SELECT m.conversation_id, m.id, c.title, m.role, f.snip FROM ("
-                "  SELECT rowid AS id, snippet(messages_fts, 0, ?, ?, '…', 16) AS snip"
-                "  FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
-                ") f "
-                "JOIN messages m ON m.id = f.id "
-                "JOIN conversations c ON c.id = m.conversation_id "
-                "ORDER BY f.id DESC",
-                (HIGHLIGHT_START, HIGHLIGHT_END, match, int(limit)),
-            ).fetchall()
-        except sqlite3.OperationalError as exc:
-            # Quoting should make this unreachable; an odd query finds nothing rather than
-            # showing the user an FTS5 syntax error.
-            if str(exc).startswith(("fts5:", "unterminated string")):
-                log.warning("A search (%d characters) failed: %s", len(match), exc)
-                return []
-            raise
-
-    def _substring_hits(self, query: str, limit: int, seen: set[int | None]) -> list[SearchHit]:
-        """Messages holding every word of ``query`` as a substring.
-
-        FTS5's unicode61 tokenizer splits only at spaces and punctuation, so a Chinese or
-        Japanese word inside a sentence is not a token of its own and FTS finds nothing; for
-        such queries a LIKE scan (words bound as parameters) fills in.
-        """
-        words = query.replace("\x00", " ").split()
-        if not words or limit <= 0:
-            return []
-        like = " AND ".join(["m.content LIKE ? ESCAPE '\\'"] * len(words))
-        rows = self.db.conn.execute(
-            "SELECT m.conversation_id, m.id, c.title, m.role, m.content FROM messages m "
-            f"JOIN conversations c ON c.id = m.conversation_id WHERE {like} "
-            "ORDER BY m.id DESC LIMIT ?",
-            (*_like_patterns(words), int(limit) + len(seen)),
-        ).fetchall()
-        return [
-            SearchHit(cid, mid, title, role, _highlight(_window(content, words[0]), words))
-            for cid, mid, title, role, content in rows
-            if mid not in seen
-        ][:limit]
-
-    def _title_hits(self, query: str, limit: int) -> list[SearchHit]:
-        """Conversations whose title holds every word of ``query`` (titles are few and short:
-        a LIKE scan, with the words as bound parameters)."""
-        words = query.replace("\x00", " ").split()
-        if not words:
-            return []
-        like = " AND ".join(["title LIKE ? ESCAPE '\\'"] * len(words))
-        rows = self.db.conn.execute(
-            f"SELECT id, title FROM conversations WHERE {like} ORDER BY updated_at DESC LIMIT ?",
-            (*_like_patterns(words), int(limit)),
-        ).fetchall()
-        return [
-            SearchHit(conversation_id, None, title, "title", _highlight(title, words))
-            for conversation_id, title in rows
-        ]
+        """Messages of every conversation matching all words of ``query``, newest first (see
+        search.MessageSearch.search)."""
+        return self._search.search(query, limit)
 
     # -- maintenance --------------------------------------------------------------------------
 
@@ -879,10 +734,11 @@ class Store:
             return False
         try:
             with self._write():
-                # rank = 1 also compares the index against the messages table itself.
-                conn.execute(
-                    "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)"
-                )
+                # rank = 1 also compares each index against the messages it is built from.
+                for index in _SEARCH_INDEXES:
+                    conn.execute(
+                        f"INSERT INTO {index} ({index}, rank) VALUES ('integrity-check', 1)"
+                    )
         except sqlite3.DatabaseError as exc:
             code = getattr(exc, "sqlite_errorcode", 0) or 0
             if code & 0xFF == _SQLITE_CORRUPT:

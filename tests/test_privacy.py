@@ -78,6 +78,19 @@ def test_a_deleted_conversation_leaves_no_byte_behind(assistant_home: Path) -> N
         assert store.integrity_check()
 
 
+def test_a_deleted_chinese_conversation_leaves_no_trigram_behind(assistant_home: Path) -> None:
+    # The trigram index holds every three characters of it: none may stay.
+    with Store() as store:
+        gone = store.create_conversation("秘密")
+        for i in range(30):
+            store.add_message(gone.id, "user", f"我的密码是鹦鹉螺号第{i}号")
+        assert holders(assistant_home, "鹦鹉螺")
+        chat.delete_conversation(store, gone.id)
+        for piece in ("鹦鹉螺", "鹉螺号", "密码是"):
+            assert holders(assistant_home, piece) == []
+        assert store.integrity_check()
+
+
 def test_text_edited_away_or_regenerated_leaves_no_byte_behind(assistant_home: Path) -> None:
     with Store() as store:
         c = store.create_conversation("Edits")

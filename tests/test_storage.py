@@ -19,13 +19,8 @@ from assistant import errors, paths
 from assistant.export import ExportFormat
 from assistant.export import conversation_text as as_text
 from assistant.migrations import migrations
-from assistant.storage import (
-    HIGHLIGHT_END,
-    HIGHLIGHT_START,
-    Store,
-    format_snippet,
-    split_snippet,
-)
+from assistant.search import HIGHLIGHT_END, HIGHLIGHT_START, format_snippet, split_snippet
+from assistant.storage import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -371,7 +366,8 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
                                "m004_add_engine_and_reasoning",
                                "m005_add_reasoning_time",
                                "m006_add_conversation_settings",
-                               "m007_messages_as_a_tree"]  # fmt: skip
+                               "m007_messages_as_a_tree",
+                               "m008_index_unspaced_scripts_by_trigram"]  # fmt: skip
             assert (
                 store.db.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
                 == schema

@@ -73,6 +73,24 @@ CREATE TABLE 'messages_fts_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
 -- table messages_fts_idx
 CREATE TABLE 'messages_fts_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
 
+-- table messages_trigram
+CREATE VIRTUAL TABLE messages_trigram USING fts5 (
+    -- Any substring of three characters or more, in messages_unspaced.
+    content, content = 'messages_unspaced', content_rowid = 'id', tokenize = 'trigram'
+);
+
+-- table messages_trigram_config
+CREATE TABLE 'messages_trigram_config'(k PRIMARY KEY, v) WITHOUT ROWID;
+
+-- table messages_trigram_data
+CREATE TABLE 'messages_trigram_data'(id INTEGER PRIMARY KEY, block BLOB);
+
+-- table messages_trigram_docsize
+CREATE TABLE 'messages_trigram_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
+
+-- table messages_trigram_idx
+CREATE TABLE 'messages_trigram_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
+
 -- table sqlite_sequence
 CREATE TABLE sqlite_sequence(name,seq);
 
@@ -91,4 +109,32 @@ CREATE TRIGGER "messages_au" AFTER UPDATE ON "messages" BEGIN
   INSERT INTO "messages_fts" ("messages_fts", rowid, "content") VALUES('delete', old.rowid, old."content");
   INSERT INTO "messages_fts" (rowid, "content") VALUES (new.rowid, new."content");
 END;
+
+-- trigger messages_trigram_ad
+CREATE TRIGGER messages_trigram_ad AFTER DELETE ON messages WHEN length(CAST(old.content AS BLOB)) > length(old.content) AND old.content GLOB '*[぀-ヿ㐀-䶿一-鿿豈-﫿฀-໿က-႟ក-៿]*'
+BEGIN
+    INSERT INTO messages_trigram (messages_trigram, rowid, content)
+        VALUES ('delete', old.id, old.content || '  ');
+END;
+
+-- trigger messages_trigram_ai
+CREATE TRIGGER messages_trigram_ai AFTER INSERT ON messages WHEN length(CAST(new.content AS BLOB)) > length(new.content) AND new.content GLOB '*[぀-ヿ㐀-䶿一-鿿豈-﫿฀-໿က-႟ក-៿]*'
+BEGIN
+    INSERT INTO messages_trigram (rowid, content) VALUES (new.id, new.content || '  ');
+END;
+
+-- trigger messages_trigram_au
+CREATE TRIGGER messages_trigram_au AFTER UPDATE OF content ON messages
+BEGIN
+    INSERT INTO messages_trigram (messages_trigram, rowid, content)
+        SELECT 'delete', old.id, old.content || '  ' WHERE length(CAST(old.content AS BLOB)) > length(old.content) AND old.content GLOB '*[぀-ヿ㐀-䶿一-鿿豈-﫿฀-໿က-႟ក-៿]*';
+    INSERT INTO messages_trigram (rowid, content)
+        SELECT new.id, new.content || '  ' WHERE length(CAST(new.content AS BLOB)) > length(new.content) AND new.content GLOB '*[぀-ヿ㐀-䶿一-鿿豈-﫿฀-໿က-႟ក-៿]*';
+END;
+
+-- view messages_unspaced
+CREATE VIEW messages_unspaced AS
+    -- The messages written in a script without spaces, as messages_trigram indexes them.
+    SELECT id, content || '  ' AS content FROM messages
+    WHERE length(CAST(content AS BLOB)) > length(content) AND content GLOB '*[぀-ヿ㐀-䶿一-鿿豈-﫿฀-໿က-႟ក-៿]*';
 

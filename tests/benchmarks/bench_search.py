@@ -2,10 +2,12 @@
 
 Builds (once; ``--db`` keeps it between runs) a real Assistant database through the app's own
 schema and triggers: 10k conversations of 100 messages, 40 words each, drawn from a Zipf-like
-vocabulary so that a few words are in most messages; one message in a hundred is Chinese. Then
-times ``Store.search`` (the whole call: FTS, titles, CJK fill-in; 50 hits, as the sidebar asks)
-for a rare word, a word in most messages, two common words, a word being typed (prefix), and
-CJK queries, median of 5 runs after a warm-up, and prints each against the 50 ms goal.
+vocabulary so that a few words are in most messages; one message in a hundred is a Chinese
+sentence and one in a hundred is Chinese characters drawn the same Zipf-like way. The oldest
+chat holds 100 words beginning "xq" and nothing newer does (a broad prefix found only far back).
+Then times ``Store.search`` (the whole call: indexes, titles, snippets; 50 hits, as the sidebar
+asks) for rare and common words, words being typed down to one letter, and CJK queries of one to
+four characters, median of 5 runs after a warm-up, and prints each against the 50 ms goal.
 
     python tests/benchmarks/bench_search.py [--db /tmp/search-bench.db] [--messages 1000000]
 """
@@ -30,11 +32,14 @@ WORDS = [f"w{i}" for i in range(5000)]  # w0 is the most common, w4999 the rares
 COMMON = ["the", "and", "model", "answer"]  # one of them in nearly every message
 CJK = "天气很好我们去公园散步吧今天的会议改到明天下午三点请准备报告"
 RARE = "zyzzogeton"
+HAN = [chr(0x4E00 + i) for i in range(3000)]  # 一 is the most common, 3000 later the rarest
+OLD_WORDS = " ".join(f"xq{i:03}" for i in range(100))
 
 
 def build(path: Path, conversations: int, per_conversation: int) -> None:
     rng = random.Random(7)
     weights = [1 / (i + 1) for i in range(len(WORDS))]
+    han_weights = [1 / (i + 1) for i in range(len(HAN))]
     store = Store(path)
     conn = store.db.conn
     now = "2026-01-01T00:00:00+00:00"
@@ -47,15 +52,20 @@ def build(path: Path, conversations: int, per_conversation: int) -> None:
     for c in range(conversations):
         rows = []
         for m in range(per_conversation):
-            if rng.random() < 0.01:
+            draw = rng.random()
+            if draw < 0.01:
                 start = rng.randrange(len(CJK) - 12)
                 content = CJK[start : start + 12] + "。" + CJK[: rng.randrange(4, 20)]
+            elif draw < 0.02:
+                content = "".join(rng.choices(HAN, han_weights, k=40))
             else:
                 words = rng.choices(WORDS, weights, k=36) + rng.sample(COMMON, 4)
                 rng.shuffle(words)
                 content = " ".join(words)
             if c == conversations // 2 and m == 3:
                 content += f" {RARE}"
+            if c == 0 and m == 1:
+                content += f" {OLD_WORDS}"
             rows.append((c + 1, "user" if m % 2 == 0 else "assistant", content, now))
         with conn:
             conn.executemany(
@@ -103,10 +113,20 @@ def main(argv: list[str] | None = None) -> int:
         ("a whole word that is a prefix", "w1"),
         ("a word being typed", "mode"),
         ("a rare word being typed", "zyzzog"),
+        ("one letter", "w"),
+        ("two letters", "th"),
+        ("a prefix of 111 words", "w49"),
+        ("a prefix only in the oldest chat", "xq"),
+        ("no word begins so", "qq"),
         ("a common word, then a rare one", "model w4990"),
+        ("a quoted phrase", '"the model"'),
         ("CJK, 2 characters", "公园"),
         ("CJK, 4 characters", "会议改到"),
         ("CJK, in no message", "火山"),
+        ("CJK, a common character", HAN[0]),
+        ("CJK, a rare character", HAN[-1]),
+        ("CJK, 2 rare characters", HAN[-1] + HAN[-2]),
+        ("CJK and a word", "公园 model"),
     ]
     worst = 0.0
     for label, query in queries:
