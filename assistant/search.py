@@ -95,12 +95,14 @@ def phrases(query: str) -> list[str]:
 
 
 def fold(text: str) -> str:
-    """``text`` as unicode61 with remove_diacritics indexes it: lower case, accents dropped."""
+    """``text`` about as unicode61 with remove_diacritics indexes it: lower case, accents
+    dropped ("Café" is "cafe"), other characters as they were (Hangul stays composed)."""
     text = text.lower()
     if text.isascii():
         return text
     decomposed = unicodedata.normalize("NFD", text)
-    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    bare = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    return unicodedata.normalize("NFC", bare)
 
 
 def _quoted(text: str) -> str:
@@ -168,29 +170,28 @@ class MessageSearch:
     # -- the word index -----------------------------------------------------------------------
 
     def _word_hits(self, words: list[str], limit: int) -> list[SearchHit]:
-        exact = [_quoted(w) for w in words]
-        hits = self._fts(" AND ".join(exact), limit)
-        if len(hits) >= limit:
-            return hits
-        # The last word may be the beginning of a longer one: look those up too.
-        tokens = _WORD.findall(fold(words[-1]))
-        if not tokens:
-            return hits
-        head = exact[:-1] + ([_quoted(" ".join(tokens[:-1]))] if len(tokens) > 1 else [])
-        last = tokens[-1]
-        longer = self._words_beginning("messages_fts", last)
-        if longer is None:
+        """Messages with every word, the last one also as the beginning of a longer word."""
+        head = [_quoted(w) for w in words[:-1]]
+        tokens = _WORD.findall(words[-1].lower())
+        if not tokens:  # nothing that begins a word ("🦀", "*"): the phrase as it is
+            return self._fts(" AND ".join([*head, _quoted(words[-1])]), limit)
+        *before, last = tokens
+        # The index folds accents away where it knows how ("é" is "e"); look up both forms.
+        forms = sorted({last, fold(last)})
+        found = [self._words_beginning("messages_fts", form) for form in forms]
+        if None in found:
             # So many words begin so that the newest messages hold the newest matches; if they
             # do not after all, FTS5's own prefix query finds them (slower, but complete).
-            more = self._recent_word_hits(head, last, limit)
-            if len(more) < limit:
-                more = self._fts(" AND ".join([*head, _quoted(last) + "*"]), limit)
-        elif longer:
-            expanded = "(" + " OR ".join(_quoted(w) for w in longer) + ")"
-            more = self._fts(" AND ".join([*head, expanded]), limit)
-        else:
-            more = []
-        return _newest(hits, more, limit)
+            hits = self._recent_word_hits(head, before, forms, limit)
+            if len(hits) < limit:
+                hits = self._fts(" AND ".join([*head, _quoted(" ".join(tokens)) + "*"]), limit)
+            return hits
+        longer = sorted({w for words_found in found for w in words_found or ()})
+        if not longer:
+            return []
+        # Each a whole phrase, so that "node.j" still needs "node" right before "js".
+        either = " OR ".join(_quoted(" ".join([*before, w])) for w in longer)
+        return self._fts(" AND ".join([*head, f"({either})"]), limit)
 
     def _fts(self, match: str, limit: int) -> list[SearchHit]:
         """The newest ``limit`` messages matching an FTS5 query, with their snippets."""
@@ -230,9 +231,11 @@ class MessageSearch:
             found.append(row[0])
             low = row[0] + "\x01"  # the next word: no indexed word holds a control character
 
-    def _recent_word_hits(self, head: list[str], prefix: str, limit: int) -> list[SearchHit]:
-        """The newest messages among the newest RECENT_MESSAGES with the words of ``head`` and
-        a word beginning with ``prefix``."""
+    def _recent_word_hits(
+        self, head: list[str], before: list[str], forms: list[str], limit: int
+    ) -> list[SearchHit]:
+        """The newest messages among the newest RECENT_MESSAGES with the phrases of ``head``,
+        then the words ``before`` and a word beginning with one of ``forms``."""
         newest = self.conn.execute("SELECT max(id) FROM messages").fetchone()[0]
         if newest is None:
             return []
@@ -243,24 +246,28 @@ class MessageSearch:
                 "AND rowid > :floor)"
             )
             args["head"] = " AND ".join(head)
-        if prefix.isascii():
+        if all(form.isascii() for form in forms):
             # A first cut: LIKE folds ASCII case only, so text beyond ASCII (where "ç" is a
             # "c" to the index) goes to the exact test below.
             where.append(
                 "(m.content LIKE :like ESCAPE '\\' "
                 "OR length(CAST(m.content AS BLOB)) > length(m.content))"
             )
-            args["like"] = _like_patterns([prefix])[0]
+            args["like"] = _like_patterns([forms[0]])[0]
         rows = self.conn.execute(
             f"{_MESSAGE_ROWS} WHERE {' AND '.join(where)} ORDER BY m.id DESC", args
         )
-        begins = re.compile(r"(?<![^\W_])" + re.escape(prefix))
+        # Word boundaries as unicode61 draws them: letters and digits make words.
+        phrase = "".join(re.escape(w) + r"[\W_]+" for w in before)
+        begins = re.compile(
+            r"(?<![^\W_])" + phrase + "(?:" + "|".join(re.escape(f) for f in forms) + ")"
+        )
 
         def where_found(content: str) -> int | None:
-            found = begins.search(fold(content))
-            return None if found is None else found.start()
+            match = begins.search(content.lower()) or begins.search(fold(content))
+            return None if match is None else match.start()
 
-        shown = re.compile(r"(?<![^\W_])" + re.escape(prefix) + r"[^\W_]*", re.IGNORECASE)
+        shown = re.compile(begins.pattern + r"[^\W_]*", re.IGNORECASE)
         return _collect(rows, where_found, shown, limit)
 
     # -- the trigram index --------------------------------------------------------------------
@@ -357,11 +364,3 @@ def _collect(
             break
     rows.close()
     return hits
-
-
-def _newest(first: list[SearchHit], more: list[SearchHit], limit: int) -> list[SearchHit]:
-    """Both lists merged newest first, each message once, at most ``limit``."""
-    seen = {h.message_id for h in first}
-    merged = first + [h for h in more if h.message_id not in seen]
-    merged.sort(key=lambda h: -(h.message_id or 0))
-    return merged[:limit]

@@ -51,9 +51,17 @@ def test_the_word_being_typed_folds_case_and_accents_as_the_index_does(store: St
     assert _ids(store.search("cre")) == [cafe]
 
 
-def test_a_word_with_punctuation_being_typed(store: Store) -> None:
-    [ids] = _add(store, "see node.js docs")
-    assert _ids(store.search("node.j")) == [ids]  # "node" whole, then a word beginning "j"
+def test_a_phrase_being_typed_stays_a_phrase(store: Store) -> None:
+    ids = _add(store, "see node.js docs", "node is not js", "the models agree", "models the")
+    assert _ids(store.search("node.j")) == [ids[0]]  # "node", then right after it "j..."
+    assert _ids(store.search('"the mod"')) == [ids[2]]
+
+
+def test_words_being_typed_in_other_scripts(store: Store) -> None:
+    ids = _add(store, "한국어 문법", "Привет, мир", "Καλημέρα κόσμε")
+    assert _ids(store.search("한국")) == [ids[0]]  # Hangul: a word of its own
+    assert _ids(store.search("прив")) == [ids[1]]
+    assert _ids(store.search("καλη")) == [ids[2]]
 
 
 def test_a_broad_prefix_is_matched_in_the_newest_messages(
