@@ -1,5 +1,5 @@
 """``python -m assistant`` and the ``assistant`` command: the desktop app when no command is
-given, else the terminal face (assistant/cli.py)."""
+given, else the terminal face (assistant/cli/); ``--self-test`` checks both."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.engine.cpu_probe import run_child
 
         return run_child(argv[1])
-    from assistant import cli
+    from assistant.cli import main as cli
 
     parser = cli.build_parser()
     args = parser.parse_args(argv)
@@ -28,7 +28,20 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.ui.app import run
 
         return run([sys.argv[0], *argv])
+    if args.self_test:
+        from assistant.cli.self_test import self_test
+
+        cli.configure_logging(args.verbose)
+        return self_test(args.model, check_gui=_check_gui)
     return cli.run(args)
+
+
+def _check_gui() -> None:
+    """The self-test's last step, in the one module that may reach both faces: Qt is imported
+    only now, so a machine that cannot load it still hears how the engine and database did."""
+    from assistant.ui.app import check_gui
+
+    check_gui()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ it with its traceback. An ``AssistantError`` is shown as its message alone.
 
 from __future__ import annotations
 
+import signal
+import sys
+
 
 class AssistantError(Exception):
     """An expected failure; ``str(error)`` is the sentence shown to the user."""
@@ -98,3 +101,15 @@ class ChecksumMismatch(DownloadError):
 
 class DownloadCancelled(DownloadError):
     """The user cancelled or paused the download; the partial file is kept."""
+
+
+def describe_exit(code: int) -> str:
+    """How a process ended, in words: SIGSEGV, exit code 3..."""
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    if sys.platform == "win32" and code >= 0xC0000000:
+        return f"exception 0x{code:08X}"
+    return f"exit code {code}"

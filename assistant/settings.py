@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant import files, paths
-from assistant.remote import RemoteEngine, engines_from_json
+from assistant.endpoints import RemoteEngine, engines_from_json
 
 log = logging.getLogger(__name__)
 

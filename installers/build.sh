@@ -3,7 +3,7 @@
 #
 # The bundle must run on CPUs older than the one that builds it, so llama.cpp is built here
 # without -march=native, as one CPU backend module per instruction set (GGML_BACKEND_DL,
-# GGML_CPU_ALL_VARIANTS); ggml picks the best one at run time (assistant/engine/backends.py
+# GGML_CPU_ALL_VARIANTS); ggml picks the best one at run time (assistant/hardware/backends.py
 # points it at them). A native build would die with SIGILL on an older CPU.
 #
 # Needs Python 3.12 or 3.13, CMake and a C/C++ compiler. The llama.cpp build takes a while

@@ -59,7 +59,7 @@ def use_fake_engine_here(log: Path | None = None) -> None:
 
 def use_fake_engine(monkeypatch: pytest.MonkeyPatch, log: Path | None = None) -> None:
     """Make engines started in this test process the fake one (the supervisor runs it)."""
-    from assistant.engine import supervisor
+    from assistant.clients import supervisor
 
     def command(*args: str) -> list[str]:
         return [sys.executable, "-m", "tests.fake_engine", *args]
@@ -153,8 +153,8 @@ class FakeEngine:
 
     def _load(self, model: str, n_ctx: int) -> dict[str, Any]:
         from assistant import paths
-        from assistant.chat_format import ChatFormat
-        from assistant.gguf_info import read_gguf_info
+        from assistant.engine.chat_format import ChatFormat
+        from assistant.models.gguf_info import read_gguf_info
 
         path = Path(model)
         if not path.is_absolute():
@@ -311,8 +311,8 @@ def _sse(event: dict[str, Any]) -> bytes:
 
 
 def _import_load_modules() -> None:
-    import assistant.chat_format
-    import assistant.gguf_info  # noqa: F401
+    import assistant.engine.chat_format
+    import assistant.models.gguf_info  # noqa: F401
 
 
 def main(argv: list[str]) -> int:

@@ -26,14 +26,14 @@ def core_modules() -> list[str]:
 
 def test_core_modules_found() -> None:
     expected = {
-        "assistant.storage",
-        "assistant.chat",
-        "assistant.client",
-        "assistant.cli",
+        "assistant.conversations.storage",
+        "assistant.chat.turn",
+        "assistant.clients.engine_client",
+        "assistant.cli.main",
         "assistant.engine",
         "assistant.engine.llama",
         "assistant.engine.server",
-        "assistant.engine.supervisor",
+        "assistant.clients.supervisor",
     }
     assert expected <= set(core_modules())
 

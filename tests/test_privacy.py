@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant import chat, paths
-from assistant.storage import Store
+from assistant import paths
+from assistant.chat import turn
+from assistant.conversations.storage import Store
 from tests.conftest import install_model
 from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
 
@@ -70,7 +71,7 @@ def test_a_deleted_conversation_leaves_no_byte_behind(assistant_home: Path) -> N
         state = paths.kv_state_path(gone.id)
         state.write_bytes(b"tokens of quixotrumble")
         assert holders(assistant_home, "quixotrumble")  # it was there
-        chat.delete_conversation(store, gone.id)
+        turn.delete_conversation(store, gone.id)
         assert holders(assistant_home, "quixotrumble") == []
         assert not state.exists()
         # The rest is intact and still found.
@@ -85,7 +86,7 @@ def test_a_deleted_chinese_conversation_leaves_no_trigram_behind(assistant_home:
         for i in range(30):
             store.add_message(gone.id, "user", f"我的密码是鹦鹉螺号第{i}号")
         assert holders(assistant_home, "鹦鹉螺")
-        chat.delete_conversation(store, gone.id)
+        turn.delete_conversation(store, gone.id)
         for piece in ("鹦鹉螺", "鹉螺号", "密码是"):
             assert holders(assistant_home, piece) == []
         assert store.integrity_check()
@@ -107,7 +108,7 @@ def test_text_edited_away_or_regenerated_leaves_no_byte_behind(assistant_home: P
 def test_a_big_history_finishes_the_purge_on_close(
     assistant_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assistant import storage
+    from assistant.conversations import storage
 
     monkeypatch.setattr(storage, "PURGE_AT_ONCE_MAX_MESSAGES", -1)  # every history is "big"
     store = Store()
@@ -126,7 +127,7 @@ def test_delete_all_wipes_every_chat_and_vacuums(assistant_home: Path) -> None:
             c = store.create_conversation(word)
             store.add_message(c.id, "user", f"a long message about {word} " * 20)
             paths.kv_state_path(c.id).write_bytes(word.encode())
-        assert chat.delete_all_conversations(store) == 2
+        assert turn.delete_all_conversations(store) == 2
         assert store.conversations() == []
         assert holders(assistant_home, "flibbertine") == []
         assert holders(assistant_home, "grompulous") == []
@@ -192,7 +193,7 @@ def test_logs_hold_no_message_text_and_no_key(
 ) -> None:
     import openai
 
-    from assistant.engine.supervisor import Supervisor
+    from assistant.clients.supervisor import Supervisor
 
     env = {"ASSISTANT_LOG_LEVEL": "DEBUG"}
     result = run("-v", "chat", "--model", tiny.name, "-n", "8", "my secret is plumbagoose", env=env)

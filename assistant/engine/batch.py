@@ -32,19 +32,47 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import llama_cpp
 
-from assistant.engine.records import Completion, FinishReason, GenerationParams
 from assistant.engine.text_stream import TextStream
 from assistant.errors import AssistantError, RequestRejected
 from assistant.reasoning import ThinkSplitter
-
-if TYPE_CHECKING:
-    from assistant.engine.llama import Engine
+from assistant.records import Completion, FinishReason, GenerationParams
 
 log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What the scheduler needs of the loaded model and context (``llama.Engine`` is one)."""
+
+    @property
+    def context(self) -> llama_cpp.llama_context_p: ...
+    @property
+    def memory(self) -> llama_cpp.llama_memory_t: ...
+    @property
+    def n_swa(self) -> int: ...
+    @property
+    def model_file(self) -> str: ...
+    @property
+    def opens_thinking(self) -> bool: ...
+    @property
+    def stop_strings(self) -> tuple[str, ...]: ...
+
+    def prompt_tokens(
+        self,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+        raw: str | None,
+        truncate: bool,
+        n_ctx: int,
+    ) -> tuple[list[int], int]: ...
+    def load_state(self, path: str | Path, seq_id: int = 0) -> list[int]: ...
+    def new_sampler(self, params: GenerationParams) -> llama_cpp.llama_sampler_p: ...
+    def is_end_of_generation(self, token: int) -> bool: ...
+    def piece(self, token: int) -> bytes: ...
 
 
 @dataclass

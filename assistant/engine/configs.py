@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import files, paths
-from assistant.engine.records import EngineConfig
+from assistant.records import EngineConfig
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from assistant import files, hardware, paths
+from assistant import files, paths
+from assistant.errors import describe_exit
+from assistant.hardware import machine
 from assistant.paths import assistant_command
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ _answer: bool | None = None
 
 def needs_probe() -> bool:
     """Whether this CPU and build could take the AMX path at all."""
-    if "amx_tile" not in hardware.cpu_flags():
+    if "amx_tile" not in machine.cpu_flags():
         return False
     return "AMX_INT8 = 1" in _system_info()
 
@@ -60,7 +62,7 @@ def forget() -> None:
 def _system_info() -> str:
     import llama_cpp
 
-    from assistant.engine import backends
+    from assistant.hardware import backends
 
     backends.ensure_loaded()  # a portable build reports the CPU variant it chose
     info = llama_cpp.llama_print_system_info()
@@ -75,8 +77,8 @@ def cache_key() -> str:
             getattr(llama_cpp, "__version__", "?"),
             str(Path(llama_cpp.__file__).resolve().parent),
             _system_info(),
-            hardware.cpu_name(),
-            " ".join(sorted(hardware.cpu_flags())),
+            machine.cpu_name(),
+            " ".join(sorted(machine.cpu_flags())),
         ]
     )
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
@@ -92,7 +94,7 @@ def _cached_or_probe() -> bool:
     if key in cached:
         return bool(cached[key]["extra_bufts"])
     ok, detail = run_probe()
-    cached[key] = {"extra_bufts": ok, "detail": detail, "cpu": hardware.cpu_name()}
+    cached[key] = {"extra_bufts": ok, "detail": detail, "cpu": machine.cpu_name()}
     try:
         files.write_private_json(cache_file(), cached)
     except OSError as exc:
@@ -137,8 +139,6 @@ def run_probe() -> tuple[bool, str]:
 
 
 def _describe_exit(code: int) -> str:
-    from assistant.engine.supervisor import describe_exit
-
     how = describe_exit(code)
     return f"died of {how}" if code < 0 else f"exited with {how}"
 
@@ -214,7 +214,8 @@ def run_child(model: str) -> int:
     """Load ``model`` with extra buffer types, decode 64 tokens then one; print ok."""
     import llama_cpp
 
-    from assistant.engine import backends, crash_injection
+    from assistant.engine import crash_injection
+    from assistant.hardware import backends
 
     backends.ensure_loaded()
     llama_cpp.llama_backend_init()
@@ -228,7 +229,7 @@ def run_child(model: str) -> int:
     cparams = llama_cpp.llama_context_default_params()
     cparams.n_ctx = 256
     cparams.n_batch = cparams.n_ubatch = 64
-    cparams.n_threads = cparams.n_threads_batch = max(2, hardware.math_cores())
+    cparams.n_threads = cparams.n_threads_batch = max(2, machine.math_cores())
     ctx = llama_cpp.llama_init_from_model(handle, cparams)
     if not ctx:
         print("context failed")

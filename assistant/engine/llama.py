@@ -31,18 +31,20 @@ from pathlib import Path
 
 import llama_cpp
 
-from assistant import files, fit, hardware, library, llama_log
-from assistant.chat_format import ChatFormat, fit_messages, merge_turns
-from assistant.engine import backends, cpu_probe
+from assistant import files
+from assistant.engine import cpu_probe, llama_log
 from assistant.engine.batch import Request, Scheduler, run_one
-from assistant.engine.records import Completion, GenerationParams, LoadedModel
+from assistant.engine.chat_format import ChatFormat, fit_messages, merge_turns
 from assistant.errors import (
     GenerationError,
     ModelError,
     ModelNotLoaded,
     RequestRejected,
 )
-from assistant.gguf_info import GGUFInfo, read_gguf_info
+from assistant.hardware import backends, machine
+from assistant.models import fit, library
+from assistant.models.gguf_info import GGUFInfo, read_gguf_info
+from assistant.records import Completion, GenerationParams, LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +130,7 @@ class Engine:
             planned = fit.plan_gpu_layers(
                 info,
                 (planned_ctx or 4096) * n_slots,
-                hardware.detect(),
+                machine.detect(),
                 weights_bytes=library.weights_bytes(path, info),
             )
             layers = info.n_layers + 1 if planned < 0 else planned  # + 1: the output layer
@@ -157,9 +159,7 @@ class Engine:
             raise ModelError(_load_failure(path.name))
 
         try:
-            ctx, n_ctx = self._new_context(
-                model, n_ctx, n_threads or hardware.math_cores(), n_slots
-            )
+            ctx, n_ctx = self._new_context(model, n_ctx, n_threads or machine.math_cores(), n_slots)
         except BaseException:
             llama_cpp.llama_model_free(model)
             raise
@@ -566,7 +566,7 @@ def _load_failure(name: str) -> str:
 def _describe_backend(gpu_build: bool, layers: int, n_layers: int) -> tuple[str, str]:
     if not gpu_build:
         return "CPU", "This llama.cpp build has no GPU support; running on CPU."
-    gpus = list(hardware.detect().devices)
+    gpus = list(machine.detect().devices)
     if layers == 0:
         return "CPU", "GPU offload is off (0 layers); running on CPU."
     if not gpus:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from assistant.engine.records import Completion, FinishReason
+from assistant.records import Completion, FinishReason
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTCOMES = ("stop", "length", "cancelled", "error", "rejected")

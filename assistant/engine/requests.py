@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from assistant.engine.records import GenerationParams
+from assistant.records import GenerationParams
 
 ROLES = frozenset({"system", "user", "assistant", "developer", "tool"})
 

@@ -34,16 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant import fit, hardware, paths
+from assistant import paths
 from assistant.engine import configs, cpu_probe, crash_injection
 from assistant.engine.metrics import Metrics
-from assistant.engine.records import (
-    Completion,
-    EngineConfig,
-    FinishReason,
-    GenerationParams,
-    LoadedModel,
-)
 from assistant.errors import (
     AssistantError,
     EngineBusy,
@@ -51,7 +44,16 @@ from assistant.errors import (
     ModelNotLoaded,
     RequestRejected,
 )
-from assistant.gguf_info import read_gguf_info
+from assistant.hardware import machine
+from assistant.models import fit
+from assistant.models.gguf_info import read_gguf_info
+from assistant.records import (
+    Completion,
+    EngineConfig,
+    FinishReason,
+    GenerationParams,
+    LoadedModel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +391,7 @@ class Runner:
             info = read_gguf_info(path)
         except AssistantError:
             return 1
-        hw = hardware.detect()
+        hw = machine.detect()
         per_slot_ctx = n_ctx if n_ctx > 0 else (info.context_length or 4096)
         per_slot_ctx = min(per_slot_ctx, info.context_length or per_slot_ctx)
         try:

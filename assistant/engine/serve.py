@@ -29,8 +29,6 @@ from assistant.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
-KEY_ENV = "ASSISTANT_ENGINE_KEY"  # the owner's key
-API_KEY_ENV = "ASSISTANT_API_KEY"  # the Local API's key, for other apps
 DEFAULT_PORT = 8484  # clear of Ollama 11434, LM Studio 1234, Jan 1337, llama-server 8080
 
 

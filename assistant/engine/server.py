@@ -40,10 +40,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from assistant import hardware, library
 from assistant.engine import metrics
 from assistant.engine.gate import LOOPBACK_NAMES, Gate
-from assistant.engine.records import Completion, FinishReason
 from assistant.engine.requests import (
     ApiError,
     bad_request,
@@ -60,6 +58,9 @@ from assistant.engine.runner import (
     resolve_request_model,
 )
 from assistant.errors import AssistantError, EngineBusy, ModelError, RequestRejected
+from assistant.hardware import machine
+from assistant.models import library
+from assistant.records import Completion, FinishReason
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class EngineServer:
                 "requests": requests,
                 "build_key": self.runner.build_key,
                 "config": self.runner.config.to_json(),
-                "threads": self.runner.threads or hardware.math_cores(),
+                "threads": self.runner.threads or machine.math_cores(),
             }
         )
 

@@ -205,8 +205,8 @@ def run(argv: list[str] | None = None) -> int:
         )
         return 0
 
+    from assistant.conversations.storage import Store
     from assistant.settings import Settings
-    from assistant.storage import Store
     from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow, icon_path
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.chat_settings import PRESETS, ChatSettings
+from assistant.chat.settings import PRESETS, ChatSettings
 from assistant.settings import Settings
 
 CUSTOM = "Custom"

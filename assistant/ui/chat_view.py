@@ -26,9 +26,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QMenu, QTextBrowser, QWidget
 
-from assistant.export import describe_message
-from assistant.markdown_stream import displayable, stable_end
-from assistant.storage import Message
+from assistant.chat.markdown_stream import displayable, stable_end
+from assistant.conversations.export import describe_message
+from assistant.conversations.storage import Message
 from assistant.ui.code_highlighter import CodeHighlighter, code_language, is_code
 
 _FEATURES = QTextDocument.MarkdownFeature

@@ -2,8 +2,9 @@
 
 - ``ModelManager`` (ui/model_manager.py): the model on this machine (active, loading, being
   deleted), the default model and the engine process's configuration.
-- ``ChatSession`` (ui/session.py): the open chat, its model here or on a remote engine, and its
-  turns.
+- ``ChatSession`` (ui/session.py): the open chat and its turns, with its model here or on a
+  remote engine (ui/model_choice.py), its own settings (ui/chat_options.py) and the streaming
+  reply (ui/reply_stream.py).
 - ``ConversationsController`` (ui/conversations.py): the list, search, rename, delete, export.
 - ``EngineLink`` (ui/engine_link.py): the threads that talk to the engines.
 
@@ -16,8 +17,8 @@ import logging
 
 from PySide6.QtCore import QObject, QThread
 
+from assistant.conversations.storage import Store
 from assistant.settings import Settings
-from assistant.storage import Store
 from assistant.ui.conversations import ConversationsController
 from assistant.ui.engine_link import EngineLink
 from assistant.ui.model_manager import ModelManager

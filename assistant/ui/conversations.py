@@ -11,10 +11,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from assistant import chat, files
+from assistant import files
+from assistant.chat import turn
+from assistant.conversations.export import ExportFormat, conversation_text
+from assistant.conversations.storage import Store
 from assistant.errors import StorageError
-from assistant.export import ExportFormat, conversation_text
-from assistant.storage import Store
 from assistant.ui.session import ChatSession
 from assistant.ui.workers import run_task
 
@@ -84,7 +85,7 @@ class ConversationsController(QObject):
     def delete(self, conversation_id: int) -> None:
         self._session.forget(conversation_id)
         try:
-            chat.delete_conversation(self.store, conversation_id)
+            turn.delete_conversation(self.store, conversation_id)
         except StorageError as exc:
             self.error.emit(str(exc))
         self.refresh()
@@ -94,7 +95,7 @@ class ConversationsController(QObject):
         """Wipe every conversation (and VACUUM the file); a streaming reply stops first."""
         self._session.forget(None)
         try:
-            count = chat.delete_all_conversations(self.store)
+            count = turn.delete_all_conversations(self.store)
         except StorageError as exc:
             self.error.emit(str(exc))
             return

@@ -14,9 +14,9 @@ import threading
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
-from assistant.engine.records import GenerationParams
-from assistant.openai_client import CONNECT_TIMEOUT_S
-from assistant.remote import RemoteEngine
+from assistant.clients.openai_client import CONNECT_TIMEOUT_S
+from assistant.endpoints import RemoteEngine
+from assistant.records import GenerationParams
 from assistant.settings import Settings
 from assistant.ui.engine_worker import EngineWorker
 from assistant.ui.remote_worker import RemoteWorker

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from assistant.client import EngineClient
-from assistant.engine.records import Completion, GenerationParams, LoadedModel
-from assistant.engine.supervisor import Crash, Supervisor
+from assistant.clients.engine_client import EngineClient
+from assistant.clients.supervisor import Crash, Supervisor
 from assistant.errors import AssistantError, EngineUnavailable
+from assistant.records import Completion, GenerationParams, LoadedModel
 from assistant.ui.workers import resolved_path
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant import remote
+from assistant.clients import remote
+from assistant.endpoints import RemoteEngine
 from assistant.errors import AssistantError
-from assistant.remote import RemoteEngine
 from assistant.settings import Settings
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from assistant import library
-from assistant.engine.records import LoadedModel
 from assistant.errors import AssistantError, ModelError
-from assistant.library import LocalModel, model_reference
+from assistant.models import library
+from assistant.models.library import LocalModel, model_reference
+from assistant.records import LoadedModel
 from assistant.settings import Settings
 from assistant.ui.engine_link import EngineLink, engine_options
 from assistant.ui.workers import resolved_path, run_task

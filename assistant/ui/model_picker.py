@@ -9,10 +9,10 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from assistant.chat import ModelChoice
-from assistant.engine.records import LoadedModel
-from assistant.library import LocalModel
-from assistant.remote import EngineStatus
+from assistant.chat.turn import ModelChoice
+from assistant.clients.remote import EngineStatus
+from assistant.models.library import LocalModel
+from assistant.records import LoadedModel
 from assistant.sizes import human_size
 
 _PATH = Qt.ItemDataRole.UserRole

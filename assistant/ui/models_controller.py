@@ -3,40 +3,36 @@
 Views talk only to ``ModelsController``. Hub calls and fit estimates run on the task pool
 (``run_task``); downloads run on ``DownloadQueue``'s own worker thread, whose ``on_change``
 callback is forwarded here through a queued signal, so job updates reach the views on the GUI
-thread, in order, as immutable ``JobView`` snapshots.
-
-Over 400 lines: the Models page's four jobs (search, repo views with fit estimates, the download
-queue, the installed models) are one page's, and share its Settings, its hardware and its
-closing state.
+thread, in order, as immutable ``JobView`` snapshots. The plain functions it runs live in the
+models wing: ``assistant.models.fit_report`` (fit estimates) and ``assistant.models.partials``
+(partial downloads from earlier runs).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from assistant import downloads, hub, library, paths
-from assistant.download_queue import DownloadJob, DownloadQueue, JobState
+from assistant import paths
 from assistant.errors import AssistantError, GatedRepoError
-from assistant.hub import ModelVariant, RemoteFile, RepoView
+from assistant.models import downloads, hub, library
+from assistant.models.download_queue import DownloadJob, DownloadQueue, JobState
+from assistant.models.fit_report import FitReport, estimate_catalog, estimate_repo
+from assistant.models.hub import ModelVariant, RepoView
+from assistant.models.partials import PendingVariant, discard_variant, pending_variants
 from assistant.settings import Settings
-from assistant.split_files import names_of_parts, split_info, whole_name
 from assistant.ui.workers import run_task
 
 if TYPE_CHECKING:
-    from assistant.catalog import CatalogEntry
-    from assistant.fit import FitEstimate, ModelShape
-    from assistant.gguf_info import GGUFInfo
-    from assistant.hardware import Hardware
+    from assistant.hardware.machine import Hardware
+    from assistant.models.catalog import CatalogEntry
     from assistant.ui.model_manager import ModelManager
 
 log = logging.getLogger(__name__)
-
 
 # ---------------------------------------------------------------------------------------------
 # Records handed to the views (immutable: they cross from worker threads)
@@ -53,122 +49,6 @@ class JobView:
     path: Path | None
     error: str | None
     gated: bool  # failed because the repo needs a token (or a better one)
-
-
-@dataclass(frozen=True)
-class PendingVariant:
-    """A partial download left by an earlier run, grouped into the variant it belongs to."""
-
-    variant: ModelVariant
-    done: int
-    total: int | None  # None while some split part has not been started (its size is unknown)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.variant.repo, self.variant.filename
-
-
-@dataclass(frozen=True)
-class FitReport:
-    """Fit estimates for the variants of one repo (keyed by ``variant.filename``)."""
-
-    repo: str
-    estimates: dict[str, FitEstimate | None] = field(default_factory=dict)  # by filename
-    recommended: str | None = None  # filename of the recommended variant
-    hardware: Hardware | None = None  # what it was estimated for
-    n_ctx: int = 0
-    error: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure functions run on the task pool (no Qt)
-
-
-def _hardware(hw: Hardware | None) -> Hardware:
-    if hw is not None:
-        return hw
-    from assistant import hardware
-
-    return hardware.detect()
-
-
-def _report(
-    repo: str,
-    variants: Iterable[ModelVariant],
-    shape: GGUFInfo | ModelShape,
-    n_ctx: int,
-    hw: Hardware,
-) -> FitReport:
-    from assistant import fit
-
-    estimates = {v: fit.estimate_variant(v, shape, n_ctx, hw) for v in variants}
-    best = fit.recommend(estimates)
-    return FitReport(
-        repo=repo,
-        estimates={v.filename: e for v, e in estimates.items()},
-        recommended=best.filename if best is not None else None,
-        hardware=hw,
-        n_ctx=n_ctx,
-    )
-
-
-def estimate_repo(view: RepoView, n_ctx: int, hw: Hardware | None = None) -> FitReport:
-    """Read one GGUF header from the Hub (Range request) and estimate every variant from it.
-
-    One header is enough: every quantization in a repo has the same shape; each variant's own
-    size stands in for its weights.
-    """
-
-    hw = _hardware(hw)
-    sized = [v for v in view.variants if v.size]
-    if not sized:
-        return FitReport(
-            view.repo, hardware=hw, n_ctx=n_ctx, error="The Hub did not report file sizes."
-        )
-    probe = min(sized, key=lambda v: v.size or 0)
-    info = downloads.remote_header(
-        view.repo, probe.filename, revision=view.commit or "main", size=probe.files[0].size
-    )
-    return _report(view.repo, view.variants, info, n_ctx or info.context_length, hw)
-
-
-def estimate_catalog(entry: CatalogEntry, n_ctx: int, hw: Hardware | None = None) -> FitReport:
-    """Estimates for a catalog entry from its shipped shape numbers (offline)."""
-    from assistant import fit
-
-    hw = _hardware(hw)
-    if entry.arch is None:
-        return FitReport(
-            entry.repo,
-            hardware=hw,
-            n_ctx=n_ctx,
-            error="The catalog has no shape numbers for this model.",
-        )
-    shape = fit.ModelShape.from_hint(entry.arch, entry.context_length)
-    return _report(entry.repo, entry.variants, shape, n_ctx, hw)
-
-
-def pending_variants() -> list[PendingVariant]:
-    """downloads.pending() grouped into variants: the parts of a split GGUF become one."""
-    groups: dict[tuple[str, str, int], dict[str, downloads.PartialDownload]] = {}
-    for p in downloads.pending():
-        split = split_info(p.filename)
-        count = split[1] if split else 1
-        groups.setdefault((p.repo, whole_name(p.filename), count), {})[p.filename] = p
-    found = []
-    for (repo, base, count), parts in groups.items():
-        names = names_of_parts(base, count)
-        files = tuple(RemoteFile(n, parts[n].size if n in parts else None, None) for n in names)
-        quant = hub.quantization_from_filename(names[0]) or Path(names[0]).stem
-        variant = ModelVariant(repo=repo, quantization=quant, files=files)
-        total = variant.size
-        found.append(PendingVariant(variant, sum(p.done for p in parts.values()), total))
-    return found
-
-
-def discard_variant(variant: ModelVariant) -> None:
-    for f in variant.files:
-        downloads.discard(variant.repo, f.filename)
 
 
 def _is_gated(job: DownloadJob) -> bool:

@@ -14,10 +14,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.download_queue import JobState
-from assistant.hub import ModelVariant
+from assistant.models.download_queue import JobState
+from assistant.models.hub import ModelVariant
+from assistant.models.partials import PendingVariant
 from assistant.sizes import human_size
-from assistant.ui.models_controller import JobView, ModelsController, PendingVariant
+from assistant.ui.models_controller import JobView, ModelsController
 from assistant.ui.models_widgets import TokenPrompt, duration_text
 
 PROGRESS_STEPS = 1000  # the bar's range: finer than percent, so small files move it visibly

@@ -1,4 +1,5 @@
-"""Pieces the Models page's tabs share: a variant table with fit labels, a token prompt, formats."""
+"""Pieces the Models page's tabs share: a variant table with fit labels, a token prompt, formats,
+the gated-repo sentence and a selectable label."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.hub import ModelVariant
+from assistant.models.hub import ModelVariant
 from assistant.sizes import human_size
 
 if TYPE_CHECKING:
-    from assistant.fit import FitEstimate
-    from assistant.ui.models_controller import FitReport
+    from assistant.models.fit import FitEstimate
+    from assistant.models.fit_report import FitReport
 
 ESTIMATING = "estimating..."
 RECOMMENDED = "Recommended"
@@ -250,3 +251,19 @@ class TokenPrompt(QFrame):
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def gated_text(repo: str) -> str:
+    return (
+        f"{repo} is gated: accept its license on its page at huggingface.co, then add a "
+        "Hugging Face token to download it."
+    )
+
+
+def selectable_label(text: str = "", name: str | None = None) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if name:
+        label.setAccessibleName(name)
+    return label

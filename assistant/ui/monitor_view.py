@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.client import EngineClient
+from assistant.clients.engine_client import EngineClient
+from assistant.clients.metrics import History, Point, Scrape
 from assistant.errors import AssistantError
-from assistant.monitor import History, Point, Scrape
 
 log = logging.getLogger(__name__)
 

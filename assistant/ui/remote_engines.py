@@ -11,9 +11,10 @@ import logging
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from assistant import remote
-from assistant.openai_client import probe_all
-from assistant.remote import EngineStatus, RemoteEngine
+from assistant.clients import remote
+from assistant.clients.openai_client import probe_all
+from assistant.clients.remote import EngineStatus
+from assistant.endpoints import RemoteEngine
 from assistant.settings import Settings
 from assistant.ui.workers import run_task
 

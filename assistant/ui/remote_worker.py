@@ -12,10 +12,10 @@ import threading
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from assistant.engine.records import Completion, GenerationParams
+from assistant.clients.openai_client import OpenAIClient, in_use
+from assistant.endpoints import RemoteEngine
 from assistant.errors import AssistantError, EngineUnavailable
-from assistant.openai_client import OpenAIClient, in_use
-from assistant.remote import RemoteEngine
+from assistant.records import Completion, GenerationParams
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant import hardware
+from assistant.hardware import machine
 from assistant.settings import Settings
 from assistant.ui.engines_settings import EnginesEditor
 
@@ -69,7 +69,7 @@ class SettingsDialog(QDialog):
         self.threads = QSpinBox()
         self.threads.setAccessibleName("CPU threads")
         self.threads.setRange(0, max(64, (os.cpu_count() or 1) * 2))
-        self.threads.setSpecialValueText(f"Automatic ({hardware.math_cores()}, one per core)")
+        self.threads.setSpecialValueText(f"Automatic ({machine.math_cores()}, one per core)")
         self.threads.setValue(settings.threads)
         self.threads.setToolTip(
             "Threads llama.cpp uses on the CPU. Changing it restarts the engine."

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.search import format_snippet
+from assistant.conversations.search import format_snippet
 
 _ID = Qt.ItemDataRole.UserRole
 

@@ -47,8 +47,8 @@ def main() -> int:
     from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QApplication
 
+    from assistant.conversations.storage import Store
     from assistant.settings import Settings
-    from assistant.storage import Store
     from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
     from tests import fake_engine

@@ -67,8 +67,8 @@ def app_run(model_name: str, tokens: int, turns: int) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
+    from assistant.conversations.storage import Store
     from assistant.settings import Settings
-    from assistant.storage import Store
     from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
 
@@ -142,8 +142,8 @@ def stall_run(model_name: str, scripted: bool) -> dict:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from assistant.conversations.storage import Store
     from assistant.settings import Settings
-    from assistant.storage import Store
     from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
 
@@ -223,7 +223,7 @@ def raw_speed(model: Path, tokens: int) -> float:
     """Tokens/s of a bare loop from the call (prompt evaluation included) to the last token."""
     import llama_cpp
 
-    from assistant import llama_log
+    from assistant.engine import llama_log
 
     llama_log.install()
     llm = llama_cpp.Llama(str(model), n_ctx=4096, n_batch=512, verbose=True, seed=1)

@@ -1,4 +1,4 @@
-"""Download throughput: assistant.downloads vs a plain HTTP client, same file, same local server.
+"""Download throughput: models.downloads against a plain HTTP client, same file, same local server.
 
     .venv/bin/python tests/benchmarks/bench_downloads.py [--mb 256] [--runs 3]
 
@@ -37,7 +37,8 @@ def main() -> None:
     os.environ["ASSISTANT_HOME"] = home
     os.environ["HF_ENDPOINT"] = server.url
     server.add_repo(REPO, {FILE: data})
-    from assistant import downloads, paths
+    from assistant import paths
+    from assistant.models import downloads
 
     cdn_url = f"{server.cdn}/cdn/{REPO}/{FILE}"
     out = Path(home) / "plain.bin"
@@ -74,7 +75,7 @@ def main() -> None:
         ("urllib (plain)", plain_urllib),
         ("httpx2 (plain)", plain_httpx),
         ("httpx2 + sha256", plain_httpx_sha),
-        ("assistant.downloads", ours),
+        ("assistant.models.downloads", ours),
     ]:
         best = min(_time(fn) for _ in range(args.runs))
         results[name] = len(data) / best / 1e6

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from assistant.storage import Store  # noqa: E402
+from assistant.conversations.storage import Store  # noqa: E402
 
 GOAL_MS = 50.0
 WORDS = [f"w{i}" for i in range(5000)]  # w0 is the most common, w4999 the rarest

@@ -159,7 +159,7 @@ class LlamaServer:
 
 class AssistantServe:
     def __init__(self, model: Path, n_ctx: int, slots: int = 1):
-        from assistant.engine.supervisor import Supervisor
+        from assistant.clients.supervisor import Supervisor
 
         self.supervisor = Supervisor(
             announce=False, n_ctx=n_ctx, slots=slots, api_key="sk-bench-local-api"
@@ -214,8 +214,8 @@ def gui_ttft(model: Path, tokens: int) -> list[float]:
 def gui_child(model_name: str, tokens: int) -> list[float]:
     from PySide6.QtWidgets import QApplication
 
+    from assistant.conversations.storage import Store
     from assistant.settings import Settings
-    from assistant.storage import Store
     from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
 
@@ -442,9 +442,9 @@ def main(argv: list[str] | None = None) -> int:
 
         folder = Path(tempfile.gettempdir()) / "assistant-bench"
         args.model = Path(starter.assemble(folder / starter.MODEL_NAME))
-    from assistant import hardware
+    from assistant.hardware import machine
 
-    threads = hardware.math_cores()
+    threads = machine.math_cores()
     model = args.model.resolve()
     if args.part in ("all", "load"):
         clients = [int(n) for n in args.clients.split(",")]

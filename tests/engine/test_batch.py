@@ -10,13 +10,13 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from assistant import fit
 from assistant.engine.batch import Request, Scheduler
 from assistant.engine.llama import Engine
-from assistant.engine.records import Completion, GenerationParams
 from assistant.errors import RequestRejected
-from assistant.gguf_info import read_gguf_info
-from assistant.hardware import Hardware
+from assistant.hardware.machine import Hardware
+from assistant.models import fit
+from assistant.models.gguf_info import read_gguf_info
+from assistant.records import Completion, GenerationParams
 from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
 
 GREEDY = GenerationParams(max_tokens=24, temperature=0, ignore_eos=True)

@@ -15,7 +15,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from assistant.engine.supervisor import Supervisor
+from assistant.clients.supervisor import Supervisor
 from tests.conftest import install_model
 
 pytestmark = pytest.mark.starter

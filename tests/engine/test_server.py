@@ -12,7 +12,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from assistant.engine.supervisor import Supervisor
+from assistant.clients.supervisor import Supervisor
 from tests.conftest import install_model
 
 pytestmark = pytest.mark.starter
@@ -285,14 +285,14 @@ def test_no_cors_for_foreign_origins(served: Served) -> None:
 
 
 def test_the_engine_uses_every_physical_core(served: Served) -> None:
-    from assistant import hardware
+    from assistant.hardware import machine
 
     status = httpx.get(
         served.url + "/v1/assistant/status",
         headers={"Authorization": f"Bearer {served.key}"},
         trust_env=False,
     ).json()
-    assert status["threads"] == hardware.math_cores()
+    assert status["threads"] == machine.math_cores()
 
 
 def test_a_thinking_models_reasoning_streams_apart_from_its_answer(

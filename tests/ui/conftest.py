@@ -70,7 +70,7 @@ def fast_settings(model: Path | None, **changes: object) -> Settings:
 @pytest.fixture
 def make_window(qtbot, assistant_home: Path) -> Iterator[Callable[..., object]]:
     """Build a MainWindow over a real Store; at the end close it and fail if a thread lives on."""
-    from assistant.storage import Store
+    from assistant.conversations.storage import Store
     from assistant.ui.controllers import Controllers
     from assistant.ui.main_window import MainWindow
     from assistant.ui.workers import pending_tasks, wait_for_tasks

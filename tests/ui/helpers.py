@@ -19,7 +19,7 @@ def send(qtbot, window, text: str, timeout: int = REPLY_TIMEOUT_MS):
     """Type a message, press Enter, and return the stored reply once it has finished."""
     from PySide6.QtCore import Qt
 
-    box = window.message_box
+    box = window.composer.message_box
     box.setFocus()
     box.setPlainText(text)
     with qtbot.waitSignal(window.session.reply_finished, timeout=timeout) as blocker:

@@ -126,7 +126,7 @@ def test_shortcuts_and_accessible_names(qtbot, make_window, tiny_models) -> None
             if widget.isVisibleTo(window):
                 assert widget.accessibleName(), widget
     # Shift+Enter makes a new line; Enter sends.
-    box = window.message_box
+    box = window.composer.message_box
     box.setFocus()
     qtbot.keyClicks(box, "line one")
     qtbot.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
@@ -221,7 +221,7 @@ def test_keyboard_shortcuts_work(qtbot, make_window, tiny_models) -> None:
     send(qtbot, window, "a chat")
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
-    qtbot.keyClick(window.message_box, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window.composer.message_box, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
     assert window.sidebar.search_field.hasFocus()
     qtbot.keyClick(window.sidebar.search_field, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
     assert window.session.conversation_id is None
@@ -230,10 +230,10 @@ def test_keyboard_shortcuts_work(qtbot, make_window, tiny_models) -> None:
 def test_models_page_opens_from_the_menu(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
     window.models_action.trigger()
-    dialog = window._models_dialog
+    dialog = window.dialogs.models_dialog
     assert dialog is not None and dialog.isVisible()
     window.models_action.trigger()  # the same dialog again, not a second one
-    assert window._models_dialog is dialog
+    assert window.dialogs.models_dialog is dialog
     # Its "use this model" request swaps the chat's model.
     with qtbot.waitSignal(window.models.model_changed, timeout=60_000):
         dialog.use_model_requested.emit(str(tiny_models["b"]))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QUrl
 
-from assistant.export import ExportFormat
-from assistant.export import conversation_text as as_text
+from assistant.conversations.export import ExportFormat
+from assistant.conversations.export import conversation_text as as_text
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import REPLY_TIMEOUT_MS, send
 
@@ -50,11 +50,11 @@ def test_send_streams_the_reply_into_view_and_database(qtbot, make_window, tiny_
     words = re.findall(r"[A-Za-z]{3,}", stored[1].content)
     assert all(w in shown for w in words[:5])
     # Status bar: speed, time to first token, context used.
-    assert "tok/s" in window.speed_label.text()
-    assert "first token" in window.ttft_label.text()
-    assert re.fullmatch(r"context \d+ / 2048", window.context_label.text())
-    assert window.backend_label.text()
-    assert window.send_button.text() == "Send"
+    assert "tok/s" in window.status_bar.speed_label.text()
+    assert "first token" in window.status_bar.ttft_label.text()
+    assert re.fullmatch(r"context \d+ / 2048", window.status_bar.context_label.text())
+    assert window.status_bar.backend_label.text()
+    assert window.composer.send_button.text() == "Send"
 
 
 def test_tokens_reach_the_view_in_batches(qtbot, make_window, tiny_models) -> None:
@@ -72,14 +72,14 @@ def test_stop_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
     # Without a stop this reply would run until the 2048-token context is full.
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
     app = window.controllers
-    window.message_box.setPlainText("Tell me everything")
+    window.composer.message_box.setPlainText("Tell me everything")
     with qtbot.waitSignal(app.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
-        window.send_button.click()
-    assert window.send_button.text() == "Stop"
+        window.composer.send_button.click()
+    assert window.composer.send_button.text() == "Stop"
     with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
-        window.send_button.click()  # sets the stop Event directly
+        window.composer.send_button.click()  # sets the stop Event directly
         assert app.session.state == "stopping"
-        assert window.send_button.text() == "Stopping..."
+        assert window.composer.send_button.text() == "Stopping..."
     reply = blocker.args[0]
     assert reply.finish_reason == "cancelled"
     assert reply.content
@@ -87,7 +87,7 @@ def test_stop_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
     stored = app.store.messages(app.session.conversation_id)[-1]
     assert stored.finish_reason == "cancelled" and stored.content == reply.content
     assert "stopped" in window.chat_view.toPlainText()
-    assert window.send_button.text() == "Send"
+    assert window.composer.send_button.text() == "Send"
     # Chatting goes on afterwards.
     app.settings.max_tokens = 16
     assert send(qtbot, window, "Shorter, please").finish_reason == "length"
@@ -95,9 +95,9 @@ def test_stop_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
 
 def test_escape_stops(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
-    window.message_box.setPlainText("Go on")
+    window.composer.message_box.setPlainText("Go on")
     with qtbot.waitSignal(window.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
-        window.send_button.click()
+        window.composer.send_button.click()
     with qtbot.waitSignal(window.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
         window.stop_action.trigger()
     assert blocker.args[0].finish_reason == "cancelled"
@@ -114,7 +114,7 @@ def test_regenerate_keeps_every_version_and_the_one_shown_is_the_history(
     replies = [first]
     for _ in range(2):
         with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
-            window.regenerate_button.click()
+            window.composer.regenerate_button.click()
         replies.append(blocker.args[0])
     assert len({r.content for r in replies}) == 3  # three different replies, all kept
     shown = app.store.messages(app.session.conversation_id)
@@ -143,8 +143,8 @@ def test_an_edit_is_a_branch_and_the_old_branch_stays_after_a_restart(
     assert len(stored) == 4
     # Click "Edit" on the first message in the transcript.
     window.chat_view.anchorClicked.emit(QUrl(f"edit:{stored[0].id}"))
-    assert window.message_box.toPlainText() == "first question"
-    assert window.edit_label.isVisible()
+    assert window.composer.message_box.toPlainText() == "first question"
+    assert window.composer.edit_label.isVisible()
     reply = send(qtbot, window, "first question, edited")
     branch = app.store.messages(app.session.conversation_id)
     assert [m.content for m in branch][0] == "first question, edited"
@@ -154,7 +154,7 @@ def test_an_edit_is_a_branch_and_the_old_branch_stays_after_a_restart(
     assert "first question, edited" in sent and "second question" not in sent
     shown = window.chat_view.toPlainText()
     assert "second question" not in shown and "first question, edited" in shown
-    assert "2/2" in shown and not window.edit_label.isVisible()
+    assert "2/2" in shown and not window.composer.edit_label.isVisible()
 
     # After a restart, the old branch is one click away, whole.
     conversation_id = app.session.conversation_id
@@ -176,7 +176,7 @@ def test_edit_can_be_cancelled_with_escape(qtbot, make_window, tiny_models) -> N
     assert window.session.editing == message_id
     window.stop_action.trigger()  # Esc
     assert window.session.editing is None
-    assert window.message_box.toPlainText() == ""
+    assert window.composer.message_box.toPlainText() == ""
 
 
 def test_history_includes_system_prompt_and_turns(qtbot, make_window, tiny_models) -> None:
@@ -249,13 +249,13 @@ def test_export_markdown_and_json(qtbot, make_window, tiny_models, tmp_path: Pat
 def test_closing_while_generating_keeps_the_partial_reply(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
     app = window.controllers
-    window.message_box.setPlainText("A long one")
+    window.composer.message_box.setPlainText("A long one")
     with qtbot.waitSignal(app.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
-        window.send_button.click()
+        window.composer.send_button.click()
     conversation_id = app.session.conversation_id
     window.close()
     assert not app.engine_thread.isRunning()
-    from assistant.storage import Store
+    from assistant.conversations.storage import Store
 
     with Store() as store:
         reply = store.messages(conversation_id)[-1]
@@ -265,16 +265,17 @@ def test_closing_while_generating_keeps_the_partial_reply(qtbot, make_window, ti
 def test_the_database_holds_the_partial_reply_while_it_streams(
     qtbot, make_window, tiny_models, monkeypatch
 ) -> None:
-    """How often it is written is tests/test_chat.py's (with a clock of its own)."""
+    """How often it is written is tests/chat/test_turn.py's (with a clock of its own)."""
     import sqlite3
 
-    from assistant import chat, paths
+    from assistant import paths
+    from assistant.chat import turn
 
     window = make_window(fast_settings(tiny_models["a"], max_tokens=300))
     app = window.controllers
 
     # With a short interval the database holds the partial text while the reply streams.
-    monkeypatch.setattr(chat, "CHECKPOINT_INTERVAL_S", 0.0)
+    monkeypatch.setattr(turn, "CHECKPOINT_INTERVAL_S", 0.0)
     seen_in_db: list[str] = []
 
     def look(_batch: str) -> None:
@@ -311,7 +312,7 @@ def test_a_message_that_cannot_be_stored_stays_in_the_box(qtbot, make_window, ti
     window = make_window(fast_settings(tiny_models["a"]))
     db = window.controllers.store.db
     db.execute("pragma query_only = 1")  # the database turns read-only under the app
-    box = window.message_box
+    box = window.composer.message_box
     box.setPlainText("Please keep me")
     with qtbot.waitSignal(window.session.error, timeout=REPLY_TIMEOUT_MS) as blocker:
         qtbot.keyClick(box, Qt.Key.Key_Return)
@@ -449,14 +450,14 @@ def test_a_thinking_reply_shows_its_thought_folded_and_never_sends_it_back(
 def test_per_chat_settings_reach_the_engine_and_stay_with_the_chat(
     qtbot, make_window, tiny_models, fake_engine
 ) -> None:
-    from assistant.chat_settings import PRESETS
+    from assistant.chat.settings import PRESETS
     from tests.fake_engine import requests_received
 
     window = make_window(fast_settings(tiny_models["a"], temperature=0.8, max_tokens=48))
     panel = window.chat_settings_panel
     assert not panel.isVisible()
     window.chat_settings_action.trigger()
-    assert panel.isVisible() and window.settings_button.isChecked()
+    assert panel.isVisible() and window.header.settings_button.isChecked()
     assert panel.temperature.value() == pytest.approx(0.8)  # the defaults, until chosen
     first = send(qtbot, window, "Defaults first")
     panel.preset.setCurrentText("Creative")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from assistant.engine.crash_injection import ENV as CRASH_ENV
+from tests.clients.test_supervisor import trusting_probe_cache
 from tests.conftest import install_model
-from tests.engine.test_supervisor import trusting_probe_cache
 from tests.tinymodel import write_streaming_model
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import send, shown_messages, wait_ready
@@ -88,7 +88,7 @@ def test_a_crash_at_the_first_decode_falls_back_on_the_second_and_says_so(
     assert any("extra buffer types" in e for e in errors)  # shown in the window's banner
     wait_ready(qtbot, window)
     assert "extra buffer types" in app.models.loaded.safe_mode_note
-    assert "safe mode" in window.backend_label.text()
+    assert "safe mode" in window.status_bar.backend_label.text()
 
     third = send(qtbot, window, "Third time lucky")
     assert third.finish_reason in ("stop", "length") and third.content
@@ -115,7 +115,7 @@ def test_local_api_serves_other_apps_from_the_same_engine(qtbot, make_window, ti
         port = s.getsockname()[1]
     window = make_window(fast_settings(tiny_models["a"]))
     app = window.controllers
-    assert not window.api_label.isVisible()
+    assert not window.status_bar.api_label.isVisible()
 
     dialog = SettingsDialog(app.settings, window)
     dialog.local_api.setChecked(True)
@@ -131,7 +131,8 @@ def test_local_api_serves_other_apps_from_the_same_engine(qtbot, make_window, ti
         app.models.update_settings(dataclasses.replace(dialog.result_settings()))
     wait_ready(qtbot, window)
     assert app.models.local_api_url == f"http://127.0.0.1:{port}/v1"
-    assert window.api_label.isVisible() and window.api_label.text() == "Local API on"
+    api_label = window.status_bar.api_label
+    assert api_label.isVisible() and api_label.text() == "Local API on"
 
     client = openai.OpenAI(base_url=app.models.local_api_url, api_key=key, max_retries=0)
     assert "tiny-a.gguf" in [m.id for m in client.models.list()]

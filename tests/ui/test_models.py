@@ -9,14 +9,14 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-from assistant import library
+from assistant.models import library
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import LOAD_TIMEOUT_MS, REPLY_TIMEOUT_MS, send, wait_ready
 
 
 def _pick(qtbot, window, path: Path) -> None:
     """Choose a model in the picker the way a user does, and wait for it to load."""
-    combo = window.model_picker.combo
+    combo = window.header.model_picker.combo
     index = combo.findData(str(path))
     assert index >= 0, [combo.itemData(i) for i in range(combo.count())]
     with qtbot.waitSignal(window.models.model_changed, timeout=LOAD_TIMEOUT_MS):
@@ -26,12 +26,12 @@ def _pick(qtbot, window, path: Path) -> None:
 
 def test_picker_lists_models_with_quantization_and_size(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"]))
-    combo = window.model_picker.combo
+    combo = window.header.model_picker.combo
     texts = [combo.itemText(i) for i in range(combo.count())]
     assert "tiny-a · F32 · " in texts[0] and texts[0].endswith("kB")
     assert len(texts) == 3
     assert combo.currentData() == str(tiny_models["a"])
-    assert "tiny-a" in window.model_label.text()
+    assert "tiny-a" in window.status_bar.model_label.text()
 
 
 def test_swap_model_mid_conversation_and_keep_chatting(qtbot, make_window, tiny_models) -> None:
@@ -55,15 +55,15 @@ def test_swap_model_mid_conversation_and_keep_chatting(qtbot, make_window, tiny_
         app.session.open_conversation(conversation_id)
     wait_ready(qtbot, window)
     assert app.models.loaded.path.name == "tiny-b.gguf"
-    assert window.model_picker.combo.currentData() == str(tiny_models["b"])
+    assert window.header.model_picker.combo.currentData() == str(tiny_models["b"])
 
 
 def test_swap_while_generating_stops_then_loads(qtbot, make_window, tiny_models) -> None:
     window = make_window(fast_settings(tiny_models["a"], max_tokens=100_000))
     app = window.controllers
-    window.message_box.setPlainText("long")
+    window.composer.message_box.setPlainText("long")
     with qtbot.waitSignal(app.session.reply_text_appended, timeout=REPLY_TIMEOUT_MS):
-        window.send_button.click()
+        window.composer.send_button.click()
     with qtbot.waitSignal(app.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as blocker:
         app.session.select_model(str(tiny_models["b"]))
     assert blocker.args[0].finish_reason == "cancelled"
@@ -91,7 +91,7 @@ def test_bad_model_file_shows_a_clear_message_and_keeps_the_model(
     assert window.banner.isVisible() and window.banner.text() == message
     wait_ready(qtbot, window)
     assert app.models.loaded.path.name == "tiny-a.gguf"
-    assert window.model_picker.combo.currentData() == str(tiny_models["a"])
+    assert window.header.model_picker.combo.currentData() == str(tiny_models["a"])
     assert send(qtbot, window, "still works").content
 
 
@@ -141,8 +141,8 @@ def test_first_run_without_any_model_shows_the_empty_state(
     assert (
         window.empty_state.add_button.isVisible() and window.empty_state.browse_button.isVisible()
     )
-    assert not window.send_button.isEnabled()
-    assert window.model_label.text() == "No model"
+    assert not window.composer.send_button.isEnabled()
+    assert window.status_bar.model_label.text() == "No model"
     # No dead end: dropping a GGUF file onto the window imports it and loads it.
     with qtbot.waitSignal(window.models.model_imported, timeout=LOAD_TIMEOUT_MS):
         _drop(window, tiny_model_files["a"])
@@ -215,7 +215,7 @@ def test_template_note_goes_when_a_model_with_a_template_loads(
     _pick(qtbot, window, tiny_models["b"])
     assert not window.notice_label.isVisible()
     assert window.statusBar().currentMessage() != note
-    assert "tiny-b" in window.model_label.text()
+    assert "tiny-b" in window.status_bar.model_label.text()
 
 
 def test_a_conversation_keeps_its_model_when_that_model_fails_to_load(

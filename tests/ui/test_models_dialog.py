@@ -10,7 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from assistant import downloads, paths
+from assistant import paths
+from assistant.models import downloads
 from assistant.settings import Settings
 from assistant.ui.models_controller import ModelsController
 from assistant.ui.models_dialog import ModelsDialog
@@ -197,7 +198,7 @@ def test_search_download_pause_restart_resume_install_and_chat(
 
     # It is listed as installed, and the main window's picker has it at once.
     qtbot.waitUntil(lambda: Q8 in dialog.installed_tab.names(), timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: str(path) in window.model_picker.paths(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: str(path) in window.header.model_picker.paths(), timeout=TIMEOUT)
 
     # "Use now" loads it in the chat window, and it answers.
     with qtbot.waitSignal(
@@ -351,7 +352,7 @@ def test_installed_delete_confirms_and_shows_space_freed(
 
 def _installed_tab(qtbot, window) -> tuple[ModelsDialog, object]:
     window.models_action.trigger()
-    dialog = window._models_dialog
+    dialog = window.dialogs.models_dialog
     tab = dialog.installed_tab
     dialog.tabs.setCurrentWidget(tab)
     qtbot.waitUntil(lambda: "tiny-a.gguf" in tab.names(), timeout=TIMEOUT)
@@ -362,7 +363,7 @@ def _installed_tab(qtbot, window) -> tuple[ModelsDialog, object]:
 def test_deleting_the_model_in_use_switches_first(
     qtbot, make_window, tiny_models, monkeypatch
 ) -> None:
-    from assistant import library
+    from assistant.models import library
 
     window = make_window(fast_settings(tiny_models["a"]))
     app = window.controllers
@@ -390,7 +391,7 @@ def test_deleting_the_model_in_use_switches_first(
     assert in_use_when_deleted == ["tiny-b.gguf"]  # switched before the file went
     assert app.models.loaded.path.name == "tiny-b.gguf" and not app.models.is_loading
     assert app.settings.default_model == "tiny-b.gguf"
-    assert "tiny-b" in window.model_label.text()
+    assert "tiny-b" in window.status_bar.model_label.text()
     assert send(qtbot, window, "still here").model_file == "tiny-b.gguf"
 
     # Another model (not in use) is deleted without touching the chat's model.
@@ -406,13 +407,13 @@ def test_deleting_the_model_in_use_switches_first(
 def test_deleting_the_only_model_in_use_unloads_it(
     qtbot, make_window, tiny_models, monkeypatch
 ) -> None:
-    from assistant import library
+    from assistant.models import library
 
     for key in ("b", "plain"):
         tiny_models[key].unlink()
     window = make_window(fast_settings(tiny_models["a"]))
     app = window.controllers
-    qtbot.waitUntil(lambda: window.model_picker.combo.count() == 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.header.model_picker.combo.count() == 1, timeout=TIMEOUT)
     dialog, tab = _installed_tab(qtbot, window)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
 
@@ -431,7 +432,8 @@ def test_deleting_the_only_model_in_use_unloads_it(
     assert "busy" in tab.status.text()
     assert app.models.loaded is None and not app.models.is_loading
     assert window.stack.currentWidget() is window.empty_state
-    assert window.model_label.text() == "No model" and not window.send_button.isEnabled()
+    assert window.status_bar.model_label.text() == "No model"
+    assert not window.composer.send_button.isEnabled()
     assert app.settings.default_model is None
 
     monkeypatch.setattr(library, "delete_model", real_delete)

@@ -10,7 +10,7 @@ import openai
 import pytest
 from pytestqt.qtbot import QtBot
 
-from assistant.engine.supervisor import Supervisor
+from assistant.clients.supervisor import Supervisor
 from assistant.ui.monitor_view import MonitorView
 from tests.conftest import install_model
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from assistant.chat import ModelChoice
-from assistant.export import ExportFormat
-from assistant.export import conversation_text as as_text
+from assistant.chat.turn import ModelChoice
+from assistant.conversations.export import ExportFormat
+from assistant.conversations.export import conversation_text as as_text
 from assistant.ui.model_picker import LEAVES_MACHINE
 from assistant.ui.settings_dialog import SettingsDialog
 from tests.conftest import db_rows
@@ -43,7 +43,7 @@ def add_engine_in_settings(qtbot, window, url: str, name: str = "gpu-box") -> No
 
 
 def pick_remote(qtbot, window, choice: ModelChoice = REMOTE) -> None:
-    picker = window.model_picker
+    picker = window.header.model_picker
     qtbot.waitUntil(lambda: picker.index_of(choice) >= 0, timeout=10_000)
     index = picker.index_of(choice)
     picker.combo.setCurrentIndex(index)
@@ -61,7 +61,7 @@ def remote_window(qtbot, make_window, tiny_models, proxy: FaultProxy):
 
 
 def picker_texts(window) -> list[str]:
-    combo = window.model_picker.combo
+    combo = window.header.model_picker.combo
     return [combo.itemText(i) for i in range(combo.count())]
 
 
@@ -69,16 +69,17 @@ def test_add_an_engine_in_settings_pick_its_model_chat_and_see_the_mark(
     qtbot, make_window, tiny_models, proxy: FaultProxy, assistant_home: Path
 ) -> None:
     window = make_window(fast_settings(tiny_models["a"], system_prompt=SYSTEM, max_tokens=16))
-    assert not window.remote_mark.isVisible()
+    assert not window.header.remote_mark.isVisible()
     add_engine_in_settings(qtbot, window, proxy.url)
     qtbot.waitUntil(lambda: f"gpu-box · {LEAVES_MACHINE}" in picker_texts(window), timeout=10_000)
     assert "gpu-box / gemma3-270m  ↗" in picker_texts(window)
 
     pick_remote(qtbot, window)
-    assert window.remote_mark.isVisible()
-    assert window.remote_mark.text().startswith("↗ Leaves this machine")
-    assert "gpu-box" in window.remote_mark.text() and proxy.url in window.remote_mark.text()
-    assert window.model_picker.combo.currentText() == "gpu-box / gemma3-270m  ↗"
+    assert window.header.remote_mark.isVisible()
+    assert window.header.remote_mark.text().startswith("↗ Leaves this machine")
+    mark = window.header.remote_mark.text()
+    assert "gpu-box" in mark and proxy.url in mark
+    assert window.header.model_picker.combo.currentText() == "gpu-box / gemma3-270m  ↗"
 
     reply = send(qtbot, window, "Hello! Tell me about the sea.")
     assert reply.engine == "gpu-box" and reply.model_file == "gemma3-270m"
@@ -92,9 +93,9 @@ def test_add_an_engine_in_settings_pick_its_model_chat_and_see_the_mark(
     qtbot.addWidget(dialog)
     dialog.engines.local_only.setChecked(True)
     window.models.update_settings(dialog.result_settings())
-    qtbot.waitUntil(lambda: not window.model_picker.remote_choices(), timeout=5000)
+    qtbot.waitUntil(lambda: not window.header.model_picker.remote_choices(), timeout=5000)
     assert not any("gpu-box" in text for text in picker_texts(window))
-    assert window.session.remote is None and not window.remote_mark.isVisible()
+    assert window.session.remote is None and not window.header.remote_mark.isVisible()
     sent_before = len(proxy.chat_requests())
     local = send(qtbot, window, "And now?")
     assert local.engine is None and local.model_file == tiny_models["a"].name
@@ -129,9 +130,9 @@ def test_a_new_context_size_keeps_a_remote_chat_on_its_engine(
     with qtbot.waitSignal(window.models.model_changed, timeout=60_000):
         window.models.update_settings(dialog.result_settings())
     assert window.models.loaded.n_ctx == 1024  # reloaded here, for later
-    assert window.session.remote == REMOTE and window.remote_mark.isVisible()
-    assert window.model_label.text() == "gpu-box / gemma3-270m"
-    assert not window.progress.isVisible()
+    assert window.session.remote == REMOTE and window.header.remote_mark.isVisible()
+    assert window.status_bar.model_label.text() == "gpu-box / gemma3-270m"
+    assert not window.status_bar.progress.isVisible()
 
 
 def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
@@ -144,9 +145,9 @@ def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
     first = send(qtbot, window, "Hello! Tell me about the sea.")
     assert first.engine == "gpu-box" and first.content  # greedy: this model does answer that
     # To the model on this machine: the remote reply is part of what it is given.
-    window.model_picker.combo.activated.emit(0)
+    window.header.model_picker.combo.activated.emit(0)
     qtbot.waitUntil(lambda: window.session.remote is None, timeout=5000)
-    assert not window.remote_mark.isVisible()
+    assert not window.header.remote_mark.isVisible()
     history = [m["content"] for m in window.session.history(window.session.conversation_id)]
     assert history == [SYSTEM, "Hello! Tell me about the sea.", first.content]
     second = send(qtbot, window, "Hello here")
@@ -167,7 +168,7 @@ def test_a_chat_switches_engines_with_its_history_and_keeps_it_after_a_restart(
     again = make_window(Settings.load())  # as saved: the engine is still there
     again.session.open_conversation(conversation_id)
     qtbot.waitUntil(lambda: again.session.remote == REMOTE, timeout=10_000)
-    assert again.remote_mark.isVisible()
+    assert again.header.remote_mark.isVisible()
     writers = db_rows(
         assistant_home, "select engine from messages where role='assistant' order by id"
     )
@@ -179,9 +180,9 @@ def test_each_fault_shows_one_message_keeps_the_partial_reply_and_the_app_goes_o
     qtbot, remote_window, proxy: FaultProxy, assistant_home: Path, monkeypatch,
     fault: str, says: str, partial: bool,
 ) -> None:  # fmt: skip
-    from assistant import openai_client
+    from assistant.clients import openai_client
 
-    # How long the client waits before a retry is tested in tests/test_remote.py; here, only
+    # How long the client waits before a retry is tested in tests/clients/test_remote.py; here, only
     # what the window shows once the retries are spent.
     proxy.retry_after = 0  # "now": the client's own backoff applies
     monkeypatch.setattr(openai_client, "INITIAL_RETRY_DELAY_S", 0.05)
@@ -222,12 +223,12 @@ def test_reasoning_sent_apart_is_stored_apart_and_never_sent_back(
 def test_stop_closes_a_remote_stream_at_once(qtbot, remote_window, proxy: FaultProxy) -> None:
     window = remote_window
     proxy.always("delay:30")  # a server that has not answered yet
-    window.message_box.setPlainText("Hello?")
-    qtbot.keyClick(window.message_box, Qt.Key.Key_Return)
+    window.composer.message_box.setPlainText("Hello?")
+    qtbot.keyClick(window.composer.message_box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: window.session.state == "generating", timeout=5000)
     started = time.monotonic()
     with qtbot.waitSignal(window.session.reply_finished, timeout=REPLY_TIMEOUT_MS) as done:
-        qtbot.keyClick(window.message_box, Qt.Key.Key_Escape)
+        qtbot.keyClick(window.composer.message_box, Qt.Key.Key_Escape)
     assert time.monotonic() - started < 2
     assert done.args[0].finish_reason == "cancelled"
     assert not window.banner.isVisible()
@@ -243,7 +244,7 @@ def test_an_engine_that_goes_away_is_marked_unavailable_and_nothing_breaks(
     qtbot.waitUntil(lambda: "gpu-box · unavailable" in picker_texts(window), timeout=10_000)
     # The chat still shows its model (unavailable now), and this machine's model still works.
     assert window.session.remote == REMOTE
-    window.model_picker.combo.activated.emit(0)
+    window.header.model_picker.combo.activated.emit(0)
     qtbot.waitUntil(lambda: window.session.remote is None, timeout=5000)
     assert send(qtbot, window, "Hello here").finish_reason in ("stop", "length")
     proxy.always(None)

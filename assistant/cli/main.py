@@ -1,0 +1,69 @@
+"""The terminal face's root: the argument tree of every command, and running one.
+
+``assistant.__main__`` starts the desktop app when no command is given, and this otherwise.
+Each command group adds its own arguments (``chat``, ``conversations``, ``serve``, ``models``,
+``engines``). Expected failures print one line to stderr and exit 1; anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from assistant import __version__
+from assistant.cli import EXIT_FAILED
+from assistant.errors import AssistantError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistant",
+        description="Private chat with local language models. With no command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"assistant {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="load a model, generate a few tokens offscreen, round-trip the database, and exit",
+    )
+    parser.add_argument(
+        "--model", help="with --self-test: the model to test (default: the default model)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from assistant.cli.chat import add_chat_command
+    from assistant.cli.conversations import add_conversations_commands
+    from assistant.cli.engines import add_engines_commands
+    from assistant.cli.models import add_models_commands
+    from assistant.cli.serve import add_serve_command
+
+    add_chat_command(sub)
+    add_conversations_commands(sub)
+    add_serve_command(sub)
+    add_models_commands(sub)
+    add_engines_commands(sub)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command (``--self-test`` is ``__main__``'s): expected failures in one line,
+    exit status 1."""
+    configure_logging(args.verbose)
+    try:
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except AssistantError as exc:
+        print(f"assistant: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("assistant: interrupted", file=sys.stderr)
+        return 130
+
+
+def configure_logging(verbose: bool) -> None:
+    from assistant import logs
+
+    logs.configure("cli", verbose)

@@ -1,0 +1,69 @@
+"""``assistant --self-test``: does this installation work? One line, and the exit status.
+
+It starts an engine process, loads the default (or given) model, generates a few tokens, round-
+trips a throwaway database, and renders Markdown in the chat view offscreen.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from assistant.cli import EXIT_FAILED, EXIT_OK
+from assistant.clients.supervisor import Supervisor
+from assistant.conversations.storage import Store
+from assistant.errors import AssistantError
+from assistant.models import library
+from assistant.records import FinishReason, GenerationParams
+
+log = logging.getLogger(__name__)
+
+
+def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
+    """Start an engine, load a model, generate a few tokens, round-trip the database, then
+    ``check_gui`` (the GUI toolkit offscreen, from the face that may import it); one line."""
+
+    started = time.monotonic()
+    supervisor = Supervisor(announce=False)
+    try:
+        path = library.resolve_model(model)
+        client = supervisor.start()
+        client.load(path, n_ctx=512, n_gpu_layers=-1)
+        completion = client.chat(
+            [{"role": "user", "content": "Say hello."}],
+            GenerationParams(max_tokens=8, temperature=0.0, seed=1),
+        )
+        if completion.finish_reason == FinishReason.ERROR or completion.completion_tokens == 0:
+            raise AssistantError(f"the model generated nothing ({completion.error or 'no tokens'})")
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(Path(tmp) / "self-test.db")
+            try:
+                c = store.create_conversation("self-test")
+                store.add_message(c.id, "user", "Say hello.")
+                reply = store.start_reply(c.id, path.name)
+                store.finish_reply(reply.id, completion.text, completion.finish_reason)
+                ok = [m.content for m in store.messages(c.id)] == ["Say hello.", completion.text]
+                ok = ok and store.integrity_check()
+            finally:
+                store.close()
+        if not ok:
+            raise AssistantError("the database round trip returned different messages")
+        check_gui()
+    except AssistantError as exc:
+        print(f"self-test failed: {exc}")
+        return EXIT_FAILED
+    except Exception as exc:  # the self-test reports bugs too, in one line
+        log.exception("self-test crashed")
+        print(f"self-test failed: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    finally:
+        supervisor.stop()
+    print(
+        f"self-test passed: {path.name} generated {completion.completion_tokens} tokens at "
+        f"{completion.tokens_per_s:.1f} tokens/s in the engine process; database ok; "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    return EXIT_OK

@@ -1,0 +1,3 @@
+"""Models: what a GGUF file says (``gguf_info``, ``split_files``), the models installed here
+(``library``), the Hugging Face Hub (``hub``) and our ``catalog``, downloads (``downloads``,
+``download_queue``), and whether a model fits this machine (``fit``)."""
