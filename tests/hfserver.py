@@ -58,10 +58,10 @@ class FakeRepo:
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "drop" | "trickle"
+    kind: str  # "status" | "drop" | "trickle" | "hold"
     times: int = 1  # how many requests it applies to (-1: all)
     status: int = 500
-    after: int = 0  # drop: body bytes to send before closing the connection
+    after: int = 0  # drop, hold: body bytes to send before closing the connection, or waiting
     chunk: int = 4096  # trickle
     delay: float = 0.01
 
@@ -84,6 +84,7 @@ class HFServer:
         self.log: list[Hit] = []
         self.lock = threading.Lock()
         self.required_token: str | None = None  # gated repos open with this bearer token
+        self.released = threading.Event()  # held transfers go on once it is set
         handler = type("Handler", (_Handler,), {"hf": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
@@ -95,6 +96,7 @@ class HFServer:
         self.thread.start()
 
     def close(self) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -118,6 +120,26 @@ class HFServer:
         self.faults.setdefault(filename, []).append(
             Fault("trickle", times, chunk=chunk, delay=delay)
         )
+
+    def hold_after(
+        self,
+        filename: str,
+        nbytes: int,
+        times: int = 1,
+        chunk: int = 1 << 20,
+        delay: float = 0.0,
+    ) -> None:
+        """Send ``nbytes`` of the body (``chunk`` bytes every ``delay`` s), then hold the
+        connection open, silent, until ``release()`` (at most 60 s), and close it: a download is
+        surely midway while a test pauses or interrupts it, however slow the machine (a trickle
+        alone can finish first when the client is starved of CPU)."""
+        self.faults.setdefault(filename, []).append(
+            Fault("hold", times, after=nbytes, chunk=chunk, delay=delay)
+        )
+
+    def release(self) -> None:
+        """Let every held transfer go on."""
+        self.released.set()
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -403,6 +425,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
+            elif fault is not None and fault.kind == "hold":
+                for i in range(0, fault.after, fault.chunk):
+                    send(body[i : min(i + fault.chunk, fault.after)])
+                    self.wfile.flush()
+                    time.sleep(fault.delay)
+                self.hf.released.wait(60)
+                self.close_connection = True
             elif fault is not None and fault.kind == "trickle":
                 for i in range(0, len(body), fault.chunk):
                     send(body[i : i + fault.chunk])

@@ -65,7 +65,10 @@ def test_search_show_pull_list_rm(server: HFServer, assistant_home: Path) -> Non
 
 def test_pull_interrupted_then_resumed(server: HFServer, assistant_home: Path) -> None:
     size = len(server.repos[REPO].files[FILE].data)
-    server.trickle(FILE, chunk=8192, delay=0.01, times=1)
+    # Midway for sure: the server holds the rest back until the interrupt has been handled
+    # (a trickle could finish first on a busy machine, and once did).
+    held = 100_000
+    server.hold_after(FILE, held)
     proc = subprocess.Popen(
         [sys.executable, "-m", "assistant", "models", "pull", f"{REPO}/{FILE}"],
         stdout=subprocess.PIPE,
@@ -75,14 +78,15 @@ def test_pull_interrupted_then_resumed(server: HFServer, assistant_home: Path) -
     )
     part = downloads.partial_path(REPO, FILE)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 100_000):
+    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < held):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     out, err = proc.communicate(timeout=30)
+    server.release()
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
     kept = part.stat().st_size
-    assert 0 < kept < size
+    assert kept == held < size
     assert "interrupted" in cli("list").stdout
 
     again = cli("pull", f"{REPO}/{FILE}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -195,18 +196,26 @@ def test_not_enough_disk_space_refused_before_first_byte(
 
 def test_slow_download_cancelled_then_resumed(server: HFServer, model_bytes: bytes) -> None:
     size = len(model_bytes)
-    server.trickle(FILE, chunk=16384, delay=0.002, times=1)
+    # Half the file, then the server waits: the cancel surely lands midway, however slow the
+    # machine (a trickle can arrive all at once to a client starved of CPU).
+    server.hold_after(FILE, size // 2)
     cancel = threading.Event()
-
-    def progress(p: Progress) -> None:
-        if p.done >= size // 4:
-            cancel.set()
-
-    with pytest.raises(DownloadCancelled):
-        downloads.download_file(REPO, FILE, progress=progress, cancel=cancel)
     part = downloads.partial_path(REPO, FILE)
+
+    def cancel_when_half_is_written() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if part.exists() and part.stat().st_size >= size // 2:
+                break
+            time.sleep(0.01)
+        cancel.set()
+
+    threading.Thread(target=cancel_when_half_is_written, daemon=True).start()
+    with pytest.raises(DownloadCancelled):
+        downloads.download_file(REPO, FILE, cancel=cancel)
+    server.release()
     kept = part.stat().st_size
-    assert size // 4 <= kept < size
+    assert kept == size // 2
     assert _installed() == []
 
     path = downloads.download_file(REPO, FILE)  # full speed now
@@ -233,13 +242,14 @@ def test_split_variant_downloads_all_parts(hf_server: HFServer, model_bytes: byt
 
 def test_queue_pause_resume_cancel(server: HFServer, model_bytes: bytes) -> None:
     [variant] = hub.repo_view(REPO).variants
-    server.trickle(FILE, chunk=16384, delay=0.002, times=1)
+    # The server holds the rest back until released: the pause surely lands midway.
+    server.hold_after(FILE, 100_000)
     started = threading.Event()
     states: list[str] = []
 
     def on_change(job: DownloadJob) -> None:
         states.append(job.state)
-        if job.progress and job.progress.done > 100_000:
+        if job.progress and job.progress.done > 0:  # reports are throttled: any will do
             started.set()
 
     queue = DownloadQueue(on_change)
@@ -250,6 +260,7 @@ def test_queue_pause_resume_cancel(server: HFServer, model_bytes: bytes) -> None
         queue.pause(job)
         assert queue.wait(job, 10) and job.state == "paused"
         assert downloads.partial_path(REPO, FILE).exists()
+        server.release()
         queue.resume(job)
         assert queue.wait(job, 10) and job.state == "done", job.error
         assert job.path is not None and job.path.read_bytes() == model_bytes
@@ -257,7 +268,8 @@ def test_queue_pause_resume_cancel(server: HFServer, model_bytes: bytes) -> None
 
         # Cancel deletes the partial.
         job.path.unlink()
-        server.trickle(FILE, chunk=16384, delay=0.002, times=1)
+        server.released.clear()
+        server.hold_after(FILE, 100_000)
         started.clear()
         job2 = queue.add(variant)
         assert started.wait(10)
@@ -290,7 +302,6 @@ def test_partial_file_name_is_stable() -> None:
 
 
 def test_pause_is_prompt_even_when_the_server_stalls(server: HFServer) -> None:
-    import time
 
     server.trickle(FILE, chunk=65536, delay=30, times=1)  # one chunk, then 30 s of silence
     cancel = threading.Event()

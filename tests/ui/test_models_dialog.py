@@ -149,7 +149,10 @@ def test_search_download_pause_restart_resume_install_and_chat(
     )
 
     # Download Q8_0 slowly: the progress bar rises, speed and ETA are shown.
-    hub.trickle(Q8, chunk=4096, delay=0.01)
+    # Slowly, and never past half the file until released: the pause below surely lands
+    # midway, however slow the machine.
+    size = len(hub.repos[REPO].files[Q8].data)
+    hub.hold_after(Q8, size // 2, chunk=4096, delay=0.01)
     with qtbot.waitSignal(controller.job_changed, timeout=TIMEOUT):
         qtbot.mouseClick(table.buttons["Q8_0"], LEFT)
     assert dialog.tabs.currentWidget() is dialog.downloads_tab
@@ -165,7 +168,6 @@ def test_search_download_pause_restart_resume_install_and_chat(
     qtbot.mouseClick(row.pause_button, LEFT)
     qtbot.waitUntil(lambda: row.state == "paused", timeout=TIMEOUT)
     part = downloads.partial_path(REPO, Q8)
-    size = len(hub.repos[REPO].files[Q8].data)
     assert 0 < part.stat().st_size < size
     assert row.resume_button.isVisible() and not row.pause_button.isVisible()
     assert "Paused" in row.status.text()
@@ -181,6 +183,7 @@ def test_search_download_pause_restart_resume_install_and_chat(
     pending = tab.pending_rows[(REPO, Q8)]
     assert 0 < pending.bar.value() < 1000
     hub.clear_faults()
+    hub.release()
     changed: list[bool] = []
     dialog.models_changed.connect(lambda: changed.append(True))
     with qtbot.waitSignal(dialog.model_installed, timeout=TIMEOUT) as installed:
@@ -217,7 +220,8 @@ def test_cancel_deletes_the_partial(qtbot, hub: HFServer, models_page) -> None:
     dialog = models_page()
     search(qtbot, dialog, "tinychat")
     open_repo(qtbot, dialog, REPO)
-    hub.trickle("TinyChat-Q4_K_M.gguf", chunk=4096, delay=0.01)
+    held = len(hub.repos[REPO].files["TinyChat-Q4_K_M.gguf"].data) // 2
+    hub.hold_after("TinyChat-Q4_K_M.gguf", held, chunk=4096, delay=0.01)
     qtbot.mouseClick(dialog.search_tab.variants.buttons["Q4_K_M"], LEFT)
     qtbot.waitUntil(lambda: dialog.downloads_tab.row_for("Q4_K_M") is not None, timeout=TIMEOUT)
     row = dialog.downloads_tab.row_for("Q4_K_M")
