@@ -28,12 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.ui.app import run
 
         return run([sys.argv[0], *argv])
-    if args.self_test:
-        from assistant.cli.self_test import self_test
-
-        cli.configure_logging(args.verbose)
-        return self_test(args.model, check_gui=_check_gui)
-    return cli.run(args)
+    return cli.run(args, check_gui=_check_gui)
 
 
 def _check_gui() -> None:

@@ -49,7 +49,6 @@ _KIND_LABELS = {
 }
 
 
-# What each server writes as `owned_by` in GET /v1/models (their sources and documentation).
 @dataclass(frozen=True)
 class RemoteEngine:
     """One remote engine the user added. ``api_key`` is never shown in a repr or a log."""

@@ -36,7 +36,7 @@ WINGS: dict[str, set[str]] = {
     "clients": set(),
     "chat": {"conversations", "models"},
     "cli": {"hardware", "models", "conversations", "engine", "clients", "chat"},
-    "ui": {"hardware", "models", "conversations", "engine", "clients", "chat"},
+    "ui": {"hardware", "models", "conversations", "clients", "chat"},  # the GUI runs no engine
     "__main__": {"hardware", "models", "conversations", "engine", "clients", "chat", "cli", "ui"},
 }
 # Named exceptions, each with its reason.
@@ -139,6 +139,23 @@ def test_wings_import_only_what_lies_below_them() -> None:
             if source in ("basics", "assistant") or into not in WINGS.get(source, set()):
                 wrong.append(f"{module} -> {target}")
     assert not wrong, "imports against the layout:\n" + "\n".join(sorted(wrong))
+
+
+def test_package_inits_import_nothing() -> None:
+    """Importing ``assistant.engine.configs`` runs ``assistant/engine/__init__.py`` first; the
+    edges above leave such parents out, so they must stay empty of imports (docstrings only)."""
+    known = module_files()
+    for name, path in known.items():
+        if path.name == "__init__.py" and name != "assistant":
+            assert imports_of(name, path, known) == set(), f"{path} imports the package"
+
+
+def test_tests_mirror_the_wings() -> None:
+    """tests/<wing>/ for a wing's tests; helpers and cross-cutting tests stay at the top."""
+    tests = Path(__file__).parent
+    for folder in tests.iterdir():
+        if folder.is_dir() and (folder / "__init__.py").exists() and folder.name != "benchmarks":
+            assert folder.name in WINGS, f"tests/{folder.name}/ is no wing of the package"
 
 
 def test_the_checks_see_a_loop_and_a_wrong_import() -> None:

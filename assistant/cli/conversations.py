@@ -13,8 +13,8 @@ from assistant.cli import EXIT_OK
 from assistant.errors import AssistantError
 
 
-def add_conversations_commands(sub: Any) -> None:
-    """``assistant chats``, ``chats rm``, ``search`` and ``export``."""
+def add_chats_command(sub: Any) -> None:
+    """``assistant chats`` and ``chats rm``."""
     chats = sub.add_parser("chats", help="list conversations (or `chats rm ID` to delete)")
     chats.add_argument("--json", action="store_true")
     chats.set_defaults(handler=cmd_chats)
@@ -24,6 +24,9 @@ def add_conversations_commands(sub: Any) -> None:
     rm.add_argument("--all", action="store_true", help="delete every conversation (and VACUUM)")
     rm.set_defaults(handler=cmd_chats_rm)
 
+
+def add_search_and_export_commands(sub: Any) -> None:
+    """``assistant search`` and ``assistant export``."""
     search = sub.add_parser("search", help="full-text search across all conversations")
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=20)

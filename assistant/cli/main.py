@@ -35,24 +35,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from assistant.cli.chat import add_chat_command
-    from assistant.cli.conversations import add_conversations_commands
+    from assistant.cli.conversations import add_chats_command, add_search_and_export_commands
     from assistant.cli.engines import add_engines_commands
     from assistant.cli.models import add_models_commands
     from assistant.cli.serve import add_serve_command
 
-    add_chat_command(sub)
-    add_conversations_commands(sub)
+    add_chat_command(sub)  # in the order `assistant --help` has always listed them
+    add_chats_command(sub)
     add_serve_command(sub)
+    add_search_and_export_commands(sub)
     add_models_commands(sub)
     add_engines_commands(sub)
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the parsed command (``--self-test`` is ``__main__``'s): expected failures in one line,
-    exit status 1."""
+def run(args: argparse.Namespace, check_gui: Callable[[], None] | None = None) -> int:
+    """Run the parsed command: expected failures in one line, exit status 1. ``check_gui`` is
+    the self-test's last step, handed in by ``__main__`` (the terminal face never imports Qt)."""
     configure_logging(args.verbose)
     try:
+        if args.self_test:
+            from assistant.cli.self_test import self_test
+
+            return self_test(args.model, check_gui=check_gui or _no_gui_check)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except AssistantError as exc:
@@ -61,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("assistant: interrupted", file=sys.stderr)
         return 130
+
+
+def _no_gui_check() -> None:
+    raise AssistantError("no GUI check was given")
 
 
 def configure_logging(verbose: bool) -> None:

@@ -22,6 +22,7 @@ from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# What each server writes as `owned_by` in GET /v1/models (their sources and documentation).
 _OWNED_BY = {
     "assistant": ServerKind.ASSISTANT,
     "llamacpp": ServerKind.LLAMA_CPP,

@@ -1,6 +1,6 @@
 """The engine: the process that owns llama.cpp (``assistant serve``). Everything here runs
-inside that process; the app's side of it (starting and watching it, talking to it) is
-``assistant.clients``, and what the two exchange is ``assistant.records``.
+inside that process, except ``configs``, which the supervisor (the app's side:
+``assistant.clients``) also writes; what the two exchange is ``assistant.records``.
 
 - ``llama``: one llama.cpp model and context, driven through the C API;
 - ``chat_format``: a model's chat template, rendered into the prompt;

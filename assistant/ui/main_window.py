@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -38,9 +37,6 @@ from assistant.ui.empty_state import EmptyState
 from assistant.ui.sidebar import Sidebar
 from assistant.ui.status_bar import StatusBar
 from assistant.ui.window_dialogs import WindowDialogs
-
-if TYPE_CHECKING:
-    pass
 
 
 def icon_path() -> Path | None:

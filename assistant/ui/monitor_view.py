@@ -1,8 +1,9 @@
 """The Monitor (Ctrl+Shift+M): live charts of the engine's load, and the requests in flight.
 
 A sampler on its own thread scrapes ``/metrics`` and ``/v1/assistant/status`` once a second (the
-GUI thread never waits on the network); each sample becomes a point of ``monitor.History``,
-and the charts (QtCharts) and the table are redrawn from it, once per sample.
+GUI thread never waits on the network); each sample becomes a point of ``metrics.History``
+(assistant/clients/metrics.py), and the charts (QtCharts) and the table are redrawn from it,
+once per sample.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from assistant.engine.chat_format import ChatFormat  # noqa: E402
-from assistant.engine.llama import Engine, GenerationParams  # noqa: E402
+from assistant.engine.llama import Engine  # noqa: E402
+from assistant.records import GenerationParams  # noqa: E402
 
 PROMPT = "Count from 1 to 2000, separated by commas."
 TURN_QUESTIONS = [
