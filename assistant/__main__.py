@@ -24,9 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None and not args.self_test:
         if args.model:
             parser.error("--model goes with --self-test; in the app, pick the model above the chat")
-        # No command: the desktop app.
-        from assistant.ui.app import run
+        # No command: the desktop app, once this desktop is known to be able to show it.
+        from assistant.ui.system_libraries import desktop_problem
 
+        if (problem := desktop_problem()) is not None:
+            print(f"assistant: {problem}", file=sys.stderr)
+            return 1
+        try:
+            from assistant.ui.app import run
+        except ImportError as exc:  # Qt itself did not load (a library ldd could not name)
+            print(f"assistant: The window cannot open: Qt did not load ({exc}).", file=sys.stderr)
+            return 1
         return run([sys.argv[0], *argv])
     return cli.run(args, check_gui=_check_gui)
 
@@ -34,8 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 def _check_gui() -> None:
     """The self-test's last step, in the one module that may reach both faces: Qt is imported
     only now, so a machine that cannot load it still hears how the engine and database did."""
-    from assistant.ui.app import check_gui
+    from assistant.errors import AssistantError
+    from assistant.ui.system_libraries import desktop_problem
 
+    if (problem := desktop_problem()) is not None:  # the desktop's plugin, not offscreen's
+        raise AssistantError(problem)
+    try:
+        from assistant.ui.app import check_gui
+    except ImportError as exc:
+        raise AssistantError(f"The window cannot open: Qt did not load ({exc}).") from exc
     check_gui()
 
 
