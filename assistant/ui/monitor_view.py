@@ -2,19 +2,16 @@
 
 A sampler on its own thread scrapes ``/metrics`` and ``/v1/assistant/status`` once a second (the
 GUI thread never waits on the network); each sample becomes a point of ``metrics.History``
-(assistant/clients/metrics.py), and the charts (QtCharts) and the table are redrawn from it,
+(assistant/clients/metrics.py), and the charts (ui/line_chart.py) and the table are redrawn from it,
 once per sample.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
-from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
 from PySide6.QtCore import QObject, QPointF, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGridLayout,
@@ -29,6 +26,7 @@ from PySide6.QtWidgets import (
 from assistant.clients.engine_client import EngineClient
 from assistant.clients.metrics import History, Point, Scrape
 from assistant.errors import AssistantError
+from assistant.ui.line_chart import LineChart
 
 log = logging.getLogger(__name__)
 
@@ -88,51 +86,6 @@ class MonitorSampler(QObject):
         self.sampled.emit(MonitorSample(scrape, requests, int(status.get("slots") or 0)))
 
 
-class _Chart(QChartView):
-    """One live line chart over the last minutes (x: seconds ago)."""
-
-    def __init__(self, title: str, names: tuple[str, ...], unit: str, span_s: float):
-        chart = QChart()
-        chart.setTitle(title)
-        chart.legend().setVisible(len(names) > 1)
-        chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
-        chart.setMargins(chart.margins() * 0)
-        super().__init__(chart)
-        self.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.setMinimumSize(260, 170)
-        self.x_axis = QValueAxis()
-        self.x_axis.setRange(-span_s, 0)
-        self.x_axis.setLabelFormat("%d s")
-        self.y_axis = QValueAxis()
-        self.y_axis.setLabelFormat("%.3g" + (f" {unit}" if unit else ""))
-        self.y_axis.setRange(0, 1)
-        chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
-        chart.addAxis(self.y_axis, Qt.AlignmentFlag.AlignLeft)
-        self.series: list[QLineSeries] = []
-        for name in names:
-            series = QLineSeries()
-            series.setName(name)
-            chart.addSeries(series)
-            series.attachAxis(self.x_axis)
-            series.attachAxis(self.y_axis)
-            self.series.append(series)
-        self.follow_palette()
-
-    def follow_palette(self) -> None:
-        palette = self.palette()
-        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
-        self.chart().setTheme(
-            QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight
-        )
-
-    def show_values(self, lines: list[list[QPointF]]) -> None:
-        top = 0.0
-        for series, points in zip(self.series, lines, strict=True):
-            series.replace(points)
-            top = max([top, *(p.y() for p in points)])
-        self.y_axis.setRange(0, _nice_ceiling(top))
-
-
 class MonitorView(QWidget):
     """The Monitor window: four charts and the table of requests in flight."""
 
@@ -144,10 +97,10 @@ class MonitorView(QWidget):
         self.setAccessibleName("Monitor")
         self.history = History()
         span = self.history.span_s
-        self.requests_chart = _Chart("Requests per second", ("requests/s",), "", span)
-        self.ttft_chart = _Chart("Time to first token", ("p50", "p95"), "s", span)
-        self.tokens_chart = _Chart("Tokens per second", ("tokens/s",), "", span)
-        self.queue_chart = _Chart("Queue and slots", ("queued", "busy slots"), "", span)
+        self.requests_chart = LineChart("Requests per second", ("requests/s",), "", span)
+        self.ttft_chart = LineChart("Time to first token", ("p50", "p95"), "s", span)
+        self.tokens_chart = LineChart("Tokens per second", ("tokens/s",), "", span)
+        self.queue_chart = LineChart("Queue and slots", ("queued", "busy slots"), "", span)
         self.charts = (self.requests_chart, self.ttft_chart, self.tokens_chart, self.queue_chart)
         self.summary = QLabel("Waiting for the engine's figures...")
         self.summary.setAccessibleName("Monitor summary")
@@ -235,14 +188,3 @@ class MonitorView(QWidget):
             )
             for column, value in enumerate(values):
                 self.table.setItem(row, column, QTableWidgetItem(value))
-
-
-def _nice_ceiling(value: float) -> float:
-    """An axis top a little above ``value``: 1, 2 or 5 times a power of ten."""
-    if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if value <= step * power:
-            return float(step * power)
-    return float(10 * power)
