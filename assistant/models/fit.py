@@ -256,6 +256,8 @@ def estimate(
     s = _shape(model)
     if n_ctx <= 0:
         n_ctx = s.context_length or 4096
+    elif s.context_length:
+        n_ctx = min(n_ctx, s.context_length)  # the engine loads no more than the model knows
     weights = weights_bytes if weights_bytes is not None else (s.weights_bytes or 0)
     kv = kv_cache_bytes(s, n_ctx, swa_full=swa_full)
     overhead = overhead_bytes(s, n_ctx, flash_attn=flash_attn)

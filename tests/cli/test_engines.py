@@ -27,7 +27,7 @@ def test_engines_add_list_and_rm(proxy: FaultProxy, assistant_home: Path) -> Non
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["local", "this", "machine"]
     assert lines[1].split() == ["gpu-box", proxy.url, "llama-cpp-python,", "1", "model"]
-    assert lines[2].strip() == "gpu-box / gemma3-270m"
+    assert lines[2].strip() == "gpu-box / smollm2-135m"
     assert "sk-1" not in listed.stdout + added.stdout
 
     proxy.always("refuse")
@@ -70,12 +70,12 @@ def test_a_chat_moves_from_this_machine_to_a_remote_engine_and_back(
     second = run_cli("chat", "-c", conversation, "--engine", "gpu-box", "-n", "8", "And Spain?")
     assert second.returncode == 0, second.stderr
     sent = proxy.chat_requests()[-1].body
-    assert sent["model"] == "gemma3-270m"  # the engine's only model
+    assert sent["model"] == "smollm2-135m"  # the engine's only model
     assert [m["content"] for m in sent["messages"][1:]] == [
         "The capital of France is", first_reply, "And Spain?"
     ]  # fmt: skip
     listed = run_cli("chats").stdout
-    assert "[gpu-box / gemma3-270m]" in listed
+    assert "[gpu-box / smollm2-135m]" in listed
 
     # No --engine: the conversation's own engine (the remote one) is used again.
     third = run_cli("chat", "-c", conversation, "-n", "4", "And Italy?")
@@ -91,7 +91,7 @@ def test_a_chat_moves_from_this_machine_to_a_remote_engine_and_back(
         assistant_home, "select engine, model_file from messages where role='assistant' order by id"
     )
     assert writers == [
-        (None, starter_model.name), ("gpu-box", "gemma3-270m"), ("gpu-box", "gemma3-270m"),
+        (None, starter_model.name), ("gpu-box", "smollm2-135m"), ("gpu-box", "smollm2-135m"),
         (None, starter_model.name),
     ]  # fmt: skip
     assert db_rows(assistant_home, "select engine, model from conversations") == [
@@ -109,7 +109,7 @@ def test_each_fault_is_one_sentence_and_keeps_the_message_and_partial_reply(
 ) -> None:
     assert run_cli("engines", "add", "gpu-box", proxy.url).returncode == 0
     proxy.always(fault)
-    result = run_cli("chat", "--engine", "gpu-box", "-m", "gemma3-270m", "-n", "16", "Hello")
+    result = run_cli("chat", "--engine", "gpu-box", "-m", "smollm2-135m", "-n", "16", "Hello")
     assert result.returncode == 1
     error_lines = [line for line in result.stderr.splitlines() if not line.startswith("note:")]
     assert len(error_lines) == 1 and error_lines[0].startswith(f"assistant: {says}")

@@ -167,14 +167,14 @@ def test_extensions_go_only_to_servers_known_to_take_them() -> None:
 def test_models_are_listed_and_the_server_recognised(llama_cpp_python_server) -> None:
     with _client(llama_cpp_python_server.url, "lcp") as client:
         entries = client.model_entries()
-    assert [m["id"] for m in entries] == ["gemma3-270m"]
+    assert [m["id"] for m in entries] == ["smollm2-135m"]
     assert remote.detect_kind(entries) is ServerKind.LLAMA_CPP_PYTHON
 
 
 def test_a_streamed_reply_is_stored_with_its_engine_and_model(
     llama_cpp_python_server, assistant_home: Path
 ) -> None:
-    choice = turn.ModelChoice("gemma3-270m", engine="lcp")
+    choice = turn.ModelChoice("smollm2-135m", engine="lcp")
     pieces: list[str] = []
     with Store() as store:
         conversation, _ = turn.begin_turn(store, None, HELLO[1]["content"], model=choice)
@@ -182,7 +182,7 @@ def test_a_streamed_reply_is_stored_with_its_engine_and_model(
         with _client(llama_cpp_python_server.url, "lcp", kind=ServerKind.LLAMA_CPP_PYTHON) as c:
             completion = c.chat(
                 store.chat_history(conversation.id, HELLO[0]["content"]), PARAMS,
-                model="gemma3-270m",
+                model="smollm2-135m",
                 on_text=pieces.append,
             )  # fmt: skip
         message = reply.finish(completion)
@@ -193,18 +193,18 @@ def test_a_streamed_reply_is_stored_with_its_engine_and_model(
     assert len(pieces) <= completion.completion_tokens <= len(pieces) + 1
     with Store() as store:
         stored = store.conversation(conversation.id)
-        assert (stored.engine, stored.model) == ("lcp", "gemma3-270m")
-        assert message is not None and store.message(message.id).writer == "lcp / gemma3-270m"
+        assert (stored.engine, stored.model) == ("lcp", "smollm2-135m")
+        assert message is not None and store.message(message.id).writer == "lcp / smollm2-135m"
         exported = json.loads(as_text(store, conversation.id, ExportFormat.JSON))
         assert exported["messages"][1]["engine"] == "lcp"
-        assert "lcp / gemma3-270m" in as_text(store, conversation.id, ExportFormat.MARKDOWN)
+        assert "lcp / smollm2-135m" in as_text(store, conversation.id, ExportFormat.MARKDOWN)
 
 
 def test_stop_ends_the_reply_within_a_token(proxy: FaultProxy) -> None:
     proxy.always("slow:0.2")  # a token every 200 ms, as from a busy GPU box
     stop, seen, on_text = stop_after(2)
     with _client(proxy.url) as client:
-        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=on_text, stop=stop)
+        completion = client.chat(HELLO, PARAMS, model="smollm2-135m", on_text=on_text, stop=stop)
         stopped_at = time.monotonic()
     assert completion.finish_reason == "cancelled"
     assert len(seen) <= 3  # the token in flight at most
@@ -217,7 +217,7 @@ def test_stop_works_while_the_server_has_not_answered_yet(proxy: FaultProxy) -> 
     threading.Timer(0.3, stop.set).start()
     started = time.monotonic()
     with _client(proxy.url) as client:
-        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", stop=stop)
+        completion = client.chat(HELLO, PARAMS, model="smollm2-135m", stop=stop)
     assert completion.finish_reason == "cancelled" and time.monotonic() - started < 2
 
 
@@ -225,7 +225,7 @@ def test_a_server_without_include_usage_gets_its_chunks_counted(proxy: FaultProx
     proxy.fail_next("no_usage")
     pieces: list[str] = []
     with _client(proxy.url) as client:
-        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+        completion = client.chat(HELLO, PARAMS, model="smollm2-135m", on_text=pieces.append)
     assert "stream_options" not in proxy.chat_requests()[-1].body
     assert len(pieces) <= completion.completion_tokens <= len(pieces) + 1 and pieces
 
@@ -234,7 +234,7 @@ def test_reasoning_content_is_kept_apart_from_the_answer(proxy: FaultProxy) -> N
     proxy.fail_next("reasoning")
     thoughts: list[str] = []
     with _client(proxy.url) as client:
-        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_reasoning=thoughts.append)
+        completion = client.chat(HELLO, PARAMS, model="smollm2-135m", on_reasoning=thoughts.append)
     assert completion.reasoning == "Let me think. The user greets me." == "".join(thoughts)
     assert "think" not in completion.text
 
@@ -245,7 +245,7 @@ def test_think_tags_in_the_content_are_kept_apart_too(proxy: FaultProxy) -> None
     pieces: list[str] = []
     with _client(proxy.url) as client:
         completion = client.chat(
-            HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append, on_reasoning=thoughts.append
+            HELLO, PARAMS, model="smollm2-135m", on_text=pieces.append, on_reasoning=thoughts.append
         )
     assert completion.reasoning == "Let me think. The user greets me."
     assert "".join(thoughts).strip() == completion.reasoning
@@ -256,7 +256,7 @@ def test_think_tags_in_the_content_are_kept_apart_too(proxy: FaultProxy) -> None
 
 def test_only_standard_fields_reach_an_unknown_server(proxy: FaultProxy) -> None:
     with _client(proxy.url) as client:
-        client.chat(HELLO, PARAMS, model="gemma3-270m")
+        client.chat(HELLO, PARAMS, model="smollm2-135m")
     body = proxy.chat_requests()[-1].body
     assert "top_k" not in body and "repeat_penalty" not in body and "assistant" not in body
     assert body["max_tokens"] == 24 and body["seed"] == 1
@@ -286,7 +286,7 @@ def test_a_connection_closed_without_an_answer_says_so(proxy: FaultProxy) -> Non
         with pytest.raises(
             EngineUnavailable, match="gpu-box at .* closed the connection without answering"
         ):
-            client.chat(HELLO, PARAMS, model="gemma3-270m")
+            client.chat(HELLO, PARAMS, model="smollm2-135m")
 
 
 @pytest.mark.parametrize(
@@ -300,7 +300,7 @@ def test_refusals_say_what_to_fix(proxy: FaultProxy, status: int, error: type, s
     proxy.fail_next(f"status:{status}")
     with _client(proxy.url) as client:
         with pytest.raises(error, match=says):
-            client.chat(HELLO, PARAMS, model="gemma3-270m")
+            client.chat(HELLO, PARAMS, model="smollm2-135m")
     assert len(proxy.chat_requests()) == 1  # not retried
 
 
@@ -308,7 +308,7 @@ def test_a_redirect_says_where_the_api_went(proxy: FaultProxy) -> None:
     proxy.fail_next("status:307")
     with _client(proxy.url) as client:
         with pytest.raises(GenerationError, match="redirects its API to https://gpu-box.example"):
-            client.chat(HELLO, PARAMS, model="gemma3-270m")
+            client.chat(HELLO, PARAMS, model="smollm2-135m")
 
 
 def test_429_and_500_are_retried_honouring_retry_after(proxy: FaultProxy) -> None:
@@ -316,7 +316,7 @@ def test_429_and_500_are_retried_honouring_retry_after(proxy: FaultProxy) -> Non
     retries: list[str] = []
     started = time.monotonic()
     with _client(proxy.url) as client:
-        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_retry=retries.append)
+        completion = client.chat(HELLO, PARAMS, model="smollm2-135m", on_retry=retries.append)
     assert completion.finish_reason in ("stop", "length") and completion.text
     assert len(proxy.chat_requests()) == 3
     assert "busy (HTTP 429" in retries[0] and "failed (HTTP 500" in retries[1]
@@ -327,7 +327,7 @@ def test_429_that_persists_ends_with_one_sentence(proxy: FaultProxy) -> None:
     proxy.always("status:429")
     with _client(proxy.url) as client:
         with pytest.raises(EngineBusy, match="gpu-box is busy \\(HTTP 429: Rate limit reached\\)"):
-            client.chat(HELLO, PARAMS, model="gemma3-270m")
+            client.chat(HELLO, PARAMS, model="smollm2-135m")
     assert len(proxy.chat_requests()) == 3
 
 
@@ -336,7 +336,7 @@ def test_a_stream_cut_midway_keeps_the_text_so_far(proxy: FaultProxy) -> None:
     pieces: list[str] = []
     with _client(proxy.url) as client:
         with pytest.raises(EngineUnavailable, match="gpu-box") as caught:
-            client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+            client.chat(HELLO, PARAMS, model="smollm2-135m", on_text=pieces.append)
     assert pieces and caught.value.partial_text == "".join(pieces)
 
 
@@ -344,7 +344,7 @@ def test_an_error_chunk_midway_ends_the_reply_with_its_message(proxy: FaultProxy
     proxy.fail_next("error_chunk:3")
     pieces: list[str] = []
     with _client(proxy.url) as client:
-        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+        completion = client.chat(HELLO, PARAMS, model="smollm2-135m", on_text=pieces.append)
     assert completion.finish_reason == "error"
     assert completion.error == "gpu-box stopped the reply with an error: out of memory"
     assert pieces and completion.text == "".join(pieces)
@@ -360,7 +360,7 @@ def test_tls_is_verified_and_a_ca_bundle_can_be_named(
             with pytest.raises(EngineUnavailable, match="TLS.*certificate.*CA bundle"):
                 client.models()
         with _client(tls_proxy.url, ca_bundle=str(cert)) as client:
-            assert client.models() == ["gemma3-270m"]
+            assert client.models() == ["smollm2-135m"]
 
 
 # -- another Assistant's `assistant serve`, as a remote engine ---------------------------------
@@ -400,7 +400,7 @@ def test_another_assistant_lists_its_models_and_is_recognised(other_assistant) -
     status = probe(other_assistant)
     assert status.reachable, status.problem
     assert status.engine.kind is ServerKind.ASSISTANT
-    assert "gemma-3-270m-q4_k_m.gguf" in status.models
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in status.models
     wrong_key = probe(RemoteEngine("other", other_assistant.url, api_key="sk-wrong"))
     assert wrong_key.problem is not None and "refused the API key (HTTP 401" in wrong_key.problem
 
@@ -409,7 +409,7 @@ def test_another_assistant_streams_a_reply_with_its_own_figures(
     other_assistant, assistant_home: Path
 ) -> None:
     engine = RemoteEngine("other", other_assistant.url, "sk-other", kind=ServerKind.ASSISTANT)
-    model = "gemma-3-270m-q4_k_m.gguf"
+    model = "SmolLM2-135M-Instruct.Q4_1.gguf"
     choice = turn.ModelChoice(model, engine="other")
     with Store() as store:
         conversation, _ = turn.begin_turn(store, None, HELLO[1]["content"], model=choice)
@@ -430,7 +430,7 @@ def test_stop_ends_another_assistants_reply_within_a_token(other_assistant) -> N
     params = GenerationParams(max_tokens=200, temperature=0.0, seed=1, ignore_eos=True)
     with OpenAIClient.for_engine(engine) as client:
         completion = client.chat(
-            HELLO, params, model="gemma-3-270m-q4_k_m.gguf", on_text=on_text, stop=stop
+            HELLO, params, model="SmolLM2-135M-Instruct.Q4_1.gguf", on_text=on_text, stop=stop
         )
     assert completion.finish_reason == "cancelled"
     assert len(seen) <= 3
@@ -455,7 +455,7 @@ def llama_server(starter_model_file: Path, tmp_path_factory: pytest.TempPathFact
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("wb")
     process = subprocess.Popen(
         [binary, "-m", str(starter_model_file), "--host", "127.0.0.1", "--port", str(port),
-         "-c", "2048", "-np", "1", "-t", "2", "-a", "gemma3-270m"],
+         "-c", "2048", "-np", "1", "-t", "2", "-a", "smollm2-135m"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -471,10 +471,10 @@ def test_llama_server_is_recognised_and_streams_with_usage(llama_server: str) ->
 
     status = probe(RemoteEngine("ls", llama_server))
     assert status.reachable and status.engine.kind is ServerKind.LLAMA_CPP
-    assert status.models == ("gemma3-270m",)
+    assert status.models == ("smollm2-135m",)
     pieces: list[str] = []
     with OpenAIClient.for_engine(status.engine) as client:
-        completion = client.chat(HELLO, PARAMS, model="gemma3-270m", on_text=pieces.append)
+        completion = client.chat(HELLO, PARAMS, model="smollm2-135m", on_text=pieces.append)
     assert completion.text == "".join(pieces) and completion.completion_tokens > 0
     assert completion.prompt_tokens > 10  # llama-server sends its usage chunk
 
@@ -483,5 +483,5 @@ def test_stop_ends_a_llama_server_reply_within_a_token(llama_server: str) -> Non
     stop, seen, on_text = stop_after(2)
     params = GenerationParams(max_tokens=300, temperature=0.9, seed=1)
     with _client(llama_server, kind=ServerKind.LLAMA_CPP) as client:
-        completion = client.chat(HELLO, params, model="gemma3-270m", on_text=on_text, stop=stop)
+        completion = client.chat(HELLO, params, model="smollm2-135m", on_text=on_text, stop=stop)
     assert completion.finish_reason == "cancelled" and len(seen) <= 3

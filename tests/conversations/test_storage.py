@@ -323,6 +323,21 @@ def test_search_operators_are_literal_and_unicode_works(store: Store) -> None:
 # -- export -----------------------------------------------------------------------------------
 
 
+def test_an_empty_reply_says_so_in_its_footer_and_export(store: Store) -> None:
+    from assistant.conversations.export import describe_message
+
+    conversation = store.create_conversation("Quiet", model="tiny.gguf")
+    store.add_message(conversation.id, "user", "Once upon a time")
+    reply = store.start_reply(conversation.id, "tiny.gguf")
+    store.finish_reply(reply.id, "", "stop", completion_tokens=0)
+    empty = store.message(reply.id)
+    assert "no text: the model ended its reply without any text" in describe_message(empty)
+    assert "no text" in as_text(store, conversation.id, ExportFormat.MARKDOWN)
+    stopped = store.start_reply(conversation.id, "tiny.gguf")
+    store.finish_reply(stopped.id, "", "cancelled")  # the person stopped it: nothing to explain
+    assert "no text" not in describe_message(store.message(stopped.id))
+
+
 def test_export_markdown_and_json(store: Store) -> None:
     conversation = store.create_conversation(
         "Export me", model="tiny.gguf", system_prompt="Be kind."

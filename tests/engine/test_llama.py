@@ -357,9 +357,27 @@ def test_fit_messages_cuts_only_before_user_turns() -> None:
 
 
 @pytest.mark.starter
-def test_starter_model_generates(starter_model: Path) -> None:
+def test_starter_model_answers_with_its_chat_template(starter_model: Path) -> None:
+    """The starter is an instruct model: asked for code, it writes a function."""
     e = Engine()
     loaded = e.load(starter_model, n_ctx=1024)
+    try:
+        assert e.info.architecture == "llama" and e.info.chat_template
+        assert not loaded.template_note  # its own template, not the plain format
+        c: Completion = e.generate(
+            chat("Write a Python function that reverses a string."),
+            GenerationParams(max_tokens=96, temperature=0.0, seed=1),
+        )
+        assert c.error is None and not c.is_empty
+        assert "def " in c.text, c.text
+    finally:
+        e.close()
+
+
+@pytest.mark.starter
+def test_gemma_base_model_generates(gemma_model: Path) -> None:
+    e = Engine()
+    loaded = e.load(gemma_model, n_ctx=1024)
     try:
         assert e.info.architecture == "gemma3"
         assert loaded.template_note == PLAIN_TEMPLATE_NOTE

@@ -325,8 +325,9 @@ def test_hardware_detect_reports_ram_and_why() -> None:
 
 
 @pytest.mark.starter
-def test_starter_estimate_within_15_percent_of_llama_cpp(
-    starter_model_file: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("model", ["starter_model_file", "gemma_model_file"])
+def test_real_model_estimate_within_15_percent_of_llama_cpp(
+    model: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The measure: every buffer llama.cpp allocates on load, as its log reports them.
 
@@ -336,6 +337,7 @@ def test_starter_estimate_within_15_percent_of_llama_cpp(
     """
     from assistant.engine.llama import Engine
 
+    starter_model_file: Path = request.getfixturevalue(model)
     info = read_gguf_info(starter_model_file)
     caplog.set_level(logging.DEBUG, logger="llama_cpp")
     engine = Engine()

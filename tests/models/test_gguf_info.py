@@ -212,6 +212,16 @@ def test_quantization_names(file_type: int, name: str | None) -> None:
 @pytest.mark.starter
 def test_starter_model(starter_model_file: Path) -> None:
     info = read_gguf_info(starter_model_file)
+    assert info.architecture == "llama"
+    assert info.quantization == "Q4_1"
+    assert info.chat_template and "<|im_start|>" in info.chat_template  # an instruct model
+    assert info.data_offset + info.tensor_data_bytes == starter_model_file.stat().st_size
+
+
+@pytest.mark.starter
+def test_gemma_model(gemma_model_file: Path) -> None:
+    starter_model_file = gemma_model_file
+    info = read_gguf_info(starter_model_file)
     assert info.architecture == "gemma3"
     assert info.quantization == "Q4_K_M"
     assert info.context_length == 32768

@@ -61,6 +61,29 @@ def test_starter_model_is_installed_without_network(starter_model_file: Path) ->
     assert library.resolve_model(None) == path
     assert [m.is_starter for m in library.installed_models()] == [True]
     assert library.ensure_starter_model() == path  # second call: no re-assembly
+    assert path.stat().st_mode & 0o777 == library.MODEL_FILE_MODE  # readable like any model
+
+
+@pytest.mark.starter
+def test_a_damaged_starter_package_is_refused_and_nothing_is_installed(
+    starter_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is checked against the sha256 the package's wheel recorded."""
+    assert library._recorded_sha256() is not None
+    damaged = tmp_path / library.STARTER_FILE
+    data = bytearray(starter_model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(library, "starter_source", lambda: damaged)
+    with pytest.raises(ModelError, match="damaged"):
+        library.ensure_starter_model()
+    assert list(paths.models_dir().iterdir()) == []  # no half-copied file is left behind
+
+
+def test_no_starter_package_means_no_starter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(library, "STARTER_PACKAGE", "no_such_starter_package")
+    assert library.starter_source() is None and not library.starter_available()
+    assert library.ensure_starter_model() is None
 
 
 def test_settings_round_trip_and_damaged_file() -> None:

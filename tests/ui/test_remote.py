@@ -25,7 +25,7 @@ from tests.ui.helpers import REPLY_TIMEOUT_MS, send
 
 pytestmark = pytest.mark.starter
 
-REMOTE = ModelChoice("gemma3-270m", engine="gpu-box")
+REMOTE = ModelChoice("smollm2-135m", engine="gpu-box")
 SYSTEM = "You are a helpful, concise assistant."
 
 
@@ -72,20 +72,20 @@ def test_add_an_engine_in_settings_pick_its_model_chat_and_see_the_mark(
     assert not window.header.remote_mark.isVisible()
     add_engine_in_settings(qtbot, window, proxy.url)
     qtbot.waitUntil(lambda: f"gpu-box · {LEAVES_MACHINE}" in picker_texts(window), timeout=10_000)
-    assert "gpu-box / gemma3-270m  ↗" in picker_texts(window)
+    assert "gpu-box / smollm2-135m  ↗" in picker_texts(window)
 
     pick_remote(qtbot, window)
     assert window.header.remote_mark.isVisible()
     assert window.header.remote_mark.text().startswith("↗ Leaves this machine")
     mark = window.header.remote_mark.text()
     assert "gpu-box" in mark and proxy.url in mark
-    assert window.header.model_picker.combo.currentText() == "gpu-box / gemma3-270m  ↗"
+    assert window.header.model_picker.combo.currentText() == "gpu-box / smollm2-135m  ↗"
 
     reply = send(qtbot, window, "Hello! Tell me about the sea.")
-    assert reply.engine == "gpu-box" and reply.model_file == "gemma3-270m"
+    assert reply.engine == "gpu-box" and reply.model_file == "smollm2-135m"
     assert reply.content and reply.finish_reason in ("stop", "length")
     shown = window.chat_view.toPlainText()
-    assert reply.content.strip()[:20] in shown and "gpu-box / gemma3-270m · " in shown
+    assert reply.content.strip()[:20] in shown and "gpu-box / smollm2-135m · " in shown
     assert proxy.chat_requests()[-1].body["messages"][-1]["content"].startswith("Hello!")
 
     # Local only: the engine disappears from the picker, and the chat goes back to this machine.
@@ -131,7 +131,7 @@ def test_a_new_context_size_keeps_a_remote_chat_on_its_engine(
         window.models.update_settings(dialog.result_settings())
     assert window.models.loaded.n_ctx == 1024  # reloaded here, for later
     assert window.session.remote == REMOTE and window.header.remote_mark.isVisible()
-    assert window.status_bar.model_label.text() == "gpu-box / gemma3-270m"
+    assert window.status_bar.model_label.text() == "gpu-box / smollm2-135m"
     assert not window.status_bar.progress.isVisible()
 
 
