@@ -121,6 +121,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(f"{entry.name:<32} {entry.params:>5}  {entry.license:<13} {pick}")
         print(f"    {entry.description}")
         print(f"    assistant models pull {best.spec if best else entry.repo}")
+    from assistant.models import recommend
+
+    suggestion = recommend.recommend(catalog.entries(), hw, args.ctx)
+    if suggestion is not None:
+        print(f"\nRecommended for this computer: {suggestion.sentence()}")
+        print(f"    assistant models pull {suggestion.variant.spec}")
     return EXIT_OK
 
 

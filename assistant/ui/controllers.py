@@ -7,6 +7,8 @@
   reply (ui/reply_stream.py).
 - ``ConversationsController`` (ui/conversations.py): the list, search, rename, delete, export.
 - ``EngineLink`` (ui/engine_link.py): the threads that talk to the engines.
+- ``FirstRun`` (ui/first_run.py): the model suggested for this machine while the starter is all
+  there is.
 
 The Store's SQLite connection belongs to the GUI thread; the workers get data, never the Store.
 """
@@ -21,6 +23,7 @@ from assistant.conversations.storage import Store
 from assistant.settings import Settings
 from assistant.ui.conversations import ConversationsController
 from assistant.ui.engine_link import EngineLink
+from assistant.ui.first_run import FirstRun
 from assistant.ui.model_manager import ModelManager
 from assistant.ui.remote_engines import RemoteEngines
 from assistant.ui.session import ChatSession
@@ -48,6 +51,8 @@ class Controllers(QObject):
             store, self.settings, self.models, self.link, self.remote_engines, self
         )
         self.conversations = ConversationsController(store, self.session, self)
+        self.first_run = FirstRun(self.settings, self)
+        self.models.models_changed.connect(self.first_run.on_models_changed)
         self._closed = False
         self.link.start()  # the engine process starts while the window opens
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from assistant import APP_NAME
 from assistant.chat.turn import ModelChoice, TurnState
+from assistant.models.hub import ModelVariant
 from assistant.records import Completion, LoadedModel
 from assistant.ui.banner import Banner
 from assistant.ui.chat_header import ChatHeader
@@ -34,6 +35,7 @@ from assistant.ui.chat_view import ChatView
 from assistant.ui.composer import Composer
 from assistant.ui.controllers import Controllers
 from assistant.ui.empty_state import EmptyState
+from assistant.ui.recommendation_card import RecommendationCard
 from assistant.ui.sidebar import Sidebar
 from assistant.ui.status_bar import StatusBar
 from assistant.ui.window_dialogs import WindowDialogs
@@ -81,6 +83,7 @@ class MainWindow(QMainWindow):
         self.sidebar = Sidebar()
         self.header = ChatHeader()
         self.banner = Banner()
+        self.recommendation = RecommendationCard()
         self.notice_label = QLabel()
         self.notice_label.setAccessibleName("Notice")
         self.notice_label.setWordWrap(True)
@@ -101,6 +104,7 @@ class MainWindow(QMainWindow):
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addWidget(self.header)
         right_layout.addWidget(self.banner)
+        right_layout.addWidget(self.recommendation)
         right_layout.addWidget(self.stack, 1)
         # In the chat too, not only in the status bar: a model loading is why Send waits.
         self.chat_progress = QProgressBar()
@@ -228,6 +232,9 @@ class MainWindow(QMainWindow):
             source.notice.connect(self.show_notice)
             source.error.connect(self.show_error)
         self.controllers.remote_engines.changed.connect(self.header.model_picker.set_engines)
+        self.controllers.first_run.recommended.connect(self.recommendation.show_recommendation)
+        self.recommendation.dismissed.connect(self.controllers.first_run.dismiss)
+        self.recommendation.download_requested.connect(self.download_recommended)
 
         self.sidebar.new_requested.connect(session.new_conversation)
         self.sidebar.open_requested.connect(session.open_conversation)
@@ -421,6 +428,13 @@ class MainWindow(QMainWindow):
     @Slot()
     def confirm_delete_all(self) -> None:
         self.dialogs.confirm_delete_all(self.sidebar.conversation_list.count())
+
+    @Slot(ModelVariant)
+    def download_recommended(self, variant: ModelVariant) -> None:
+        """One click: the Models page opens on the recommended model's download."""
+        self.dialogs.open_models()
+        assert self.dialogs.models_dialog is not None
+        self.dialogs.models_dialog.download(variant)
 
     @Slot()
     def open_monitor(self) -> None:

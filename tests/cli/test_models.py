@@ -114,3 +114,11 @@ def test_show_falls_back_to_catalog_offline() -> None:
     result = cli("show", "bartowski/Qwen2.5-7B-Instruct-GGUF")
     assert result.returncode == 0, result.stderr
     assert "built-in catalog" in result.stdout and "Q4_K_M" in result.stdout
+
+
+def test_catalog_ends_with_the_model_recommended_for_this_computer() -> None:
+    result = cli("catalog")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()
+    assert last[-2].startswith("Recommended for this computer: ") and "tokens/s" in last[-2]
+    assert last[-1].strip().startswith("assistant models pull ")
