@@ -53,6 +53,9 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "libwayland-client.so.0": ("libwayland-client0", "libwayland-client"),
     "libwayland-cursor.so.0": ("libwayland-cursor0", "libwayland-cursor"),
     "libwayland-egl.so.1": ("libwayland-egl1", "libwayland-egl"),
+    "libbrotlicommon.so.1": ("libbrotli1", "libbrotli"),
+    "libbrotlidec.so.1": ("libbrotli1", "libbrotli"),
+    "libgssapi_krb5.so.2": ("libgssapi-krb5-2", "krb5-libs"),
 }
 
 

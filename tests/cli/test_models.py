@@ -111,7 +111,7 @@ def test_expected_failures_are_one_line(server: HFServer) -> None:
 
 def test_show_falls_back_to_catalog_offline() -> None:
     # conftest's HF_ENDPOINT points nowhere.
-    result = cli("show", "bartowski/Qwen2.5-7B-Instruct-GGUF")
+    result = cli("show", "Qwen/Qwen3-8B-GGUF")
     assert result.returncode == 0, result.stderr
     assert "built-in catalog" in result.stdout and "Q4_K_M" in result.stdout
 
