@@ -186,7 +186,10 @@ class Scheduler:
             slot.tokens = engine.load_state(request.state_file, slot.seq_id)
         slot.state_key = request.state_key
         cached = self._reuse_prefix(slot, prompt)
-        own = engine.stop_strings if request.prompt is None else ()
+        # The chat format's own turn markers end a reply as its end token does, so ignore_eos
+        # (run to max_tokens, as llama-server does) sets both aside; the request's stops stay.
+        chat = request.prompt is None
+        own = engine.stop_strings if chat and not request.params.ignore_eos else ()
         thoughts = None
         on_text = request.on_text
         if request.prompt is None:  # a chat reply (a raw completion's text is left as it is)

@@ -393,6 +393,21 @@ def test_gemma_base_model_generates(gemma_model: Path) -> None:
         e.close()
 
 
+@pytest.mark.starter
+def test_ignore_eos_runs_a_plain_format_reply_to_max_tokens(gemma_model: Path) -> None:
+    """The plain format (a base model, no template) ends a turn at its own markers ("User:");
+    ignore_eos sets them aside as it does the end token, as llama-server runs to n_predict."""
+    e = Engine()
+    loaded = e.load(gemma_model, n_ctx=1024)
+    try:
+        assert loaded.template_note == PLAIN_TEMPLATE_NOTE
+        params = GenerationParams(max_tokens=64, temperature=0.0, seed=1, ignore_eos=True)
+        c = e.generate(chat("Once upon a time"), params)
+        assert c.completion_tokens == 64 and c.finish_reason == "length"
+    finally:
+        e.close()
+
+
 def test_two_user_turns_in_a_row_still_render_for_strict_templates(models: dict[str, Path]) -> None:
     """A stopped, empty reply leaves two user messages in a row: Gemma-like templates that
     insist on alternating roles must still get a valid conversation."""
