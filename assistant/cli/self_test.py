@@ -31,7 +31,7 @@ def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
     try:
         path = library.resolve_model(model)
         client = supervisor.start()
-        client.load(path, n_ctx=512, n_gpu_layers=-1)
+        loaded = client.load(path, n_ctx=512, n_gpu_layers=-1)
         completion = client.chat(
             [{"role": "user", "content": "Say hello."}],
             GenerationParams(max_tokens=8, temperature=0.0, seed=1),
@@ -63,7 +63,9 @@ def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
         supervisor.stop()
     print(
         f"self-test passed: {path.name} generated {completion.completion_tokens} tokens at "
-        f"{completion.tokens_per_s:.1f} tokens/s in the engine process; database ok; "
-        f"{time.monotonic() - started:.1f} s"
+        f"{completion.tokens_per_s:.1f} tokens/s in the engine process on {loaded.backend}; "
+        f"database ok; {time.monotonic() - started:.1f} s"
     )
+    if "found, but" in loaded.backend_note:  # a GPU this build cannot use: say so
+        print(f"note: {loaded.backend_note}")
     return EXIT_OK

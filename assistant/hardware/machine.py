@@ -178,7 +178,10 @@ def _gpu() -> tuple[bool, list[GpuDevice], str, str]:
         log.info("ggml device registry unavailable: %s", exc)
         devices = []
     if not offload:
-        return False, [], "CPU", "This llama.cpp build has no GPU backend (CPU only)."
+        from assistant.hardware import gpus
+
+        unused = gpus.unused_gpu_sentence(gpus.find_gpus())
+        return False, [], "CPU", unused or "This llama.cpp build has no GPU backend (CPU only)."
     if not devices:
         return (
             True,
