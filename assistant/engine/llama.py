@@ -565,10 +565,7 @@ def _load_failure(name: str) -> str:
 
 def _describe_backend(gpu_build: bool, layers: int, n_layers: int) -> tuple[str, str]:
     if not gpu_build:
-        from assistant.hardware import gpus
-
-        unused = gpus.unused_gpu_sentence(gpus.find_gpus())
-        return "CPU", unused or "This llama.cpp build has no GPU support; running on CPU."
+        return "CPU", machine.cpu_only_reason()
     gpus = list(machine.detect().devices)
     if layers == 0:
         return "CPU", "GPU offload is off (0 layers); running on CPU."

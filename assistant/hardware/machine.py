@@ -178,10 +178,7 @@ def _gpu() -> tuple[bool, list[GpuDevice], str, str]:
         log.info("ggml device registry unavailable: %s", exc)
         devices = []
     if not offload:
-        from assistant.hardware import gpus
-
-        unused = gpus.unused_gpu_sentence(gpus.find_gpus())
-        return False, [], "CPU", unused or "This llama.cpp build has no GPU backend (CPU only)."
+        return False, [], "CPU", cpu_only_reason()
     if not devices:
         return (
             True,
@@ -201,6 +198,23 @@ def _gpu() -> tuple[bool, list[GpuDevice], str, str]:
             "video memory free."
         )
     return True, devices, first.backend, why
+
+
+def cpu_only_reason() -> str:
+    """Why llama.cpp runs on the CPU here, for a person: a GPU module that was tried and not
+    used (and why), else a GPU this build cannot drive (and the command for one that can)."""
+    from assistant.hardware import backends, gpus
+
+    try:
+        tried = [m for m in backends.gpu_modules() if not m.loaded]
+    except Exception as exc:  # noqa: BLE001 - a broken install must not hide the rest
+        log.info("Could not list llama.cpp's GPU modules: %s", exc)
+        tried = []
+    if tried:
+        said = "; ".join(m.sentence() for m in tried)
+        return f"{said[0].upper()}{said[1:]}; running on the CPU."
+    unused = gpus.unused_gpu_sentence(gpus.find_gpus())
+    return unused or "This llama.cpp build has no GPU support; running on the CPU."
 
 
 def _ggml_devices() -> list[GpuDevice]:

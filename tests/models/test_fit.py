@@ -320,7 +320,7 @@ def test_hardware_detect_reports_ram_and_why() -> None:
     assert hw.total_ram > 256 * MiB and 0 < hw.available_ram <= hw.total_ram
     assert hw.why
     if not hw.gpu_offload:
-        assert hw.why == "This llama.cpp build has no GPU backend (CPU only)."
+        assert hw.why == machine.cpu_only_reason()  # tests/hardware/ covers its cases
         assert hw.backend == "CPU" and hw.devices == ()
 
 
