@@ -60,6 +60,12 @@ case "$(uname -s)" in
   Darwin) exe=dist/Assistant.app/Contents/MacOS/Assistant ;;
   *) exe=dist/Assistant/Assistant.exe ;;
 esac
-model=$("$py" -c 'from assistant.models import library; print(library.starter_source())')
-ASSISTANT_HOME=$(mktemp -d) QT_QPA_PLATFORM=offscreen "$exe" --self-test --model "$model"
+# The bundled starter model, installed from the bundle itself on a first run.
+ASSISTANT_HOME=$(mktemp -d) QT_QPA_PLATFORM=offscreen "$exe" --self-test
 echo "Built $root/$exe"
+
+# 4. Linux: a .deb, the one file a person downloads and double-clicks (the software centre
+#    installs it, and apt brings the desktop libraries Qt needs, which its Depends lists).
+if [ "$(uname -s)" = Linux ]; then
+  installers/make_deb.sh dist/Assistant
+fi

@@ -177,10 +177,17 @@ def check_gui() -> None:
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(["assistant-test"])
+    from assistant.ui.workers import wait_for_tasks
+
     view = ChatView()
     view.setMarkdown("**ok**")
     app.processEvents()
-    if view.toPlainText().strip() != "ok":
+    rendered = view.toPlainText().strip()
+    # Its background work (a code lexer loading) ends before the process does, or it would
+    # report to objects Python has already torn down.
+    wait_for_tasks(5000)
+    app.processEvents()
+    if rendered != "ok":
         raise AssistantError("the chat view did not render Markdown")
 
 
