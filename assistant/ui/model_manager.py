@@ -395,6 +395,8 @@ def _startup_model(default_model: str | None) -> tuple[Path | None, str | None]:
     Returns the path (None when there is none at all) and a problem worth telling the user.
     """
     problem = None
+    if default_model in library.FORMER_STARTERS and library.starter_available():
+        default_model = None  # an earlier version's starter: today's answers better
     if default_model:
         try:
             return library.find_model(default_model), None

@@ -118,3 +118,41 @@ def test_installed_files_get_ordinary_permissions(tmp_path: Path) -> None:
     source = write_tiny_model(tmp_path / "perm.gguf")
     installed = library.import_model(source)
     assert stat.S_IMODE(installed.path.stat().st_mode) == library.MODEL_FILE_MODE
+
+
+@pytest.mark.starter
+def test_the_installed_app_finds_the_starter_it_carries(
+    starter_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the PyInstaller bundle the starter lies in _internal/starter, without its package."""
+    import sys
+
+    bundle = tmp_path / "_internal"
+    (bundle / "starter").mkdir(parents=True)
+    carried = bundle / "starter" / library.STARTER_FILE
+    carried.write_bytes(starter_model_file.read_bytes())
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(bundle), raising=False)
+    assert library.starter_source() == carried
+    assert library.ensure_starter_model() == paths.models_dir() / library.STARTER_FILE
+
+
+@pytest.mark.starter
+def test_an_earlier_starter_gives_way_to_today_s(starter_model_file: Path) -> None:
+    """An upgrade from the version whose starter was Gemma 3 270M (a base model)."""
+    write_tiny_model(paths.models_dir() / "gemma-3-270m-q4_k_m.gguf")
+    Settings(default_model="gemma-3-270m-q4_k_m.gguf").save()
+    assert library.resolve_model(None) == paths.models_dir() / library.STARTER_FILE
+    assert all(m.is_starter for m in library.installed_models())
+
+
+def test_a_copy_left_by_a_killed_process_is_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_tiny_model(tmp_path / library.STARTER_FILE)
+    monkeypatch.setattr(library, "starter_source", lambda: source)
+    monkeypatch.setattr(library, "_recorded_sha256", lambda: None)
+    stale = paths.models_dir() / ".starter-x1y2.part"
+    stale.write_bytes(b"half a model")
+    assert library.ensure_starter_model() == paths.models_dir() / library.STARTER_FILE
+    assert not stale.exists()
