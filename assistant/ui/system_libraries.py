@@ -67,18 +67,25 @@ def qt_folder() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def platform_plugin(folder: Path) -> Path | None:
-    """The platform plugin Qt will load here: QT_QPA_PLATFORM's first choice, else Wayland
-    in a Wayland session, else xcb (X11). None for the ones that need no display libraries."""
-    wanted = os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
-    if not wanted:
-        wanted = "wayland" if os.environ.get("WAYLAND_DISPLAY") else "xcb"
-    if wanted in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "cocoa", "windows"):
-        return None
-    names = {"xcb": "libqxcb.so", "wayland": "libqwayland.so"}
+NO_DISPLAY_PLUGINS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "cocoa", "windows")
+SKIP_ENV = "ASSISTANT_SKIP_QT_CHECK"  # set to 1 to start Qt whatever this check finds
+
+
+def platform_candidates() -> list[str]:
+    """The platform plugins Qt will try, in its order: QT_QPA_PLATFORM's list, else Wayland
+    then X11 in a Wayland session, else X11."""
+    wanted = os.environ.get("QT_QPA_PLATFORM", "")
+    if wanted.strip():
+        return [p.split(":")[0].strip() for p in wanted.split(";") if p.strip()]
+    wayland = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("XDG_SESSION_TYPE") == "wayland"
+    return ["wayland", "xcb"] if wayland else ["xcb"]
+
+
+def platform_plugin(folder: Path, name: str) -> Path | None:
+    """The file of platform plugin ``name`` in this Qt (None if it has none)."""
     plugins = folder / "Qt" / "plugins" / "platforms"
-    plugin = plugins / names.get(wanted, f"libq{wanted}.so")
-    if wanted == "wayland" and not plugin.exists():  # older Qt: one plugin per shell
+    plugin = plugins / f"libq{name}.so"
+    if name == "wayland" and not plugin.exists():  # older Qt: one plugin per shell
         plugin = plugins / "libqwayland-generic.so"
     return plugin if plugin.exists() else None
 
@@ -119,19 +126,28 @@ def explain(missing: list[str], what: str) -> str:
 
 
 def desktop_problem() -> str | None:
-    """Why Qt could not show a window on this desktop, in words, or None if nothing is
-    missing that can be seen before trying (Linux only; elsewhere Qt ships what it needs)."""
-    if not sys.platform.startswith("linux"):
+    """Why Qt could not show a window on this desktop, in words, or None if it can, or if
+    nothing missing can be seen before trying (Linux only; elsewhere Qt ships what it needs).
+    Qt tries its platform plugins in turn, so this refuses only when every one of them lacks
+    something; ASSISTANT_SKIP_QT_CHECK=1 leaves it all to Qt."""
+    if not sys.platform.startswith("linux") or os.environ.get(SKIP_ENV) == "1":
         return None
     folder = qt_folder()
     if folder is None:
         return "The window cannot open: PySide6 (Qt) is not installed."
-    # Qt's own libraries first (libGL, fontconfig...), then the platform plugin's (xcb...).
+    # Qt's own libraries first (libGL, fontconfig...), then its platform plugins' (xcb...).
     gui = next(iter(sorted(folder.glob("QtGui*.so"))), None)
     if gui is not None and (missing := missing_libraries(gui)):
         return explain(missing, "Qt")
-    plugin = platform_plugin(folder)
-    if plugin is not None and (missing := missing_libraries(plugin)):
-        name = plugin.name.removeprefix("libq").removesuffix(".so")
-        return explain(missing, f"Qt's {name} platform plugin")
-    return None
+    problems = []
+    for name in platform_candidates():
+        if name in NO_DISPLAY_PLUGINS:
+            return None
+        plugin = platform_plugin(folder, name)
+        if plugin is None:
+            continue  # Qt says so itself, and tries the next one
+        missing = missing_libraries(plugin)
+        if not missing:
+            return None
+        problems.append(explain(missing, f"Qt's {name} platform plugin"))
+    return problems[0] if problems else None

@@ -39,12 +39,15 @@ def shared_object(folder: Path, name: str, needs: list[str]) -> Path:
     return target
 
 
-def fake_pyside(tmp_path: Path, gui_needs: list[str], xcb_needs: list[str]) -> Path:
+def fake_pyside(
+    tmp_path: Path, gui_needs: list[str], xcb_needs: list[str], wayland_needs: list[str] = ()
+) -> Path:
     folder = tmp_path / "PySide6"
     plugins = folder / "Qt" / "plugins" / "platforms"
     plugins.mkdir(parents=True)
     shared_object(folder, "QtGui.abi3.so", gui_needs)
     shared_object(plugins, "libqxcb.so", xcb_needs)
+    shared_object(plugins, "libqwayland.so", list(wayland_needs))
     return folder
 
 
@@ -99,7 +102,10 @@ def test_the_app_and_the_self_test_say_it_instead_of_crashing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import assistant.__main__ as entry
+    from assistant import files
     from assistant.errors import AssistantError
+
+    monkeypatch.setattr(files, "make_private_by_default", lambda: None)  # no umask for the rest
 
     folder = fake_pyside(tmp_path, [], [GHOST])
     monkeypatch.setattr(system_libraries, "qt_folder", lambda: folder)
@@ -116,4 +122,32 @@ def test_this_machine_s_qt_is_found_and_complete_offscreen(
 ) -> None:
     assert system_libraries.qt_folder() is not None
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert desktop_problem() is None
+
+
+def test_qt_tries_its_plugins_in_turn_and_so_does_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Wayland session: Qt tries wayland, then xcb; the window opens if either can load."""
+    folder = fake_pyside(tmp_path, [], xcb_needs=[GHOST], wayland_needs=[OTHER_GHOST])
+    monkeypatch.setattr(system_libraries, "qt_folder", lambda: folder)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    assert system_libraries.platform_candidates() == ["wayland", "xcb"]
+    problem = desktop_problem() or ""  # both lack something: the first is named
+    assert "Qt's wayland platform plugin" in problem and OTHER_GHOST in problem
+    monkeypatch.setenv("QT_QPA_PLATFORM", "wayland;offscreen")
+    assert desktop_problem() is None  # offscreen needs no display libraries
+    monkeypatch.setenv("QT_QPA_PLATFORM", "wayland;xcb")
+    assert desktop_problem() is not None
+    monkeypatch.setenv(system_libraries.SKIP_ENV, "1")
+    assert desktop_problem() is None  # the person's word: let Qt try
+
+
+def test_one_plugin_that_loads_is_enough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = fake_pyside(tmp_path, [], xcb_needs=[GHOST], wayland_needs=[])
+    monkeypatch.setattr(system_libraries, "qt_folder", lambda: folder)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     assert desktop_problem() is None
