@@ -66,6 +66,6 @@ echo "Built $root/$exe"
 
 # 4. Linux: a .deb, the one file a person downloads and double-clicks (the software centre
 #    installs it, and apt brings the desktop libraries Qt needs, which its Depends lists).
-if [ "$(uname -s)" = Linux ]; then
+if [ "$(uname -s)" = Linux ] && command -v dpkg-deb >/dev/null; then
   installers/make_deb.sh dist/Assistant
 fi

@@ -25,6 +25,7 @@ rm -rf "$stage"
 mkdir -p "$stage/DEBIAN" "$stage/opt" "$stage/usr/bin" "$stage/usr/share/applications" \
   "$stage/usr/share/icons/hicolor/scalable/apps" "$stage/usr/share/doc/assistant"
 cp -a "$bundle" "$stage/opt/assistant"
+chmod -R u+rwX,go+rX,go-w "$stage/opt/assistant"  # whatever the build's umask: all may run it
 ln -s /opt/assistant/Assistant "$stage/usr/bin/assistant"
 install -m644 resources/assistant.desktop "$stage/usr/share/applications/assistant.desktop"
 install -m644 resources/icons/assistant.svg \
@@ -46,26 +47,36 @@ find "$stage/opt/assistant" -type f \( -name '*.so*' -o -name Assistant \) -prin
   done |
   sed -n 's/^\s*\(\S*\) => \(.*\) (0x.*)$/\1 \2/p; s/^\s*\(\S*\) => not found$/\1 -/p' |
   sort -u > "$libs"
+unknown=$(mktemp)
 packages=$(
   while read -r soname path; do
     if [ "$path" = - ]; then
-      python3 - "$soname" <<'PY'
+      python3 - "$soname" <<'PY' || echo "$soname" >> "$unknown"
 import sys
 sys.path.insert(0, ".")
 from assistant.ui.system_libraries import PACKAGES
 name = sys.argv[1]
 if name not in PACKAGES:
-    sys.exit(f"{name}: needed by the bundle, absent here, and in no table: add it")
+    sys.exit(f"{name}: needed by the bundle, absent here, and in no table")
 print(PACKAGES[name][0])
 PY
       continue
     fi
     case "$(realpath "$path")" in "$stage"/*) continue ;; esac  # carried by the bundle
-    dpkg -S "$(realpath "$path")" 2>/dev/null | head -1 | cut -d: -f1 ||
-      dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1
+    owner=$( (dpkg -S "$(realpath "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null || true) |
+      grep -v '^diversion by' | sed -n '1s/:.*//p')
+    [ -n "$owner" ] && echo "$owner" || echo "$soname ($path)" >> "$unknown"
   done < "$libs" | sort -u
 )
 rm -f "$libs"
+if [ -s "$unknown" ]; then
+  echo "No Debian package is known for these libraries the bundle needs (add them to" >&2
+  echo "assistant/ui/system_libraries.py's table, or install them here):" >&2
+  cat "$unknown" >&2
+  rm -f "$unknown"
+  exit 1
+fi
+rm -f "$unknown"
 [ -n "$packages" ] || { echo "found no dependencies: ldd failed?" >&2; exit 1; }
 # The C library as new as the one it was built against (an older one lacks symbols it uses).
 glibc=$(ldd --version | sed -n '1s/.* //p')

@@ -11,6 +11,7 @@
 # kept in $ROOT (build/bare-debian) for the next run; each run installs the package afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ $# -eq 1 ] && [ -f "$1" ] || { echo "usage: $0 PATH/TO/assistant_VERSION_ARCH.deb" >&2; exit 2; }
 deb=$(realpath "$1")
 root=$(realpath -m "${ROOT:-build/bare-debian}")
 out=$(realpath -m "${OUT:-build/bare-debian-results}")
@@ -25,19 +26,30 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
   debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian
 fi
 mounted=()
+stop_app() {  # the app and its engine: the whole session setsid gave them
+  [ -n "${app:-}" ] && { kill -TERM -- "-$app" 2>/dev/null || true; wait "$app" 2>/dev/null || true; }
+  app=
+}
 cleanup() {
-  [ -n "${app:-}" ] && kill "$app" 2>/dev/null || true
+  stop_app
   [ -n "${xvfb:-}" ] && kill "$xvfb" 2>/dev/null || true
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    while mountpoint -q "${mounted[i]}"; do umount -l "${mounted[i]}" || break; done
+  done
 }
 trap cleanup EXIT
 for m in proc dev tmp/.X11-unix; do
   mkdir -p "$root/$m" "/$m"
-  case $m in proc) mount -t proc proc "$root/proc" ;; *) mount --bind "/$m" "$root/$m" ;; esac
   mounted+=("$root/$m")
+  mountpoint -q "$root/$m" && continue  # left by an interrupted run
+  case $m in proc) mount -t proc proc "$root/proc" ;; *) mount --bind "/$m" "$root/$m" ;; esac
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+# The app runs as a person would: an ordinary user, not root.
+person=(chroot --userspec=1000:1000 "$root" env -i PATH=/usr/bin:/bin HOME=/home/person
+  LANG=C.UTF-8 DISPLAY="$display")
+as_person() { "${person[@]}" "$@"; }
 
 # What a desktop has: X and Wayland client libraries, fonts; nothing of Qt's own needs.
 in_root apt-get update -qq
@@ -45,6 +57,7 @@ in_root apt-get purge -y -qq assistant >/dev/null 2>&1 || true
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   libx11-6 libxcb1 libwayland-client0 fonts-dejavu-core >/dev/null
 in_root apt-get autoremove -y -qq >/dev/null
+in_root id person >/dev/null 2>&1 || in_root useradd -m -u 1000 -s /bin/sh person
 in_root dpkg-query -W -f '${Package}\n' | sort > "$out/before.txt"
 
 cp "$deb" "$root/tmp/assistant.deb"
@@ -60,12 +73,11 @@ check "a desktop entry and an icon" test -f "$root/usr/share/applications/assist
 Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
 sleep 1
-home=/tmp/assistant-home
-in_root rm -rf "$home"
-check "assistant --self-test, on the X display, with the bundled starter" \
-  in_root env DISPLAY="$display" ASSISTANT_HOME="$home" assistant --self-test
+in_root rm -rf /home/person/.local/share/Assistant /home/person/.cache/Assistant
+check "assistant --self-test as an ordinary user (engine, bundled starter, database, Qt; the X11 plugin's libraries)" \
+  as_person assistant --self-test
 
-in_root env DISPLAY="$display" ASSISTANT_HOME="$home" assistant > "$out/app.log" 2>&1 &
+setsid "${person[@]}" assistant > "$out/app.log" 2>&1 &
 app=$!
 if DISPLAY=$display timeout 90 xdotool search --sync --onlyvisible --name '^Assistant$' >/dev/null; then
   sleep 5  # the starter model loads
@@ -75,9 +87,7 @@ else
   check "the window opens on the X server" false
   cat "$out/app.log"
 fi
-kill "$app" 2>/dev/null || true
-wait "$app" 2>/dev/null || true
-app=
+stop_app
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
