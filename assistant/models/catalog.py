@@ -43,6 +43,8 @@ class CatalogEntry:
     gated: bool = False
     tags: tuple[str, ...] = ()
     arch: ArchHint | None = None
+    # A mixture of experts reads only its active parameters for each token ("3.3B").
+    active_params: str = ""
 
     def variant(self, quantization: str | None = None) -> ModelVariant:
         return hub.find_variant(self.variants, quantization)
@@ -73,6 +75,7 @@ def _entry(raw: dict) -> CatalogEntry:
         gated=bool(raw.get("gated", False)),
         tags=tuple(raw.get("tags", ())),
         arch=arch,
+        active_params=raw.get("active_params", ""),
     )
 
 

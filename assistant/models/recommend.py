@@ -85,13 +85,18 @@ def memory_bandwidth() -> float:
     return 2 * size / best  # read and written
 
 
-def expected_speed(estimate: FitEstimate, cpu_bandwidth: float) -> float:
-    """Tokens/s from the bytes one token reads on each side and each side's bandwidth."""
-    weights = max(estimate.weights_bytes, 1)
+def expected_speed(
+    estimate: FitEstimate, cpu_bandwidth: float, read_fraction: float = 1.0, unified: bool = False
+) -> float:
+    """Tokens/s from the bytes one token reads on each side and each side's bandwidth.
+    ``read_fraction``: the share of the weights a token reads (a mixture of experts reads only
+    its active ones); ``unified``: a GPU that shares system memory reads at the CPU's speed."""
+    weights = max(estimate.weights_bytes, 1) * read_fraction
     on_gpu = weights * estimate.n_gpu_layers / max(estimate.n_layers, 1)
     if estimate.verdict is FitVerdict.FULL_GPU:
         on_gpu = weights
-    seconds = on_gpu / GPU_BANDWIDTH + (weights - on_gpu) / cpu_bandwidth
+    gpu_bandwidth = cpu_bandwidth if unified else GPU_BANDWIDTH
+    seconds = on_gpu / gpu_bandwidth + (weights - on_gpu) / cpu_bandwidth
     return 1 / seconds
 
 
@@ -113,12 +118,12 @@ def recommend(
             estimate = fit.estimate_variant(variant, shape, n_ctx, hardware)
             if estimate is None or not estimate.fits:
                 continue
-            if (
-                estimate.verdict is FitVerdict.CPU_ONLY
-                and estimate.total_bytes > RAM_SHARE * hardware.available_ram
-            ):
-                continue
-            speed = expected_speed(estimate, bandwidth)
+            in_ram = estimate.verdict is FitVerdict.CPU_ONLY or hardware.unified_memory
+            if in_ram and estimate.total_bytes > RAM_SHARE * hardware.available_ram:
+                continue  # the person's other apps need that memory too
+            active = parameters(entry, active=True)
+            read = active / parameters(entry) if active and parameters(entry) else 1.0
+            speed = expected_speed(estimate, bandwidth, read, hardware.unified_memory)
             fitting.append(Recommendation(entry, variant, estimate, speed))
     if not fitting:
         return None
@@ -135,9 +140,10 @@ def recommend(
     return max(fast, key=rank)
 
 
-def parameters(entry: CatalogEntry) -> float:
-    """Its parameter count in billions, from the catalog's "7.6B" (0 if it says none)."""
-    text = entry.params.strip().upper().removesuffix("B")
+def parameters(entry: CatalogEntry, active: bool = False) -> float:
+    """Its parameter count in billions, from the catalog's "7.6B" (0 if it says none); with
+    ``active``, those a mixture of experts reads per token (0 for a dense model)."""
+    text = (entry.active_params if active else entry.params).strip().upper().removesuffix("B")
     try:
         return float(text)
     except ValueError:

@@ -30,26 +30,33 @@ class FirstRun(QObject):
         self.settings = settings
         self.current: Recommendation | None = None
         self._asking = False
+        self._starter_only = False  # as the last list of installed models said
 
     @Slot(list)
     def on_models_changed(self, models: list[LocalModel]) -> None:
         starter_only = bool(models) and all(m.is_starter for m in models)
+        self._starter_only = starter_only
         if not starter_only or self.settings.extra.get(DISMISSED):
             self._show(None)
             return
         if self.current is None and not self._asking:
             self._asking = True
-            run_task(_recommend, self.settings.n_ctx, on_done=self._done, on_error=self._failed)
+            n_ctx = self.settings.n_ctx or 4096  # 0, "the model's own", would mean 40k-262k
+            run_task(_recommend, n_ctx, on_done=self._done, on_error=self._failed)
 
     def dismiss(self) -> None:
         """ "Not now": hidden, and not offered again."""
         self.settings.extra[DISMISSED] = True
-        self.settings.save()
+        try:
+            self.settings.save()
+        except OSError as exc:  # hidden now all the same; offered again next time
+            log.warning("Could not save the settings: %s", exc)
         self._show(None)
 
     def _done(self, recommendation: Recommendation | None) -> None:
         self._asking = False
-        if not self.settings.extra.get(DISMISSED):
+        # A model installed while this was worked out: the suggestion is moot.
+        if self._starter_only and not self.settings.extra.get(DISMISSED):
             self._show(recommendation)
 
     def _failed(self, exc: BaseException) -> None:

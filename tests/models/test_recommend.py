@@ -3,6 +3,8 @@ the CPU (it writes faster there than Q6_K), Q5_K_M on a GPU that holds it all.""
 
 from __future__ import annotations
 
+import pytest
+
 from assistant.hardware.machine import GpuDevice, Hardware
 from assistant.models import catalog
 from assistant.models.catalog import ArchHint, CatalogEntry
@@ -81,3 +83,24 @@ def test_the_shipped_catalog_and_this_machine_s_memory() -> None:
     r = recommend(catalog.entries(), cpu_box(16), cpu_bandwidth=40e9)
     assert r is not None and r.variant.quantization in ("Q4_K_M", "MXFP4")
     assert r.download_bytes > 0 and r.entry.license
+
+
+def test_a_mixture_of_experts_is_as_fast_as_its_active_parameters() -> None:
+    from dataclasses import replace
+
+    moe = replace(entry("Moe", 30.0, 48, 2048), active_params="3B")
+    dense = entry("Dense", 30.0, 48, 2048)
+    fast = recommend([moe], cpu_box(64), cpu_bandwidth=40e9)
+    slow = recommend([dense], cpu_box(64), cpu_bandwidth=40e9)
+    assert fast is not None and slow is not None
+    assert fast.tokens_per_s == pytest.approx(10 * slow.tokens_per_s)
+    assert recommend([moe, BIG], cpu_box(64), cpu_bandwidth=40e9).entry is moe  # larger, fast
+
+
+def test_a_gpu_that_shares_system_memory_leaves_room_and_reads_at_its_speed() -> None:
+    igpu = GpuDevice("Vulkan0", "Integrated", "Vulkan", True, 8 * GiB, 8 * GiB)
+    box = Hardware(8 * GiB, 8 * GiB, True, "Vulkan", (igpu,), "iGPU")
+    r = recommend(CATALOG, box, cpu_bandwidth=60e9)
+    assert r is not None and r.estimate.total_bytes <= 0.7 * 8 * GiB
+    # Read at the memory's 60 GB/s, not a discrete card's: Big Q5_K_M would be ~10 tokens/s.
+    assert r.tokens_per_s <= 60e9 / r.download_bytes * 1.01

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from assistant.models import library
 from assistant.models.recommend import Recommendation
 from assistant.settings import Settings
@@ -13,6 +15,22 @@ from assistant.ui.models_controller import ModelsController
 from tests.ui.conftest import fast_settings
 
 TIMEOUT = 20_000
+GiB = 1 << 30
+
+
+@pytest.fixture(autouse=True)
+def a_16_gib_cpu_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same machine wherever the tests run: 16 GiB, no GPU, 40 GB/s."""
+    from assistant.hardware.machine import Hardware
+    from assistant.models import catalog, recommend
+    from assistant.ui import first_run
+
+    box = Hardware(16 * GiB, 16 * GiB, False, "CPU", (), "CPU only")
+    monkeypatch.setattr(
+        first_run,
+        "_recommend",
+        lambda n_ctx: recommend.recommend(catalog.entries(), box, n_ctx, cpu_bandwidth=40e9),
+    )
 
 
 def starter_only(tiny_models: dict[str, Path]) -> Path:
@@ -67,3 +85,21 @@ def test_no_suggestion_once_a_model_of_the_person_s_own_is_installed(
     qtbot.wait(300)
     assert not window.recommendation.isVisible()
     assert window.controllers.first_run.current is None
+
+
+def test_a_model_installed_while_the_suggestion_is_worked_out_wins(qtbot, tiny_models) -> None:
+    from assistant.models.library import LocalModel
+    from assistant.ui.first_run import FirstRun
+    from assistant.ui.workers import wait_for_tasks
+
+    def model(name: str) -> LocalModel:
+        return LocalModel(Path(name), name, 1, "Q4_K_M", "llama", library.is_starter(name))
+
+    first_run = FirstRun(Settings())
+    shown: list[object] = []
+    first_run.recommended.connect(shown.append)
+    first_run.on_models_changed([model(library.STARTER_FILE)])
+    first_run.on_models_changed([model(library.STARTER_FILE), model("mine.gguf")])
+    assert wait_for_tasks(TIMEOUT)
+    qtbot.wait(100)  # the task's result reaches the GUI thread
+    assert shown == [] and first_run.current is None
