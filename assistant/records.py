@@ -113,6 +113,11 @@ class Completion:
         silently (small models do end a reply at once now and then)."""
         return is_empty_reply(self.text, self.finish_reason)
 
+    @property
+    def empty_note(self) -> str:
+        """What to say of it when ``is_empty`` ("" otherwise)."""
+        return empty_reply_note(self.text, self.reasoning, self.finish_reason)
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -146,6 +151,18 @@ class Completion:
 
 # What the chat, the CLI and an export say of a reply that ended without text.
 EMPTY_REPLY = "the model ended its reply without any text"
+# ... and of one whose every token went to its thinking (a reasoning model at max_tokens).
+ONLY_THOUGHT = "the model spent the whole reply thinking and wrote no answer"
+
+
+def empty_reply_note(text: str, reasoning: str | None, finish_reason: str | None) -> str:
+    """What to say of a reply with no answer text ("" when it has one, or failed, or was
+    stopped by the person)."""
+    if not is_empty_reply(text, finish_reason):
+        return ""
+    if (reasoning or "").strip() and finish_reason == FinishReason.LENGTH:
+        return f"{ONLY_THOUGHT}; a longer reply limit (Chat settings) gives it room"
+    return EMPTY_REPLY
 
 
 def is_empty_reply(text: str, finish_reason: str | None) -> bool:

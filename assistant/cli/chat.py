@@ -16,7 +16,7 @@ from assistant.cli import EXIT_OK
 from assistant.clients import remote
 from assistant.errors import AssistantError, EngineUnavailable
 from assistant.models import library
-from assistant.records import EMPTY_REPLY, FinishReason
+from assistant.records import FinishReason
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -110,8 +110,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         raise AssistantError(completion.error or "Generation failed.")
     if completion.is_empty:
         print(
-            f"note: {EMPTY_REPLY} (conversation {conversation_id}); ask again, or try another "
-            "model",
+            f"note: {completion.empty_note} (conversation {conversation_id}); ask again, or try "
+            "another model",
             file=sys.stderr,
         )
     return 130 if completion.finish_reason == FinishReason.CANCELLED else EXIT_OK

@@ -66,6 +66,8 @@ def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
         f"{completion.tokens_per_s:.1f} tokens/s in the engine process on {loaded.backend}; "
         f"database ok; {time.monotonic() - started:.1f} s"
     )
-    if "found, but" in loaded.backend_note:  # a GPU this build cannot use: say so
+    if loaded.backend == "CPU" and (  # a GPU, or a GPU module, this build does not use
+        "found, but" in loaded.backend_note or "tried but not used" in loaded.backend_note
+    ):
         print(f"note: {loaded.backend_note}")
     return EXIT_OK

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from assistant import APP_NAME, __version__
 from assistant.conversations.storage import Conversation, Message, Store
-from assistant.records import EMPTY_REPLY, FinishReason, is_empty_reply
+from assistant.records import FinishReason, empty_reply_note
 
 
 class ExportFormat(enum.StrEnum):
@@ -90,8 +90,10 @@ def describe_message(message: Message, *, export: bool = False) -> str:
         parts.append(FinishReason(message.finish_reason).label)
     elif message.role == "assistant" and message.finish_reason is None:
         parts.append("unfinished")
-    if message.role == "assistant" and is_empty_reply(message.content, message.finish_reason):
-        parts.append(f"no text: {EMPTY_REPLY}")
+    if message.role == "assistant" and (
+        note := empty_reply_note(message.content, message.reasoning, message.finish_reason)
+    ):
+        parts.append(f"no text: {note}")
     if export and message.error:
         parts.append(message.error)
     if message.completion_tokens:

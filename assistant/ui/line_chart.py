@@ -119,7 +119,8 @@ class LineChart(QWidget):
         return QPointF(x, y)
 
     def _label(self, value: float) -> str:
-        return f"{value:.3g}" + (f" {self.unit}" if self.unit else "")
+        number = f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+        return number + (f" {self.unit}" if self.unit else "")
 
 
 def nice_ceiling(value: float) -> float:

@@ -21,7 +21,7 @@ from assistant.chat.turn import ModelChoice, TurnState
 from assistant.conversations.storage import Message, Store
 from assistant.errors import StorageError
 from assistant.models.library import LocalModel
-from assistant.records import EMPTY_REPLY, Completion, FinishReason, LoadedModel
+from assistant.records import Completion, FinishReason, LoadedModel
 from assistant.settings import Settings
 from assistant.ui.chat_options import ChatOptions
 from assistant.ui.engine_link import EngineLink
@@ -431,7 +431,8 @@ class ChatSession(QObject):
             self.error.emit(completion.error)
         message = reply.finish(completion)
         if completion.is_empty:
-            self.notice.emit(f"{EMPTY_REPLY.capitalize()}. Regenerate (Ctrl+R) to ask again.")
+            note = completion.empty_note
+            self.notice.emit(f"{note[0].upper()}{note[1:]}. Regenerate (Ctrl+R) to ask again.")
         if completion.trimmed_messages:
             n = completion.trimmed_messages
             self.notice.emit(

@@ -700,3 +700,14 @@ def test_deleting_a_first_message_shows_the_other_version(store: Store) -> None:
     second = store.add_version(first.id, "Hey")
     store.delete_messages_from(second.id)
     assert [m.content for m in store.messages(cid)] == ["Hi", "Hello"]
+
+
+def test_a_reply_that_only_thought_says_so(store: Store) -> None:
+    from assistant.conversations.export import describe_message
+
+    conversation = store.create_conversation("Deep", model="qwen3.gguf")
+    store.add_message(conversation.id, "user", "Prove it")
+    reply = store.start_reply(conversation.id, "qwen3.gguf")
+    store.finish_reply(reply.id, "", "length", reasoning="First, consider...")
+    text = describe_message(store.message(reply.id))
+    assert "spent the whole reply thinking" in text and "reply limit" in text
