@@ -12,7 +12,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # Every file this process (and the engine it starts) creates is owner-only.
     files.make_private_by_default()
-    _restore_library_path()
     if argv[:1] == ["--cpu-probe"] and len(argv) == 2:
         # The CPU probe's child (engine/cpu_probe.py): kept out of the CLI's parser and help.
         from assistant.engine.cpu_probe import run_child
@@ -38,21 +37,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return run([sys.argv[0], *argv])
     return cli.run(args, check_gui=_check_gui)
-
-
-def _restore_library_path() -> None:
-    """In the installed app, PyInstaller points LD_LIBRARY_PATH at its own libraries; programs
-    it starts for us (xdg-open and the browser, for a link in the chat) must get the person's.
-    Our engine, the same executable, sets it again for itself."""
-    import os
-
-    if not getattr(sys, "frozen", False) or not sys.platform.startswith("linux"):
-        return
-    original = os.environ.pop("LD_LIBRARY_PATH_ORIG", None)
-    if original is not None:
-        os.environ["LD_LIBRARY_PATH"] = original
-    else:
-        os.environ.pop("LD_LIBRARY_PATH", None)
 
 
 def _check_gui() -> None:

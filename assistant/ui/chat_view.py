@@ -7,6 +7,8 @@ block boundaries markdown_stream.py.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 from PySide6.QtCore import QEvent, QUrl, Signal, Slot
@@ -395,7 +397,7 @@ class ChatView(QTextBrowser):
         elif scheme == "edit" and rest.isdigit():
             self.edit_requested.emit(int(rest))
         elif scheme in ("http", "https", "mailto"):
-            QDesktopServices.openUrl(url)
+            open_outside(url)
 
     def code_blocks(self) -> list[str]:
         """The code blocks shown, in the order their Copy links refer to them."""
@@ -434,3 +436,23 @@ def _footer(message: Message) -> str:
     if message.role != "assistant" or message.finish_reason is None:
         return ""  # still streaming: the footer comes when it ends
     return describe_message(message)
+
+
+def open_outside(url: QUrl) -> None:
+    """Open a link with the desktop's own program (xdg-open, the browser). In the installed app
+    PyInstaller points LD_LIBRARY_PATH at its own libraries, which that program must not load:
+    it gets the person's for this one start. (The app and its engine keep PyInstaller's.)"""
+    bundled = os.environ.get("LD_LIBRARY_PATH")
+    if not getattr(sys, "frozen", False) or bundled is None:
+        QDesktopServices.openUrl(url)
+        return
+    original = os.environ.get("LD_LIBRARY_PATH_ORIG")
+    try:
+        if original is None:
+            del os.environ["LD_LIBRARY_PATH"]
+        else:
+            os.environ["LD_LIBRARY_PATH"] = original
+        QDesktopServices.openUrl(url)
+    finally:
+        os.environ["LD_LIBRARY_PATH"] = bundled
+

@@ -553,3 +553,26 @@ def test_an_empty_reply_is_never_silent(qtbot, make_window, tiny_models, monkeyp
     assert reply.content.strip() == "" and reply.finish_reason == "stop"
     assert any("without any text" in n and "Regenerate" in n for n in notices), notices
     assert "no text: the model ended its reply without any text" in window.chat_view.toPlainText()
+
+
+def test_a_link_opens_with_the_person_s_libraries_in_the_installed_app(monkeypatch) -> None:
+    """PyInstaller's LD_LIBRARY_PATH is for the app and its engine, not for the browser."""
+    import os
+    import sys
+
+    from assistant.ui import chat_view
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(
+        chat_view.QDesktopServices,
+        "openUrl",
+        lambda url: seen.append(os.environ.get("LD_LIBRARY_PATH")),
+    )
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/assistant/_internal")
+    monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", "/home/person/lib")
+    chat_view.open_outside(QUrl("https://example.org"))
+    monkeypatch.delenv("LD_LIBRARY_PATH_ORIG")
+    chat_view.open_outside(QUrl("https://example.org"))
+    assert seen == ["/home/person/lib", None]
+    assert os.environ["LD_LIBRARY_PATH"] == "/opt/assistant/_internal"  # the app keeps its own
