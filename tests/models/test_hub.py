@@ -164,10 +164,18 @@ def test_split_parts_missing_are_skipped() -> None:
 
 
 def test_catalog_refresh_reads_live_sizes(hf_server: HFServer) -> None:
-    entry = catalog.find("bartowski/Qwen2.5-7B-Instruct-GGUF")
+    repo = "bartowski/Qwen2.5-Coder-7B-Instruct-GGUF"  # a catalog entry
+    entry = catalog.find(repo)
     assert entry is not None and all(v.approx for v in entry.variants)
-    _populate(hf_server)
-    fresh = catalog.refresh("bartowski/Qwen2.5-7B-Instruct-GGUF")
+    hf_server.add_repo(
+        repo,
+        {
+            "Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf": GGUF * 3,
+            "Qwen2.5-Coder-7B-Instruct-Q6_K.gguf": GGUF * 4,
+        },
+        gguf={"architecture": "qwen2", "context_length": 32768},
+    )
+    fresh = catalog.refresh(repo)
     assert fresh.name == entry.name  # curated text kept
     assert [v.quantization for v in fresh.variants] == ["Q4_K_M", "Q6_K"]  # what the Hub has
     assert all(not v.approx and v.sha256 for v in fresh.variants)
