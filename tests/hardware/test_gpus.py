@@ -75,28 +75,15 @@ def test_this_machine_s_own_bus_is_read_without_error() -> None:
     assert all(g.vendor in ("NVIDIA", "AMD", "Intel") for g in find_gpus())
 
 
-def gpu_module_that_needs(folder: Path, kind: str, soname: str) -> Path:
-    """libggml-KIND.so linked against ``soname``, which is then removed: a GPU module on a
-    machine without its driver."""
-    import subprocess
-
-    stub = folder / soname
-    command = ["gcc", "-shared", "-fPIC", "-o", str(stub), f"-Wl,-soname,{soname}"]
-    subprocess.run([*command, "-x", "c", "-"], input=b"int stub(void){return 0;}", check=True)
-    module = folder / f"libggml-{kind}.so"
-    command = ["gcc", "-shared", "-fPIC", "-o", str(module), "-Wl,--no-as-needed", str(stub)]
-    subprocess.run([*command, "-x", "c", "-"], input=b"int f(void){return 1;}", check=True)
-    stub.unlink()
-    return module
-
-
 @pytest.mark.skipif(__import__("shutil").which("gcc") is None, reason="needs gcc")
 def test_a_gpu_module_without_its_driver_is_named_with_the_loader_s_words(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from assistant.hardware import backends, machine
+    from tests.elf import shared_object
 
-    gpu_module_that_needs(tmp_path, "vulkan", "libvulkan-missing.so.1")
+    # A GPU module on a machine without its driver.
+    shared_object(tmp_path, "libggml-vulkan.so", ["libvulkan-missing.so.1"])
     (tmp_path / "libggml-cpu-haswell.so").write_bytes(b"")  # a CPU variant: not a GPU module
     [module] = backends.gpu_modules(tmp_path)
     assert (module.name, module.loaded) == ("Vulkan", False)

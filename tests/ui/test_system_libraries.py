@@ -4,7 +4,6 @@ shared objects built here with gcc whose dependencies are then taken away."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from assistant.ui import system_libraries
 from assistant.ui.system_libraries import desktop_problem, explain, missing_libraries
+from tests.elf import shared_object
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF and ldd: Linux"),
@@ -19,24 +19,6 @@ pytestmark = [
         shutil.which("gcc") is None or shutil.which("ldd") is None, reason="needs gcc and ldd"
     ),  # fmt: skip
 ]
-
-
-def shared_object(folder: Path, name: str, needs: list[str]) -> Path:
-    """``name``, a shared object that needs the libraries ``needs`` (by soname), which are then
-    deleted: the loader finds them nowhere, as on a desktop that lacks them."""
-    build = folder / "build"
-    build.mkdir(exist_ok=True)
-    links = []
-    for soname in needs:
-        stub = build / soname
-        command = ["gcc", "-shared", "-fPIC", "-o", str(stub), f"-Wl,-soname,{soname}"]
-        subprocess.run([*command, "-x", "c", "-"], input=b"int stub(void){return 0;}", check=True)
-        links.append(str(stub))
-    target = folder / name
-    command = ["gcc", "-shared", "-fPIC", "-o", str(target), "-Wl,--no-as-needed", *links]
-    subprocess.run([*command, "-x", "c", "-"], input=b"int f(void){return 1;}", check=True)
-    shutil.rmtree(build)
-    return target
 
 
 def fake_pyside(
