@@ -455,4 +455,3 @@ def open_outside(url: QUrl) -> None:
         QDesktopServices.openUrl(url)
     finally:
         os.environ["LD_LIBRARY_PATH"] = bundled
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -40,6 +41,9 @@ from assistant.ui.sidebar import Sidebar
 from assistant.ui.status_bar import StatusBar
 from assistant.ui.window_dialogs import WindowDialogs
 
+if TYPE_CHECKING:
+    from assistant.ui.models_controller import JobView  # the Models page loads when opened
+
 
 def icon_path() -> Path | None:
     here = Path(__file__).resolve()
@@ -61,6 +65,7 @@ class MainWindow(QMainWindow):
         self.models = controllers.models
         self.conversations = controllers.conversations
         self._model_note: str | None = None  # the loaded model's template note, if any
+        self._following_downloads = False
         self.setWindowTitle(APP_NAME)
         self.setAccessibleName(APP_NAME)
         self.setAcceptDrops(True)
@@ -433,8 +438,16 @@ class MainWindow(QMainWindow):
     def download_recommended(self, variant: ModelVariant) -> None:
         """One click: the Models page opens on the recommended model's download."""
         self.dialogs.open_models()
-        assert self.dialogs.models_dialog is not None
-        self.dialogs.models_dialog.download(variant)
+        dialog = self.dialogs.models_dialog
+        assert dialog is not None
+        if not self._following_downloads:  # the card hears how its download ends
+            dialog.controller.job_changed.connect(self._on_download_changed)
+            self._following_downloads = True
+        dialog.download(variant)
+
+    @Slot(object)
+    def _on_download_changed(self, job: JobView) -> None:
+        self.recommendation.on_download_changed(job.variant, job.state)
 
     @Slot()
     def open_monitor(self) -> None:

@@ -58,6 +58,16 @@ class RecommendationCard(QFrame):
         self.download_button.setText("Download")
         self.show()
 
+    def on_download_changed(self, variant: ModelVariant, state: str) -> None:
+        """A download's news: if it is this one's and it ended without the model (failed,
+        cancelled, paused), Download is offered again."""
+        r = self.recommendation
+        if r is None or variant != r.variant:
+            return
+        if state in ("failed", "cancelled", "paused"):
+            self.download_button.setEnabled(True)
+            self.download_button.setText("Resume" if state == "paused" else "Download")
+
     def _download(self) -> None:
         if self.recommendation is not None:
             self.download_button.setEnabled(False)

@@ -65,6 +65,11 @@ def test_the_starter_alone_brings_a_suggestion_one_click_from_its_download(
     assert asked == [shown.entry.repo]
     assert dialog.tabs.currentWidget() is dialog.downloads_tab
     assert not card.download_button.isEnabled()
+    # The download fails (the Models page says why): Download is offered again.
+    from assistant.ui.models_controller import JobView
+
+    dialog.controller.job_changed.emit(JobView(1, shown.variant, "failed", None, None, "x", False))
+    assert card.download_button.isEnabled() and card.download_button.text() == "Download"
 
 
 def test_not_now_is_remembered(qtbot, make_window, tiny_models) -> None:
