@@ -4,6 +4,7 @@ given, else the terminal face (assistant/cli/); ``--self-test`` checks both."""
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,33 +26,36 @@ def main(argv: list[str] | None = None) -> int:
         if args.model:
             parser.error("--model goes with --self-test; in the app, pick the model above the chat")
         # No command: the desktop app, once this desktop is known to be able to show it.
-        from assistant.ui.system_libraries import desktop_problem
+        from assistant.errors import AssistantError
 
-        if (problem := desktop_problem()) is not None:
-            print(f"assistant: {problem}", file=sys.stderr)
-            return 1
         try:
-            from assistant.ui.app import run
-        except ImportError as exc:  # Qt itself did not load (a library ldd could not name)
-            print(f"assistant: The window cannot open: Qt did not load ({exc}).", file=sys.stderr)
+            app = _desktop_app()
+        except AssistantError as exc:
+            print(f"assistant: {exc}", file=sys.stderr)
             return 1
-        return run([sys.argv[0], *argv])
+        return app.run([sys.argv[0], *argv])
     return cli.run(args, check_gui=_check_gui)
+
+
+def _desktop_app() -> ModuleType:
+    """``assistant.ui.app``, once this desktop can show its window (the libraries Qt's platform
+    plugins need are read first: Qt itself would abort); AssistantError says why not."""
+    from assistant.errors import AssistantError
+    from assistant.ui.system_libraries import desktop_problem
+
+    if (problem := desktop_problem()) is not None:
+        raise AssistantError(problem)
+    try:
+        from assistant.ui import app
+    except ImportError as exc:  # Qt itself did not load (a library ldd could not name)
+        raise AssistantError(f"The window cannot open: Qt did not load ({exc}).") from exc
+    return app
 
 
 def _check_gui() -> None:
     """The self-test's last step, in the one module that may reach both faces: Qt is imported
     only now, so a machine that cannot load it still hears how the engine and database did."""
-    from assistant.errors import AssistantError
-    from assistant.ui.system_libraries import desktop_problem
-
-    if (problem := desktop_problem()) is not None:  # the desktop's plugin, not offscreen's
-        raise AssistantError(problem)
-    try:
-        from assistant.ui.app import check_gui
-    except ImportError as exc:
-        raise AssistantError(f"The window cannot open: Qt did not load ({exc}).") from exc
-    check_gui()
+    _desktop_app().check_gui()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, Slot
+from PySide6.QtCore import QByteArray, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
@@ -65,7 +65,6 @@ class MainWindow(QMainWindow):
         self.models = controllers.models
         self.conversations = controllers.conversations
         self._model_note: str | None = None  # the loaded model's template note, if any
-        self._following_downloads = False
         self.setWindowTitle(APP_NAME)
         self.setAccessibleName(APP_NAME)
         self.setAcceptDrops(True)
@@ -440,9 +439,10 @@ class MainWindow(QMainWindow):
         self.dialogs.open_models()
         dialog = self.dialogs.models_dialog
         assert dialog is not None
-        if not self._following_downloads:  # the card hears how its download ends
-            dialog.controller.job_changed.connect(self._on_download_changed)
-            self._following_downloads = True
+        # The card hears how its download ends (connected once, however often it is asked).
+        dialog.controller.job_changed.connect(
+            self._on_download_changed, Qt.ConnectionType.UniqueConnection
+        )
         dialog.download(variant)
 
     @Slot(object)
