@@ -49,6 +49,12 @@ def partial_dir() -> Path:
     return _subdir("partial")
 
 
+def gpu_modules_dir(llama_version: str) -> Path:
+    """GPU modules built for this llama-cpp-python version (installers/gpu_module.sh); not
+    created here: most installs have none."""
+    return data_dir() / "gpu-modules" / llama_version
+
+
 def log_dir() -> Path:
     return _subdir("logs")
 
