@@ -64,17 +64,18 @@ def step_down(config: EngineConfig, effective: Mapping[str, Any]) -> EngineConfi
     probe), ``gpu_layers`` and ``n_ctx``.
     """
     step = config.step
+    # The GPU first: with layers on a GPU, a native crash is most often its driver's. (-1, the
+    # fit estimate decides, on a GPU build may offload too.)
+    if config.gpu_layers != 0 and int(effective.get("gpu_layers", 0) or 0) != 0:
+        return dataclasses.replace(
+            config, gpu_layers=0, step=step + 1, notes=(*config.notes, "without GPU layers")
+        )
     if config.extra_bufts and effective.get("extra_bufts", False):
         return dataclasses.replace(
             config,
             extra_bufts=False,
             step=step + 1,
             notes=(*config.notes, "without llama.cpp's extra buffer types (AMX, repacking)"),
-        )
-    # -1 (the fit estimate decides) on a GPU build may offload too.
-    if config.gpu_layers != 0 and int(effective.get("gpu_layers", 0) or 0) != 0:
-        return dataclasses.replace(
-            config, gpu_layers=0, step=step + 1, notes=(*config.notes, "without GPU layers")
         )
     n_ctx = int(effective.get("n_ctx", 0) or 0)
     current = min(n_ctx, config.max_ctx) if config.max_ctx else n_ctx

@@ -137,7 +137,6 @@ class Engine:
         else:
             layers = n_gpu_layers
         params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = layers
         params.use_extra_bufts = bool(extra_bufts and cpu_probe.extra_bufts_work())
         progress_callback = None
         if progress is not None:
@@ -152,17 +151,33 @@ class Engine:
             progress_callback = llama_cpp.llama_progress_callback(on_progress)
             params.progress_callback = progress_callback
 
-        llama_log.recent_problems.clear()
-        model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
-        del progress_callback  # llama.cpp calls it only during the load above
-        if not model:
-            raise ModelError(_load_failure(path.name))
-
-        try:
-            ctx, n_ctx = self._new_context(model, n_ctx, n_threads or machine.math_cores(), n_slots)
-        except BaseException:
-            llama_cpp.llama_model_free(model)
-            raise
+        # When the weights or the context do not fit where the estimate put them (another
+        # program took video memory, a driver counts differently), half the layers, then none:
+        # a slower model beats no model.
+        planned_layers = layers
+        attempts = [layers, max(1, min(layers, info.n_layers) // 2), 0] if layers > 0 else [0]
+        for attempt in dict.fromkeys(attempts):  # in order, without repeats
+            layers = params.n_gpu_layers = attempt
+            llama_log.recent_problems.clear()
+            model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+            try:
+                if not model:
+                    raise ModelError(_load_failure(path.name))
+                ctx, n_ctx = self._new_context(
+                    model, n_ctx, n_threads or machine.math_cores(), n_slots
+                )
+                break
+            except ModelError:
+                if model:
+                    llama_cpp.llama_model_free(model)
+                if attempt == 0:
+                    raise
+                log.warning("%s did not load with %d layers on the GPU", path.name, attempt)
+            except BaseException:
+                if model:
+                    llama_cpp.llama_model_free(model)
+                raise
+        del progress_callback  # llama.cpp calls it only during the loads above
         self._model, self._ctx = model, ctx
         self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._mem = llama_cpp.llama_get_memory(ctx)
@@ -177,6 +192,13 @@ class Engine:
             eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
         )
         backend, note = _describe_backend(gpu_build, layers, info.n_layers)
+        if layers != planned_layers:
+            asked = min(planned_layers, info.n_layers)
+            refused = f"It did not fit in video memory with {asked} of {info.n_layers} layers"
+            if layers == 0:
+                note = f"{refused}, nor with fewer; running on the CPU."
+            else:
+                note = f"{refused}. {note}"
         self._info = info
         self._loaded = LoadedModel(
             path=path,

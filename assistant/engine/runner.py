@@ -358,6 +358,8 @@ class Runner:
         }
         self._stage("load", model=str(path), step=config.step, **effective)
         crash_injection.maybe_crash("load", step=config.step)
+        if effective["gpu_layers"]:
+            crash_injection.maybe_crash("gpu-load", step=config.step)
         try:
             loaded = self._engine.load(
                 path,

@@ -97,12 +97,15 @@ def test_a_crash_at_the_first_decode_steps_down_on_the_second_and_is_remembered(
 
 def test_the_fallback_ladder_ends(tiny: Path) -> None:
     base = configs.EngineConfig()
+    # Layers on a GPU go first: with a GPU in play, its driver is the likeliest to crash.
     one = configs.step_down(base, {"extra_bufts": True, "gpu_layers": 20, "n_ctx": 4096})
-    assert one is not None and not one.extra_bufts
-    two = configs.step_down(one, {"extra_bufts": False, "gpu_layers": 20, "n_ctx": 4096})
-    assert two is not None and two.gpu_layers == 0
+    assert one is not None and one.gpu_layers == 0 and one.extra_bufts
+    two = configs.step_down(one, {"extra_bufts": True, "gpu_layers": 0, "n_ctx": 4096})
+    assert two is not None and not two.extra_bufts
     three = configs.step_down(two, {"extra_bufts": False, "gpu_layers": 0, "n_ctx": 4096})
     assert three is not None and three.max_ctx == 2048
+    one = configs.step_down(base, {"extra_bufts": True, "gpu_layers": 0, "n_ctx": 4096})
+    assert one is not None and not one.extra_bufts
     # Rungs that change nothing are skipped: no GPU layers were in use to begin with.
     skip = configs.step_down(one, {"extra_bufts": False, "gpu_layers": 0, "n_ctx": 1024})
     assert skip is not None and skip.max_ctx == 512 and skip.step == 2
