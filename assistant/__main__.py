@@ -18,6 +18,13 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.engine.cpu_probe import run_child
 
         return run_child(argv[1])
+    if argv == ["--hardware"]:
+        # machine.detect_in_child()'s child: GPU drivers run here, not in the app's process.
+        from assistant.engine.crash_injection import maybe_crash
+        from assistant.hardware.machine import print_child_answer
+
+        maybe_crash("hardware")
+        return print_child_answer()
     from assistant.cli import main as cli
 
     parser = cli.build_parser()

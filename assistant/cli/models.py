@@ -105,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    hw = machine.detect()
+    hw = machine.detect_in_child()
     for entry in catalog.entries():
         shape = fit.ModelShape.from_hint(entry.arch, entry.context_length) if entry.arch else None
         est = {
@@ -156,7 +156,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         note = "Hugging Face is unreachable: showing the built-in catalog (sizes approximate)."
     if not variants:
         raise RepoNotFound(f"{args.repo} has no GGUF model files.")
-    hw = machine.detect()
+    hw = machine.detect_in_child()
     shape = _shape_for(args.repo, variants, entry)
     est = {v: fit.estimate_variant(v, shape, args.ctx, hw) if shape else None for v in variants}
     best = fit.recommend(est)

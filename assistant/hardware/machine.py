@@ -53,10 +53,82 @@ class Hardware:
 
 
 def detect() -> Hardware:
-    """RAM and GPU as llama.cpp sees them now (cheap: call it when a page opens)."""
+    """RAM and GPU as llama.cpp sees them now, in this process: the engine's (loading llama.cpp's
+    GPU modules runs the GPU driver's code; the app and the CLI use detect_in_child())."""
     total, available = memory()
     offload, devices, backend, why = _gpu()
     return Hardware(total, available, offload, backend, tuple(devices), why)
+
+
+CHILD_FLAG = "--hardware"  # `assistant --hardware`: detect() as JSON, for detect_in_child()
+_CHILD_TTL_S = 30.0
+_child_answer: tuple[float, Hardware] | None = None
+
+
+def detect_in_child(timeout: float = 60.0) -> Hardware:
+    """detect(), with the GPU part asked of a child process, so that a GPU driver that crashes
+    or hangs while llama.cpp looks at it cannot take the app's window (or the CLI) with it.
+    The answer is kept for 30 seconds (a child costs about a second). A child that dies or does
+    not answer leaves no GPU, and says why."""
+    global _child_answer
+    import json
+    import time
+
+    from assistant import paths
+    from assistant.errors import describe_exit
+
+    now = time.monotonic()
+    if _child_answer is not None and now - _child_answer[0] < _CHILD_TTL_S:
+        return _child_answer[1]
+    total, available = memory()
+    try:
+        done = subprocess.run(
+            paths.assistant_command(CHILD_FLAG),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the check stopped: {describe_exit(done.returncode)}")
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        hw = Hardware(
+            total,
+            available,
+            bool(answer["gpu_offload"]),
+            str(answer["backend"]),
+            tuple(GpuDevice(**d) for d in answer["devices"]),
+            str(answer["why"]),
+        )
+    except subprocess.TimeoutExpired:
+        hw = Hardware(
+            total, available, False, "CPU", (), _no_gpu_answer(f"no answer in {timeout:.0f} s")
+        )
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        hw = Hardware(total, available, False, "CPU", (), _no_gpu_answer(str(exc)))
+    _child_answer = (now, hw)
+    return hw
+
+
+def _no_gpu_answer(why: str) -> str:
+    log.warning("Looking for GPUs failed: %s", why)
+    return f"Looking for GPUs through llama.cpp failed ({why}); counting on the CPU alone."
+
+
+def print_child_answer() -> int:
+    """The child's side of detect_in_child()."""
+    import dataclasses
+    import json
+
+    hw = detect()
+    answer = {
+        "gpu_offload": hw.gpu_offload,
+        "backend": hw.backend,
+        "devices": [dataclasses.asdict(d) for d in hw.devices],
+        "why": hw.why,
+    }
+    print(json.dumps(answer), flush=True)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +290,9 @@ def cpu_only_reason() -> str:
 
 
 def _ggml_devices() -> list[GpuDevice]:
-    from llama_cpp._ggml import libggml as lib
+    from assistant.hardware import backends
+
+    lib = backends.ggml()
 
     vp = ctypes.c_void_p
     lib.ggml_backend_dev_count.restype = ctypes.c_size_t

@@ -39,7 +39,7 @@ def _hardware(hw: Hardware | None) -> Hardware:
         return hw
     from assistant.hardware import machine
 
-    return machine.detect()
+    return machine.detect_in_child()
 
 
 def _report(

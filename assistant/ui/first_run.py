@@ -74,4 +74,4 @@ def _recommend(n_ctx: int) -> Recommendation | None:
     from assistant.hardware import machine
     from assistant.models import catalog, recommend
 
-    return recommend.recommend(catalog.entries(), machine.detect(), n_ctx)
+    return recommend.recommend(catalog.entries(), machine.detect_in_child(), n_ctx)

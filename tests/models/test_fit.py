@@ -355,3 +355,30 @@ def test_real_model_estimate_within_15_percent_of_llama_cpp(
         assert est.total_bytes == pytest.approx(measured, rel=0.15), (n_ctx, buffers)
         kv = sum(float(v) for k, v in buffers if k == "KV") * MiB
         assert est.kv_cache_bytes == pytest.approx(kv, rel=0.01)
+
+
+def test_the_app_asks_a_child_process_for_the_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's process never runs GPU driver code: a child answers, the same as detect()."""
+    monkeypatch.setattr(machine, "_child_answer", None)
+    here, child = machine.detect(), machine.detect_in_child()
+    assert (child.gpu_offload, child.backend, child.devices, child.why) == (
+        here.gpu_offload,
+        here.backend,
+        here.devices,
+        here.why,
+    )
+    assert child.total_ram == here.total_ram
+    assert machine.detect_in_child() is child  # kept for a while: a child costs a second
+
+
+def test_a_gpu_check_that_crashes_leaves_the_cpu_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from assistant.engine.crash_injection import ENV
+
+    monkeypatch.setattr(machine, "_child_answer", None)
+    monkeypatch.setenv(ENV, "hardware")  # the child dies of a real SIGSEGV
+    hw = machine.detect_in_child()
+    assert hw.gpu_offload is False and hw.devices == () and hw.total_ram > 0
+    assert hw.why.startswith("Looking for GPUs through llama.cpp failed (the check ")
+    assert "SIGSEGV" in hw.why and hw.why.endswith("counting on the CPU alone.")
