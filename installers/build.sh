@@ -7,7 +7,8 @@
 # points it at them). A native build would die with SIGILL on an older CPU.
 #
 # Needs Python 3.12 or 3.13, CMake and a C/C++ compiler. The llama.cpp build takes a while
-# (every CPU variant is compiled: about 25 minutes on two cores).
+# (every CPU variant is compiled: about 25 minutes on two cores, and the Vulkan module about 30
+# more: installers/gpu_module.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -49,6 +50,16 @@ mkdir -p "$lib"
 find build/llama-portable/bin -maxdepth 1 \( -name '*.so*' -o -name '*.dylib' -o -name '*.dll' \) \
   -exec cp -P {} "$lib"/ \;
 ls "$lib" | grep -q 'ggml-cpu-' || { echo "no CPU backend variants were built" >&2; exit 1; }
+# GPU modules beside the CPU ones, each loaded only where the machine can use it. Vulkan on Linux
+# and Windows (NVIDIA, AMD and Intel GPUs from one module; VULKAN=0 leaves it out); CUDA only
+# where NVIDIA's toolkit is installed and CUDA=1 asks for it. On macOS the build above already
+# has Metal (llama.cpp's default there).
+if [ "$(uname -s)" != Darwin ] && [ "${VULKAN:-1}" = 1 ]; then
+  PYTHON=$python installers/gpu_module.sh vulkan --into "$lib"
+fi
+if [ "${CUDA:-0}" = 1 ]; then
+  PYTHON=$python installers/gpu_module.sh cuda --into "$lib"
+fi
 
 # 3. The bundle, and a check that it runs: engine process, model, database, GUI toolkit.
 "$py" -m PyInstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller \

@@ -75,12 +75,18 @@ def find_gpus(sys_root: Path = Path("/"), lspci: bool = True) -> list[FoundGpu]:
 
 
 def rebuild_command(gpu: FoundGpu) -> str:
-    """The one command that replaces a source install's llama-cpp-python with a build that
-    runs on ``gpu`` (CUDA needs NVIDIA's CUDA toolkit; Vulkan needs libvulkan-dev and glslc)."""
-    flag = "-DGGML_CUDA=on" if gpu.backend == "CUDA" else "-DGGML_VULKAN=on"
+    """The one command that gives a source install a GPU build for ``gpu``.
+
+    Vulkan: llama.cpp's Vulkan module alone, built from the same sources as the installed
+    llama-cpp-python and loaded into it (installers/gpu_module.sh, which finds a shader compiler
+    with cooperative matrices, fetching Debian 13's where the system's lacks them). CUDA: the
+    well-trodden rebuild of llama-cpp-python with NVIDIA's toolkit.
+    """
+    if gpu.backend != "CUDA":
+        return "installers/gpu_module.sh vulkan"
     return (
-        f'CMAKE_ARGS="{flag}" .venv/bin/pip install --force-reinstall --no-cache-dir --no-deps '
-        f'"{PINNED}"'
+        'CMAKE_ARGS="-DGGML_CUDA=on" .venv/bin/pip install --force-reinstall --no-cache-dir '
+        f'--no-deps "{PINNED}"'
     )
 
 
@@ -92,8 +98,7 @@ def unused_gpu_sentence(gpus: list[FoundGpu]) -> str:
     needs = (
         "NVIDIA's CUDA toolkit"
         if gpu.backend == "CUDA"
-        else "the Vulkan headers and glslc "
-        "(Debian and Ubuntu: sudo apt install libvulkan-dev glslc)"
+        else "CMake, a C++ compiler and the GPU's Vulkan driver; about 6 minutes"
     )
     return (
         f"{gpu.name} found, but this llama.cpp build is CPU-only, so it runs on the CPU. For a "
