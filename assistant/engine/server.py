@@ -523,12 +523,16 @@ def _usage(c: Completion) -> dict[str, Any]:
 def _timings(c: Completion) -> dict[str, Any]:
     """llama-server's field, so clients written for it read ours too."""
     gen_s = c.completion_tokens / c.tokens_per_s if c.tokens_per_s else 0.0
+    prompt_n = c.prompt_tokens - c.cached_tokens
     return {
         "cache_n": c.cached_tokens,
-        "prompt_n": c.prompt_tokens - c.cached_tokens,
+        "prompt_n": prompt_n,
         "prompt_ms": round(c.ttft_s * 1000, 3),
+        "prompt_per_token_ms": round(c.ttft_s * 1000 / prompt_n, 3) if prompt_n else 0.0,
+        "prompt_per_second": round(prompt_n / c.ttft_s, 3) if c.ttft_s else 0.0,
         "predicted_n": c.completion_tokens,
         "predicted_ms": round(gen_s * 1000, 3),
+        "predicted_per_token_ms": round(1000 / c.tokens_per_s, 3) if c.tokens_per_s else 0.0,
         "predicted_per_second": round(c.tokens_per_s, 3),
     }
 
