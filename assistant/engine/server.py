@@ -6,8 +6,9 @@ Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/mo
 ``GET /v1/assistant/status``.
 
 This thread never touches llama.cpp: it validates, authenticates and streams, and hands jobs to
-the Runner. Text crosses from the inference thread through ``loop.call_soon_threadsafe`` into
-an asyncio queue per request. A client that disconnects, or cancels, sets the job's stop Event.
+the Runner. Text crosses from the inference thread through an outbox (handoff.py: one wake-up
+of the loop for each burst of pieces) into an asyncio queue per request. A client that
+disconnects, or cancels, sets the job's stop Event.
 
 Many clients at once: the Runner batches them (see runner.py). ``GET /metrics`` gives the
 figures in Prometheus' format; ``/v1/assistant/status`` lists the requests in flight. A full
@@ -42,6 +43,7 @@ from starlette.types import ASGIApp
 
 from assistant.engine import metrics
 from assistant.engine.gate import LOOPBACK_NAMES, Gate
+from assistant.engine.handoff import Outbox
 from assistant.engine.requests import (
     ApiError,
     bad_request,
@@ -87,6 +89,7 @@ class EngineServer:
         self.default_max_tokens = default_max_tokens
         self.started = time.time()
         self._jobs: dict[str, GenerateJob] = {}
+        self._outboxes: dict[asyncio.AbstractEventLoop, Outbox] = {}
 
     def app(
         self,
@@ -273,6 +276,12 @@ class EngineServer:
                 "model",
             ) from None
 
+    def _outbox(self, loop: asyncio.AbstractEventLoop) -> Outbox:
+        """The outbox of this event loop (one in the engine; tests may run several)."""
+        if loop not in self._outboxes:
+            self._outboxes[loop] = Outbox(loop)
+        return self._outboxes[loop]
+
     async def _generate(
         self,
         request: Request,
@@ -305,11 +314,13 @@ class EngineServer:
             # Saved KV caches hold the owner's conversations: theirs alone.
             raise bad_request("'assistant.kv_state' is for the app's own requests.", "assistant")
 
+        outbox = self._outbox(loop)
+
         def on_text(piece: str) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, ("content", piece))
+            outbox.put(pieces, ("content", piece))
 
         def on_reasoning(piece: str) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, ("reasoning_content", piece))
+            outbox.put(pieces, ("reasoning_content", piece))
 
         job = GenerateJob(
             messages=messages,
@@ -325,7 +336,8 @@ class EngineServer:
             client=_client_label(request),
             id=request_id,
         )
-        job.future.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, None))
+        # Through the same outbox as the text: the end never overtakes the last pieces.
+        job.future.add_done_callback(lambda _f: outbox.put(pieces, None))
         try:
             self.runner.submit(job)
         except EngineBusy as exc:
