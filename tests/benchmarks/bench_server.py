@@ -143,27 +143,18 @@ class LlamaServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = "bench"
-        self.log = tempfile.TemporaryFile()  # its system_info line says how it was built
         self.proc = subprocess.Popen(
             [str(binary), "-m", str(model), "-c", str(n_ctx), "-np", str(parallel), "-ngl", "0",
              "-t", str(threads), "--host", "127.0.0.1", "--port", str(self.port),
              "--api-key", self.key],
             stdout=subprocess.DEVNULL,
-            stderr=self.log,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_health(self.url)
-
-    def system_info(self) -> str:
-        self.log.seek(0)
-        for line in self.log.read().decode(errors="replace").splitlines():
-            if line.startswith("system_info:"):
-                return line.split("|", 1)[1].strip() if "|" in line else line
-        return "?"
 
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
-        self.log.close()
 
 
 class AssistantServe:
@@ -285,7 +276,6 @@ def load_part(
                     LlamaServer(binary, model, LOAD_CTX * LOAD_SLOTS, threads, LOAD_SLOTS),
                 )
             )
-            print(f"  llama-server system_info: {servers[0][1].system_info()}")  # type: ignore[union-attr]
             servers.append(
                 (f"ours, {LOAD_SLOTS} slots", AssistantServe(model, LOAD_CTX, LOAD_SLOTS))
             )
@@ -494,10 +484,17 @@ def builds_line(llama_server: Path) -> str:
         [str(llama_server), "--version"], capture_output=True, text=True, check=False
     )
     theirs = (version.stdout + version.stderr).strip().replace("\n", "; ")
+    cache = llama_server.resolve().parent.parent / "CMakeCache.txt"
+    wanted = ("CMAKE_BUILD_TYPE", "GGML_NATIVE", "GGML_OPENMP", "GGML_AVX512", "GGML_CPU_REPACK")
+    flags = [
+        line.split(":", 1)[0] + "=" + line.rsplit("=", 1)[1]
+        for line in (cache.read_text().splitlines() if cache.exists() else [])
+        if line.split(":", 1)[0] in wanted
+    ]
     return (
         f"{cpu_line()}\n"
         f"assistant serve: llama-cpp-python {llama_cpp.__version__} ({ours.strip()})\n"
-        f"llama-server: {theirs} (its system_info follows its first start)"
+        f"llama-server: {theirs}; CMake: {', '.join(flags) or 'its CMakeCache.txt not found'}"
     )
 
 
