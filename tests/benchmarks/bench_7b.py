@@ -48,6 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.benchmarks.bench_server import free_port  # noqa: E402
 from tests.benchmarks.cpu import cpu_line  # noqa: E402
 
 # Qwen2.5-7B's shape (config.json of Qwen/Qwen2.5-7B-Instruct).
@@ -176,14 +177,6 @@ def post(url: str, body: dict, key: str = "", timeout: float = 3600) -> dict:
         if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]")
     ]
     return events[-1] if events else json.loads(text)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_health(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
