@@ -331,43 +331,55 @@ def load_part(
     print()
 
 
-def scaling_part(binary: Path, model: Path, threads: int, widths: list[int], tokens: int) -> None:
-    """Aggregate tokens/s at each width: through HTTP, in-process (no HTTP), and llama.cpp's."""
+def scaling_part(
+    binary: Path, model: Path, threads: int, widths: list[int], tokens: int, rounds: int
+) -> None:
+    """Aggregate tokens/s at each width: through HTTP, in-process (no HTTP), and llama.cpp's.
+    The three take turns, ``rounds`` times; medians are shown (speeds drift on a shared VM)."""
     top = max(widths)
+    http: dict[int, list[float]] = {n: [] for n in widths}
+    in_process: dict[int, list[float]] = {n: [] for n in widths}
+    reference: dict[int, list[float]] = {n: [] for n in widths}
     with tempfile.TemporaryDirectory() as home:
         os.environ["ASSISTANT_HOME"] = home
         engine = AssistantServe(model, LOAD_CTX, slots=top)
         try:
             prompt_n = prompt_tokens(engine, model)
             load.burst(engine.url, engine.key, load_body(model, 4), 2)  # warm up
-            ours = {n: load.burst(engine.url, engine.key, load_body(model, tokens), n)
-                    for n in widths}  # fmt: skip
+            for _ in range(rounds):
+                for n in widths:
+                    result = load.burst(engine.url, engine.key, load_body(model, tokens), n)
+                    http[n].append(result.tokens_per_s)
+                child = subprocess.run(
+                    [sys.executable, __file__, "--engine-child", str(model), "--scaling",
+                     ",".join(map(str, widths)), "--load-tokens", str(tokens)],
+                    capture_output=True, text=True, check=True,
+                ).stdout  # fmt: skip
+                for k, v in json.loads(child.split("RESULT ", 1)[1]).items():
+                    if int(k) in in_process:
+                        in_process[int(k)].append(v)
+                out = subprocess.run(
+                    [str(binary), "-m", str(model), "-c", str(LOAD_CTX * top), "-b", "2048",
+                     "-ub", "512", "-npp", str(prompt_n), "-ntg", str(tokens), "-npl",
+                     ",".join(map(str, widths)), "-t", str(threads), "-ngl", "0",
+                     "--output-format", "jsonl"],
+                    capture_output=True, text=True, check=True,
+                ).stdout  # fmt: skip
+                for line in out.splitlines():
+                    if line.startswith("{"):
+                        row = json.loads(line)
+                        reference[int(row["pl"])].append(row["pl"] * row["tg"] / row["t"])
         finally:
             engine.close()
-    child = subprocess.run(
-        [sys.executable, __file__, "--engine-child", str(model), "--scaling",
-         ",".join(map(str, widths)), "--load-tokens", str(tokens)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    in_process = {int(k): v for k, v in json.loads(child.split("RESULT ", 1)[1]).items()}
-    out = subprocess.run(
-        [str(binary), "-m", str(model), "-c", str(LOAD_CTX * top), "-b", "2048", "-ub", "512",
-         "-npp", str(prompt_n), "-ntg", str(tokens), "-npl", ",".join(map(str, widths)),
-         "-t", str(threads), "-ngl", "0", "--output-format", "jsonl"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    reference = {}
-    for line in out.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            reference[int(row["pl"])] = row["pl"] * row["tg"] / row["t"]
     print(f"curve: a {prompt_n}-token prompt and {tokens} generated tokens per sequence; "
-          "generated tokens per second of wall time, prompts included. llama-batched-bench "
-          "decodes without sampling; ours samples every token")  # fmt: skip
+          "generated tokens per second of wall time, prompts included; medians of "
+          f"{rounds} alternating rounds. llama-batched-bench decodes without sampling; ours "
+          "samples every token")  # fmt: skip
     print(f"  {'sequences':>10}{'HTTP':>10}{'no HTTP':>10}{'llama-batched-bench':>22}"
           f"{'HTTP/ref':>10}{'no HTTP/ref':>13}")  # fmt: skip
+    med = statistics.median
     for n in widths:
-        a, b, c = ours[n].tokens_per_s, in_process[n], reference.get(n, float("nan"))
+        a, b, c = med(http[n]), med(in_process[n]), med(reference[n] or [float("nan")])
         print(f"  {n:>10}{a:>10.1f}{b:>10.1f}{c:>22.1f}{a / c:>10.3f}{b / c:>13.3f}")
     print()
 
@@ -537,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("all", "scaling"):
             batched = args.llama_server.with_name("llama-batched-bench")
             widths = [int(n) for n in args.scaling.split(",")]
-            scaling_part(batched, model, threads, widths, args.load_tokens)
+            scaling_part(batched, model, threads, widths, args.load_tokens, args.rounds)
     model = models[0]
     if args.part in ("all", "priority"):
         priority_part(model, args.chat_tokens, 15)
