@@ -7,7 +7,7 @@
 # points it at them). A native build would die with SIGILL on an older CPU.
 #
 # Needs Python 3.12 or 3.13, CMake and a C/C++ compiler. The llama.cpp build takes a while
-# (every CPU variant is compiled: about 25 minutes on two cores, and the Vulkan module about 30
+# (every CPU variant is compiled: about 25 minutes on two cores, and the Vulkan module about 6
 # more: installers/gpu_module.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,21 +10,21 @@
 # tests that run on Mesa's lavapipe.
 #
 # Vulkan: CMake, a C++ compiler, and glslc with cooperative matrices (vulkan_toolchain.sh finds
-#   or fetches one). About 30 minutes on two cores, most of it compiling shaders.
+#   or fetches one). About 6 minutes on two cores, most of it compiling shaders.
 # CUDA: NVIDIA's CUDA toolkit (nvcc); optional, and only where the toolkit is installed.
 #   Set CUDA_ARCHITECTURES (e.g. "86;89") to build for your card only, which is much faster.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 kind=${1:-}
 shift || true
 into=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --into) into=$2; shift 2 ;;
+    --into) into=$(realpath -m "$2"); shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 case $kind in vulkan | cuda) ;; *) echo "usage: $0 vulkan|cuda [--into DIR]" >&2; exit 2 ;; esac
+cd "$(dirname "$0")/.."  # after --into was made absolute
 python=${PYTHON:-python3.12}
 version=$(sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
 
@@ -65,4 +65,5 @@ if [ -z "$into" ]; then
 fi
 mkdir -p "$into"
 find "$out/bin" -maxdepth 1 -name "*ggml-$kind.*" -exec cp {} "$into"/ \;
+ls "$into" | grep -q "ggml-$kind" || { echo "no $kind module came out of the build" >&2; exit 1; }
 echo "Built the $kind module for llama-cpp-python $version into $into"

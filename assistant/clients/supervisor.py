@@ -4,9 +4,9 @@ Let it crash: llama.cpp can die natively (SIGSEGV in a CPU kernel, an abort in a
 and nothing in-process survives that. The supervisor reads the child's stage reports, and when
 the child dies it records how (signal or exit code) and where (loading, reading the prompt,
 generating, idle), restarts it, and when it dies twice in a row at the same stage with the same
-model, steps that model's configuration down one rung (configs.step_down): no extra buffer types
-(the AMX fix), then no GPU layers, then a smaller context. The stepped-down configuration is
-remembered, so the next start does not crash first.
+model, steps that model's configuration down one rung (configs.step_down): no GPU layers (when
+any were on a GPU), then no extra buffer types (the AMX fix), then a smaller context. The
+stepped-down configuration is remembered, so the next start does not crash first.
 
 The child never outlives us: it exits when its stdin, which we hold, closes, and that happens
 however this process ends (quit, crash, SIGKILL).

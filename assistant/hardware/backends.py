@@ -56,6 +56,12 @@ def ggml() -> ctypes.CDLL:
     with a registry of its own, where a loaded module would be invisible to llama.cpp. Symbols
     looked up through libllama's handle come from libllama's own dependencies.
     """
+    import sys
+
+    if sys.platform == "win32":  # one ggml.dll, and a DLL's lookup finds its own exports only
+        from llama_cpp._ggml import libggml
+
+        return libggml
     from llama_cpp import llama_cpp as bindings
 
     return bindings._lib

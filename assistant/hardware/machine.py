@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -62,28 +63,43 @@ def detect() -> Hardware:
 
 CHILD_FLAG = "--hardware"  # `assistant --hardware`: detect() as JSON, for detect_in_child()
 _CHILD_TTL_S = 30.0
-_child_answer: tuple[float, Hardware] | None = None
+_child_answer: tuple[float, Hardware, bool] | None = None  # when, the answer, whether it failed
+_child_lock = threading.Lock()
 
 
 def detect_in_child(timeout: float = 60.0) -> Hardware:
     """detect(), with the GPU part asked of a child process, so that a GPU driver that crashes
     or hangs while llama.cpp looks at it cannot take the app's window (or the CLI) with it.
-    The answer is kept for 30 seconds (a child costs about a second). A child that dies or does
-    not answer leaves no GPU, and says why."""
-    global _child_answer
-    import json
+    The GPU answer is kept for 30 seconds (a child costs about a second); RAM is read each
+    time. A child that dies or does not answer leaves no GPU, says why, and is not asked again
+    in this process."""
+    import dataclasses
     import time
+
+    global _child_answer
+    with _child_lock:  # one child at a time; callers meanwhile wait for its answer
+        now = time.monotonic()
+        if _child_answer is None or (
+            not _child_answer[2] and now - _child_answer[0] >= _CHILD_TTL_S
+        ):
+            gpu, failed = _ask_child(timeout)
+            _child_answer = (now, gpu, failed)
+        gpu = _child_answer[1]
+    total, available = memory()
+    return dataclasses.replace(gpu, total_ram=total, available_ram=available)
+
+
+def _ask_child(timeout: float) -> tuple[Hardware, bool]:
+    """The child's answer (RAM left at 0), and whether the check failed."""
+    import json
 
     from assistant import paths
     from assistant.errors import describe_exit
 
-    now = time.monotonic()
-    if _child_answer is not None and now - _child_answer[0] < _CHILD_TTL_S:
-        return _child_answer[1]
-    total, available = memory()
     try:
         done = subprocess.run(
             paths.assistant_command(CHILD_FLAG),
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -92,22 +108,20 @@ def detect_in_child(timeout: float = 60.0) -> Hardware:
         if done.returncode != 0:
             raise RuntimeError(f"the check stopped: {describe_exit(done.returncode)}")
         answer = json.loads(done.stdout.strip().splitlines()[-1])
-        hw = Hardware(
-            total,
-            available,
+        gpu = Hardware(
+            0,
+            0,
             bool(answer["gpu_offload"]),
             str(answer["backend"]),
             tuple(GpuDevice(**d) for d in answer["devices"]),
             str(answer["why"]),
         )
+        return gpu, False
     except subprocess.TimeoutExpired:
-        hw = Hardware(
-            total, available, False, "CPU", (), _no_gpu_answer(f"no answer in {timeout:.0f} s")
-        )
+        why = f"no answer in {timeout:.0f} s"
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
-        hw = Hardware(total, available, False, "CPU", (), _no_gpu_answer(str(exc)))
-    _child_answer = (now, hw)
-    return hw
+        why = str(exc)
+    return Hardware(0, 0, False, "CPU", (), _no_gpu_answer(why)), True
 
 
 def _no_gpu_answer(why: str) -> str:
