@@ -174,9 +174,12 @@ def gpu_modules(folder: Path | None = None) -> list[GpuModule]:
         if registered.get(name.lower()) and path not in _failed:
             modules.append(GpuModule(name, path, True))
             continue
-        why = _failed.get(path) or _loader_error(path) or "it loads, but found no usable device"
-        if name.lower() in registered and path not in _failed:
+        if path in _failed:
+            why = _failed[path]
+        elif name.lower() in registered:  # ggml took it, and it brought no device
             why = "it loaded, but found no GPU it can use"
+        else:
+            why = _loader_error(path) or "it loads, but found no usable device"
         modules.append(GpuModule(name, path, False, why))
     return modules
 
