@@ -44,6 +44,16 @@ def models_dir() -> Path:
     return _subdir("models")
 
 
+def embedding_models_dir() -> Path:
+    """Embedding GGUFs (documents): apart from the chat models, which the model picker lists."""
+    return _subdir("embedding-models")
+
+
+def documents_path() -> Path:
+    """The documents' database: collections, their files' text chunks and vectors."""
+    return data_dir() / "documents.db"
+
+
 def partial_dir() -> Path:
     """Downloads in progress, kept across restarts so that they resume."""
     return _subdir("partial")

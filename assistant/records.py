@@ -43,6 +43,11 @@ _FINISH_LABELS = {
 }
 
 
+# The embedding model documents use when none is chosen: all-MiniLM-L6-v2, converted from its
+# Python package (documents/embedding_models.py) into the embedding models folder.
+BUILTIN_EMBEDDING_FILE = "all-MiniLM-L6-v2.F16.gguf"
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     max_tokens: int = 1024

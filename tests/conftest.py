@@ -92,15 +92,35 @@ def proxy(llama_cpp_python_server):
         yield p
 
 
+@pytest.fixture(scope="session")
+def minilm_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """all-MiniLM-L6-v2 as a GGUF, converted once per session from its package (the built-in
+    embedding model of documents)."""
+    from assistant.documents import embedding_models
+
+    source = embedding_models.builtin_source()
+    if source is None:
+        pytest.skip(f"the embedding model's package is not installed: "
+                    f"{embedding_models.BUILTIN_HINT}")  # fmt: skip
+    target = tmp_path_factory.mktemp("minilm") / embedding_models.BUILTIN_FILE
+    return embedding_models.convert_zip(source, target)
+
+
+@pytest.fixture
+def minilm_model(minilm_model_file: Path, assistant_home: Path) -> Path:
+    """The built-in embedding model installed in this test's embedding models folder."""
+    return install_model(minilm_model_file, assistant_home, "embedding-models")
+
+
 def db_rows(home: Path, sql: str) -> list[tuple]:
     """Rows of a query on the conversation database of ``home``, read by sqlite3 itself."""
     with sqlite3.connect(home / "assistant.db") as db:
         return db.execute(sql).fetchall()
 
 
-def install_model(source: Path, home: Path) -> Path:
+def install_model(source: Path, home: Path, folder: str = "models") -> Path:
     """Put a model file into the models folder of ``home`` (hard link, no copy)."""
-    models = home / "models"
+    models = home / folder
     models.mkdir(exist_ok=True)
     target = models / source.name
     try:

@@ -51,6 +51,7 @@ STAGE_WORDS = {
     "prompt": "while reading the prompt",
     "generate": "while writing the reply",
     "idle": "while idle",
+    "embed": "while embedding text (documents)",
     "start": "while starting",
 }
 

@@ -109,6 +109,12 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.embedded_inputs = Counter(
+            "assistant_embedded_inputs", "Texts turned into vectors (/v1/embeddings).", registry=r
+        )
+        self.embedded_tokens = Counter(
+            "assistant_embedded_tokens", "Tokens of the texts embedded.", registry=r
+        )
         self.rate = TokenRate()
         gauges = {
             "assistant_requests_running": ("Requests being served in a slot.", running),
@@ -140,6 +146,10 @@ class Metrics:
                 completion.completion_tokens - 1
             )
             self.tpot.observe(max(0.0, per_token))
+
+    def embedded(self, inputs: int, tokens: int) -> None:
+        self.embedded_inputs.inc(inputs)
+        self.embedded_tokens.inc(tokens)
 
     def rejected(self) -> None:
         self.requests.labels("rejected").inc()

@@ -143,3 +143,26 @@ def parse_extension(body: dict[str, Any]) -> dict[str, Any]:
     ):
         raise bad_request("'assistant.kv_state' must be letters, digits and dashes.", "assistant")
     return ext
+
+
+def parse_embedding_input(body: dict[str, Any]) -> list[str] | list[list[int]]:
+    """``input`` of /v1/embeddings: a string, a list of strings, a list of token ids, or a list
+    of those lists (as OpenAI takes it)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(v, str) for v in value):
+            return value
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return [value]
+        if all(
+            isinstance(v, list)
+            and v
+            and all(isinstance(t, int) and not isinstance(t, bool) for t in v)  # fmt: skip
+            for v in value
+        ):
+            return value
+    raise bad_request(
+        "'input' must be a non-empty string, a list of strings, or token ids.", "input"
+    )

