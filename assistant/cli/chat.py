@@ -55,6 +55,12 @@ def add_chat_command(sub: Any) -> None:
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable replies")
     chat.add_argument("--temperature", type=float)
     chat.add_argument(
+        "--docs",
+        action="append",
+        metavar="NAME",
+        help="answer from this collection of your documents (`assistant docs`); repeatable",
+    )
+    chat.add_argument(
         "--stats",
         action="store_true",
         help="print tokens/s, time to first token and reused tokens to stderr",
@@ -83,7 +89,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
         elif args.continue_last and store.conversations():
             conversation = store.conversations()[0]
         engine_name = args.engine or (conversation.engine if conversation else None)
-        if engine_name and engine_name.lower() != endpoints.LOCAL_ENGINE:
+        remote_engine = bool(engine_name and engine_name.lower() != endpoints.LOCAL_ENGINE)
+        if remote_engine and args.docs:
+            raise AssistantError(
+                "--docs works with this machine's engine (it embeds the question); add "
+                "--engine local."
+            )
+        if remote_engine and engine_name:
             completion, conversation_id = _chat_remote(
                 args, settings, store, conversation, engine_name, prompt
             )
@@ -140,7 +152,7 @@ def _chat_local(
 
     local_conversation = conversation is not None and not conversation.engine
     wanted = args.model or (conversation.model if conversation and local_conversation else None)
-    with _engine(settings) as (client, supervisor):
+    with local_engine(settings) as (client, supervisor):
         if wanted is None and supervisor is None:
             # Someone else's engine (the app's, a `serve`): use what it has loaded.
             loaded_now = client.status().get("loaded")
@@ -163,7 +175,23 @@ def _chat_local(
         if loaded.safe_mode_note:
             print(f"note: {loaded.safe_mode_note}", file=sys.stderr)
         history = store.chat_history(conversation.id, settings.system_prompt)
+        hits = []
+        if args.docs:
+            from assistant.chat import sources
+
+            hits = sources.find_passages(
+                lambda texts, m: client.embed(texts, m, interactive=True),
+                args.docs,
+                prompt,
+                n_ctx=loaded.n_ctx,
+            )
+            history = sources.with_passages(history, hits)
+            if not hits:
+                print("note: nothing in your documents matched; answering without them",
+                      file=sys.stderr)  # fmt: skip
         reply = turn.Reply(store, conversation.id, model_path)
+        if hits:
+            store.set_sources(reply.message_id, sources.records(hits))
         # An engine of our own ends with this command: keep the conversation's KV cache
         # on disk so that the next turn starts where this one ended.
         kv_state = f"conversation-{conversation.id}" if supervisor is not None else None
@@ -185,6 +213,11 @@ def _chat_local(
             return crash.sentence() if crash is not None else str(exc)
 
         completion = _stream_reply(reply, send, unavailable)
+    if hits:
+        print("\nSources:")
+        for number, hit in enumerate(hits, 1):
+            where = f", {hit.passage.where}" if hit.passage.where else ""
+            print(f"[{number}] {hit.passage.path}{where}")
     _prune_states(store)
     return completion, conversation.id
 
@@ -246,7 +279,7 @@ def _chat_remote(
 
 
 @contextlib.contextmanager
-def _engine(settings: Settings) -> Iterator[tuple[EngineClient, Supervisor | None]]:
+def local_engine(settings: Settings) -> Iterator[tuple[EngineClient, Supervisor | None]]:
     """A running engine of this data directory, else one started for this command."""
     from assistant.clients.supervisor import Supervisor, find_running
 

@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from assistant.cli.chat import add_chat_command
     from assistant.cli.conversations import add_chats_command, add_search_and_export_commands
+    from assistant.cli.documents import add_documents_commands
     from assistant.cli.engines import add_engines_commands
     from assistant.cli.models import add_models_commands
     from assistant.cli.serve import add_serve_command
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_and_export_commands(sub)
     add_models_commands(sub)
     add_engines_commands(sub)
+    add_documents_commands(sub)
     return parser
 
 

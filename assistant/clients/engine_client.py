@@ -8,6 +8,7 @@ is still reading the prompt.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import uuid
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import numpy as np
 
 from assistant.clients.openai_client import OnText, OpenAIClient, _error_message, _json_or_none
 from assistant.clients.remote import sampling_fields
@@ -90,13 +92,31 @@ class EngineClient(OpenAIClient):
         self._raise_for_status(r.status_code, _json_or_none(r.content), r.headers)
         return r.json()
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
+    def _post(self, path: str, body: dict[str, Any], timeout: float | None = 60) -> Any:
         try:
-            r = self._http.post(path, json=body, timeout=60)
+            r = self._http.post(path, json=body, timeout=timeout)
         except httpx.HTTPError as exc:
             raise EngineUnavailable(f"The engine stopped answering ({exc}).") from exc
         self._raise_for_status(r.status_code, _json_or_none(r.content), r.headers)
         return r.json()
+
+    # -- embeddings ---------------------------------------------------------------------------
+
+    def embed(
+        self, texts: list[str], model: str | None = None, *, interactive: bool = False
+    ) -> np.ndarray:
+        """Unit vectors of ``texts`` (rows), from an embedding model beside the chat model;
+        texts longer than the model takes are cut (documents' passages, a long question).
+        ``interactive`` is a question being asked: it goes before indexing."""
+        body: dict[str, Any] = {"input": texts, "encoding_format": "base64", "truncate": True}
+        if model:
+            body["model"] = model
+        if not interactive:
+            body["priority"] = "background"
+        # No timeout: indexing waits while the person's reply is written, however long.
+        data = self._post("/v1/embeddings", body, timeout=None)["data"]
+        rows = [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in data]
+        return np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
     # -- load ---------------------------------------------------------------------------------
 

@@ -62,6 +62,11 @@ def as_markdown(conversation: Conversation, messages: list[Message]) -> str:
             quoted = "\n".join("> " + line for line in message.reasoning.splitlines())
             lines += ["", "> **Reasoning**", ">", quoted]
         lines += ["", message.content]
+        if sources := message.source_list:
+            lines += ["", "**Sources**", ""]
+            for number, source in enumerate(sources, 1):
+                where = f", {source['where']}" if source.get("where") else ""
+                lines.append(f"{number}. {source.get('path', '?')}{where}")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -193,3 +193,12 @@ def m008_index_unspaced_scripts_by_trigram(db: Database) -> None:
         """
         )
     )
+
+
+@migrations()
+def m009_add_message_sources(db: Database) -> None:
+    # The passages of the person's documents a reply was given (documents/), as a JSON list of
+    # objects: collection, path, where ("page 3", "lines 10-24"), page, line_start, line_end,
+    # text. They are shown under the reply, open the file, and are exported with it. NULL when
+    # the reply used no documents.
+    db.execute("ALTER TABLE messages ADD COLUMN sources TEXT")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import sqlite3
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Concatenate
+from typing import Any, Concatenate
 
 import sqlite_utils
 
@@ -87,9 +88,21 @@ class Message:
     reasoning: str | None = None  # the reply's reasoning, apart from its answer
     reasoning_ms: int | None = None  # how long the model thought before it answered
     parent_id: int | None = None  # the message it follows (None: the first)
+    sources: str | None = None  # JSON: the document passages it was given (see source_list)
     # Not columns: where it stands among the versions of its turn (1 of 1: the only one).
     version: int = field(default=1, metadata={"column": False})
     versions: int = field(default=1, metadata={"column": False})
+
+    @property
+    def source_list(self) -> list[dict[str, Any]]:
+        """The document passages the reply was given (documents), oldest first."""
+        if not self.sources:
+            return []
+        try:
+            value = json.loads(self.sources)
+        except ValueError:
+            return []
+        return [s for s in value if isinstance(s, dict)] if isinstance(value, list) else []
 
     @property
     def writer(self) -> str:
@@ -668,6 +681,17 @@ class Store:
             )  # fmt: skip
             conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, row[0]))
         return self._message(message_id)
+
+    @_boundary
+    def set_sources(self, message_id: int, sources: list[dict[str, Any]]) -> None:
+        """Record the document passages a reply was given (MessageNotFound if it is gone)."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE messages SET sources = ? WHERE id = ? AND role = 'assistant'",
+                (json.dumps(sources, ensure_ascii=False) if sources else None, message_id),
+            )
+            if cursor.rowcount == 0:
+                raise _message_not_found(message_id)
 
     @_boundary
     def edit_message(self, message_id: int, content: str) -> None:

@@ -87,6 +87,12 @@ class Embedder:
             n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, -n, True, False)
         return list(buf[: max(n, 0)])
 
+    def truncate(self, tokens: list[int]) -> list[int]:
+        """At most the model's length, keeping the closing token the tokenizer added ([SEP])."""
+        if len(tokens) <= self.n_ctx:
+            return tokens
+        return tokens[: self.n_ctx - 1] + tokens[-1:]
+
     def check(self, tokens: list[int]) -> None:
         if not tokens:
             raise RequestRejected("An input is empty; there is nothing to embed.")

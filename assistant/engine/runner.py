@@ -105,6 +105,7 @@ class EmbedJob:
     model: Path
     inputs: list[str] | list[list[int]]
     interactive: bool = False
+    truncate: bool = False  # cut inputs longer than the model takes (else: rejected)
     future: Future[Embeddings] = field(default_factory=Future)
     tokens: list[list[int]] = field(default_factory=list)  # the inputs, tokenized
     vectors: list[Any] = field(default_factory=list)  # done so far (arrays of rows)
@@ -375,7 +376,9 @@ class Runner:
                     embedder.tokenize(text) if isinstance(text, str) else list(text)
                     for text in job.inputs
                 ]
-                for tokens in job.tokens:
+                for i, tokens in enumerate(job.tokens):
+                    if job.truncate:
+                        job.tokens[i] = tokens = embedder.truncate(tokens)
                     embedder.check(tokens)
             done = sum(len(v) for v in job.vectors)
             self._stage("embed", model=str(job.model))

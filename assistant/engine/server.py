@@ -282,7 +282,13 @@ class EngineServer:
             raise ApiError(
                 404, str(exc), "invalid_request_error", "model_not_found", "model"
             ) from None
-        job = EmbedJob(path, inputs, interactive=_is_owner(request))
+        truncate = body.get("truncate", False)
+        if not isinstance(truncate, bool):
+            raise bad_request("'truncate' must be true or false.", "truncate")
+        # The app's questions go before indexing, and before other apps' requests; the app's
+        # own indexing says "background".
+        interactive = _is_owner(request) and body.get("priority") != "background"
+        job = EmbedJob(path, inputs, interactive=interactive, truncate=truncate)
         self.runner.embed(job)
         try:
             result = await asyncio.wrap_future(job.future)

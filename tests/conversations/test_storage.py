@@ -387,7 +387,8 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
                                "m005_add_reasoning_time",
                                "m006_add_conversation_settings",
                                "m007_messages_as_a_tree",
-                               "m008_index_unspaced_scripts_by_trigram"]  # fmt: skip
+                               "m008_index_unspaced_scripts_by_trigram",
+                               "m009_add_message_sources"]  # fmt: skip
             assert (
                 store.db.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
                 == schema
