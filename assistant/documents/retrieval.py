@@ -56,8 +56,8 @@ def search(
     if min_similarity > 0:
         # Keyword matches at least half as strong as the best one (a passage that shares
         # one common word with the question is no match).
-        best = keyword[0][1] if keyword else 0.0
-        matched = {i for i, score in keyword if score <= best * KEYWORD_FLOOR}
+        strongest = keyword[0][1] if keyword else 0.0
+        matched = {i for i, score in keyword if score <= strongest * KEYWORD_FLOOR}
         rankings = [
             [i for i in ranking if i in matched or similar.get(i, 0.0) >= min_similarity]
             for ranking in rankings
