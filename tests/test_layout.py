@@ -34,10 +34,22 @@ WINGS: dict[str, set[str]] = {
     "conversations": set(),
     "engine": {"hardware", "models"},
     "clients": set(),
-    "chat": {"conversations", "models"},
-    "cli": {"hardware", "models", "conversations", "engine", "clients", "chat"},
-    "ui": {"hardware", "models", "conversations", "clients", "chat"},  # the GUI runs no engine
-    "__main__": {"hardware", "models", "conversations", "engine", "clients", "chat", "cli", "ui"},
+    "documents": set(),  # reading, chunks, the index; embeddings come through a callable
+    "chat": {"conversations", "models", "documents"},
+    "cli": {"hardware", "models", "conversations", "engine", "clients", "chat", "documents"},
+    # The GUI runs no engine.
+    "ui": {"hardware", "models", "conversations", "clients", "chat", "documents"},
+    "__main__": {
+        "hardware",
+        "models",
+        "conversations",
+        "engine",
+        "clients",
+        "chat",
+        "cli",
+        "ui",
+        "documents",
+    },
 }
 # Named exceptions, each with its reason.
 ALLOWED_EDGES = {

@@ -29,6 +29,8 @@ class ChatSettings:
     max_tokens: int | None = None
     n_ctx: int | None = None  # the context length this chat's model is loaded with
     seed: int | None = None  # None: a new random seed for every reply
+    # The collections of the person's documents this chat answers from (documents/).
+    documents: tuple[str, ...] = ()
 
     def params(self, settings: Settings) -> GenerationParams:
         """What the engine is asked for: this chat's choices over the app's defaults."""
@@ -49,7 +51,11 @@ class ChatSettings:
         """The sampling settings of a preset; length, context and seed stay as they are."""
         preset = PRESETS[name]
         return dataclasses.replace(
-            preset, max_tokens=self.max_tokens, n_ctx=self.n_ctx, seed=self.seed
+            preset,
+            max_tokens=self.max_tokens,
+            n_ctx=self.n_ctx,
+            seed=self.seed,
+            documents=self.documents,
         )
 
     def preset_name(self) -> str | None:
@@ -60,7 +66,7 @@ class ChatSettings:
         return None
 
     def to_json(self) -> str | None:
-        values = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, ())}
         return json.dumps(values, sort_keys=True) if values else None
 
     @classmethod
@@ -78,6 +84,10 @@ class ChatSettings:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             value = data.get(f.name)
+            if f.name == "documents":
+                if isinstance(value, list):
+                    values[f.name] = tuple(v for v in value if isinstance(v, str) and v)
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             values[f.name] = int(value) if f.type == "int | None" else float(value)

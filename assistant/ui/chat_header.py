@@ -3,15 +3,35 @@ this chat's messages go to a remote engine."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
+from assistant.chat.settings import ChatSettings
 from assistant.chat.turn import ModelChoice
 from assistant.ui.model_picker import ModelPicker
 
 
 class ChatHeader(QWidget):
+    """Signals:
+    documents_chosen(object): the collections this chat answers from now (a tuple of names).
+    manage_documents_requested().
+    """
+
+    documents_chosen = Signal(object)
+    manage_documents_requested = Signal()
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        # Which of the person's document collections this chat answers from.
+        self.documents_button = QToolButton()
+        self.documents_button.setAccessibleName("Documents")
+        self.documents_button.setToolTip("Answer from your own files, with their sources")
+        self.documents_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.documents_menu = QMenu(self.documents_button)
+        self.documents_button.setMenu(self.documents_menu)
+        self._collections: list[str] = []
+        self._chosen: tuple[str, ...] = ()
+        self._build_documents_menu()
         self.model_picker = ModelPicker()
         self.settings_button = QToolButton()
         self.settings_button.setText("Chat settings")
@@ -31,6 +51,7 @@ class ChatHeader(QWidget):
         self.remote_mark.hide()
         row = QHBoxLayout()
         row.addWidget(self.model_picker, 1)
+        row.addWidget(self.documents_button)
         row.addWidget(self.settings_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -52,3 +73,33 @@ class ChatHeader(QWidget):
             "The history stays on this computer."
         )
         self.remote_mark.show()
+
+    @Slot(list)
+    def set_collections(self, collections: list) -> None:
+        """The collections there are (documents.index.Collection records)."""
+        self._collections = [c.name for c in collections]
+        self._build_documents_menu()
+
+    @Slot(object)
+    def show_chat_settings(self, settings: ChatSettings) -> None:
+        """The open chat's settings: the collections it answers from."""
+        self._chosen = tuple(settings.documents)
+        self._build_documents_menu()
+
+    def _build_documents_menu(self) -> None:
+        menu = self.documents_menu
+        menu.clear()
+        for name in self._collections:
+            action = menu.addAction(name)
+            action.setCheckable(True)
+            action.setChecked(name in self._chosen)
+            action.toggled.connect(lambda on, n=name: self._toggle(n, on))
+        if self._collections:
+            menu.addSeparator()
+        menu.addAction("Manage documents...", self.manage_documents_requested.emit)
+        chosen = [n for n in self._chosen if n in self._collections]
+        self.documents_button.setText(f"Documents ({len(chosen)})" if chosen else "Documents")
+
+    def _toggle(self, name: str, on: bool) -> None:
+        chosen = [n for n in self._chosen if n != name] + ([name] if on else [])
+        self.documents_chosen.emit(tuple(chosen))

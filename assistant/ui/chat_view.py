@@ -308,6 +308,19 @@ class ChatView(QTextBrowser):
         if footer:
             cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
             cursor.insertText(footer, self._muted_format())
+        sources = message.source_list if message.role == "assistant" else []
+        if sources and message.finish_reason is not None:
+            # "Sources: [1] notes.md, lines 3-10  [2] manual.pdf, page 4", each opening its file.
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+            cursor.insertText("Sources:", self._muted_format())
+            for number, source in enumerate(sources, 1):
+                path = str(source.get("path", ""))
+                name = path.replace("\\", "/").rsplit("/", 1)[-1]
+                where = f", {source['where']}" if source.get("where") else ""
+                cursor.insertText("  ", self._muted_format())
+                link = self._link_format(QUrl.fromLocalFile(path).toString())
+                link.setToolTip(f"{path}{where}\n\n{str(source.get('text', ''))[:400]}")
+                cursor.insertText(f"[{number}] {name}{where}", link)
 
     def _thought_label_format(self) -> QTextCharFormat:
         f = self._muted_format()
@@ -397,6 +410,8 @@ class ChatView(QTextBrowser):
         elif scheme == "edit" and rest.isdigit():
             self.edit_requested.emit(int(rest))
         elif scheme in ("http", "https", "mailto"):
+            open_outside(url)
+        elif scheme == "file":  # a reply's source: the person's own file, in its own program
             open_outside(url)
 
     def code_blocks(self) -> list[str]:

@@ -7,6 +7,8 @@
   reply (ui/reply_stream.py).
 - ``ConversationsController`` (ui/conversations.py): the list, search, rename, delete, export.
 - ``EngineLink`` (ui/engine_link.py): the threads that talk to the engines.
+- ``DocumentsController`` (ui/documents_controller.py): the person's document collections and
+  their background indexing.
 - ``FirstRun`` (ui/first_run.py): the model suggested for this machine while the starter is all
   there is.
 
@@ -22,6 +24,7 @@ from PySide6.QtCore import QObject, QThread
 from assistant.conversations.storage import Store
 from assistant.settings import Settings
 from assistant.ui.conversations import ConversationsController
+from assistant.ui.documents_controller import DocumentsController
 from assistant.ui.engine_link import EngineLink
 from assistant.ui.first_run import FirstRun
 from assistant.ui.model_manager import ModelManager
@@ -52,6 +55,9 @@ class Controllers(QObject):
         )
         self.conversations = ConversationsController(store, self.session, self)
         self.first_run = FirstRun(self.settings, self)
+        self.documents = DocumentsController(self.models.engine_access, self)
+        # Indexing needs the engine: it starts (or goes on from a closed app's run) with it.
+        self.models.engine_started.connect(self.documents.resume)
         self.models.models_changed.connect(self.first_run.on_models_changed)
         self._closed = False
         self.link.start()  # the engine process starts while the window opens
@@ -63,6 +69,7 @@ class Controllers(QObject):
     def start(self) -> None:
         """Show the conversations, open the latest, and load the default (or starter) model."""
         self.conversations.refresh()
+        self.documents.refresh()
         self.session.open_latest()  # may ask for the model that conversation used
         self.models.start()
         self.remote_engines.refresh()
@@ -74,6 +81,7 @@ class Controllers(QObject):
         if self._closed:
             return not self.link.engine_thread.isRunning()
         self._closed = True
+        self.documents.stop()
         self.models.close()
         self.session.shutdown()
         finished = self.link.shutdown(timeout_ms)

@@ -44,6 +44,8 @@ class EngineWorker(QObject):
             deleted); the LoadedModel now active (None when none) and a problem to show.
         text_generated(str): one piece of the reply (the session batches them).
         reasoning_generated(str): one piece of a reasoning model's thinking.
+        sources_found(list): the document passages the reply is given (chat/sources.py
+            records), before its first text.
         generation_finished(object): the Completion, also for cancelled and failed replies.
         engine_crashed(str): the engine died and was restarted; the sentence for the user.
         reloading(str): after a restart, the model at this path is being loaded again; one
@@ -59,6 +61,7 @@ class EngineWorker(QObject):
     model_released = Signal(str, LoadedModel, str)  # the LoadedModel may be None
     text_generated = Signal(str)
     reasoning_generated = Signal(str)
+    sources_found = Signal(list)
     generation_finished = Signal(Completion)
     engine_crashed = Signal(str)
     reloading = Signal(str)
@@ -243,12 +246,16 @@ class EngineWorker(QObject):
 
     # -- generate -----------------------------------------------------------------------------
 
-    @Slot(object, object)
-    def generate(self, messages: list[dict[str, str]], params: GenerationParams) -> None:
+    @Slot(object, object, list)
+    def generate(
+        self, messages: list[dict[str, str]], params: GenerationParams, documents: list[str]
+    ) -> None:
         model = self._loaded
         model_file = model.name if model is not None else ""
         crashed_with: LoadedModel | None = None
         try:
+            if documents:
+                messages = self._with_documents(messages, documents, model)
             completion = self._client().chat(
                 messages,
                 params,
@@ -276,6 +283,28 @@ class EngineWorker(QObject):
         self.generation_finished.emit(completion)
         if reload:
             self._reload(crashed_with, announced=True)
+
+    def _with_documents(
+        self, messages: list[dict[str, str]], documents: list[str], model: LoadedModel | None
+    ) -> list[dict[str, str]]:
+        """The messages with the best passages of ``documents`` for the last question; a
+        collection that is gone, or a search that fails, leaves them as they were (said)."""
+        from assistant.chat import sources
+
+        question = messages[-1]["content"] if messages else ""
+        client = self._client()
+        try:
+            hits = sources.find_passages(
+                lambda texts, m: client.embed(texts, m, interactive=True),
+                documents,
+                question,
+                n_ctx=model.n_ctx if model is not None else 4096,
+            )
+        except AssistantError as exc:
+            self.sources_found.emit([{"error": f"Your documents were not searched: {exc}"}])
+            return messages
+        self.sources_found.emit(sources.records(hits))
+        return sources.with_passages(messages, hits)
 
     def _emit_text(self, piece: str) -> None:
         if piece:

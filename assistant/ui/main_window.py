@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         self.models_action = action(
             "Browse and download &models...", self.dialogs.open_models, "Ctrl+M"
         )
+        self.documents_action = action("&Documents...", self.dialogs.open_documents, "Ctrl+Shift+D")
         self.settings_action = action("&Settings...", self.dialogs.open_settings, "Ctrl+,")
         self.quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.search_action = action("&Search chats", self.sidebar.focus_search, "Ctrl+F", "Ctrl+K")
@@ -174,6 +175,7 @@ class MainWindow(QMainWindow):
             self.new_action,
             self.add_model_action,
             self.models_action,
+            self.documents_action,
             None,
             self.export_md_action,
             self.export_json_action,
@@ -221,6 +223,11 @@ class MainWindow(QMainWindow):
         session.chat_settings_changed.connect(self.chat_settings_panel.show_settings)
         self.chat_settings_panel.settings_edited.connect(session.set_chat_settings)
         self.header.settings_button.toggled.connect(self.chat_settings_panel.setVisible)
+        session.chat_settings_changed.connect(self.header.show_chat_settings)
+        self.header.documents_chosen.connect(session.set_chat_documents)
+        self.header.manage_documents_requested.connect(self.dialogs.open_documents)
+        documents = self.controllers.documents
+        documents.collections_changed.connect(self.header.set_collections)
         session.reasoning_appended.connect(self.status_bar.show_thinking)
         session.reply_started.connect(self.status_bar.begin_reply)
         session.reply_text_appended.connect(self.status_bar.show_answer_text)
@@ -232,7 +239,7 @@ class MainWindow(QMainWindow):
         models.model_changed.connect(self._on_model_changed)
         models.model_missing.connect(self._on_model_missing)
         models.engine_started.connect(self._on_engine_started)
-        for source in (conversations, session, models):
+        for source in (conversations, session, models, documents):
             source.notice.connect(self.show_notice)
             source.error.connect(self.show_error)
         self.controllers.remote_engines.changed.connect(self.header.model_picker.set_engines)

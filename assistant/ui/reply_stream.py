@@ -6,13 +6,17 @@ BATCH_INTERVAL_MS, and the reply checkpoints itself into the database while it s
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from assistant.chat import turn
+from assistant.errors import AssistantError
 from assistant.records import Completion, FinishReason
 from assistant.ui.engine_link import EngineLink
+
+log = logging.getLogger(__name__)
 
 BATCH_INTERVAL_MS = 40
 
@@ -47,11 +51,13 @@ class ReplyStream(QObject):
     text_appended(int, str): the reply's conversation id, and a batch of its text (already
         appended to the reply, which checkpoints itself).
     reasoning_appended(int, str): the reply's conversation id, and a batch of its thinking.
+    sources_noted(str): a note about the documents' search (nothing matched, or it failed).
     finished(object, object): the Completion, and the turn.Reply it ends, not yet finished (None
         when no reply was streaming); everything received has been handed on before.
     """
 
     text_appended = Signal(int, str)
+    sources_noted = Signal(str)
     reasoning_appended = Signal(int, str)
     finished = Signal(Completion, object)
 
@@ -65,6 +71,7 @@ class ReplyStream(QObject):
             worker.text_generated.connect(self._on_text_generated)
             worker.reasoning_generated.connect(self._on_reasoning_generated)
             worker.generation_finished.connect(self._on_generation_finished)
+        link.engine.sources_found.connect(self._on_sources_found)
 
     @property
     def current(self) -> StreamingReply | None:
@@ -91,6 +98,25 @@ class ReplyStream(QObject):
     def _on_text_generated(self, piece: str) -> None:
         if self._current is not None:
             self._current.pending.append(piece)
+
+    @Slot(list)
+    def _on_sources_found(self, found: list) -> None:
+        """The passages of the person's documents the reply is given: kept with it."""
+        errors = [s["error"] for s in found if "error" in s]
+        if errors:
+            self.sources_noted.emit(errors[0])
+        if self._current is None or errors:
+            return
+        if not found:
+            self.sources_noted.emit(
+                "Nothing in this chat's documents matched the question; answering without them."
+            )
+            return
+        reply = self._current.reply
+        try:
+            reply.store.set_sources(reply.message_id, found)
+        except AssistantError as exc:
+            log.warning("Could not store the reply's sources: %s", exc)
 
     @Slot(str)
     def _on_reasoning_generated(self, piece: str) -> None:

@@ -108,6 +108,7 @@ class ChatSession(QObject):
         self._stream.text_appended.connect(self._on_text_appended)
         self._stream.reasoning_appended.connect(self._on_reasoning_appended)
         self._stream.finished.connect(self._on_reply_ended)
+        self._stream.sources_noted.connect(self.notice)
         link.remote.retrying.connect(self.notice)
         models.model_activated.connect(self._on_model_activated)
         models.model_imported.connect(self._on_model_imported)
@@ -263,6 +264,11 @@ class ChatSession(QObject):
         if context_changed and self._model.remote is None:
             self._context_timer.start()
 
+    @Slot(object)
+    def set_chat_documents(self, names: tuple[str, ...]) -> None:
+        """The collections of the person's documents this chat answers from now."""
+        self.set_chat_settings(dataclasses.replace(self.chat_settings, documents=tuple(names)))
+
     @Slot()
     def _apply_context_length(self) -> None:
         self._model.reload(self._context_length())
@@ -389,7 +395,15 @@ class ChatSession(QObject):
         engine = self.remote_engines.engine(choice.engine) if choice.engine else None
         # Asked first (it clears the Stop event): a Stop from anyone told of the reply below
         # must count. Its text arrives through the event loop, after this returns.
-        self._link.generate(messages, params, (engine, choice.model) if engine else None)
+        documents = self._options.chat_settings.documents
+        if documents and engine is not None:
+            self.notice.emit(
+                "This chat's documents are searched only with this machine's engine; the "
+                "remote engine answers without them."
+            )
+        self._link.generate(
+            messages, params, (engine, choice.model) if engine else None, documents=documents
+        )
         self._set_state(TurnState.GENERATING)
         self.reply_started.emit(reply.message)
 

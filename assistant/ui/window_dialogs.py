@@ -17,6 +17,7 @@ from assistant.ui.monitor_view import MonitorView
 from assistant.ui.settings_dialog import SettingsDialog
 
 if TYPE_CHECKING:
+    from assistant.ui.documents_dialog import DocumentsDialog
     from assistant.ui.models_dialog import ModelsDialog
 
 
@@ -29,6 +30,26 @@ class WindowDialogs(QObject):
         self._controllers = controllers
         self.models_dialog: ModelsDialog | None = None
         self.monitor: MonitorView | None = None
+        self.documents_dialog: DocumentsDialog | None = None
+
+    @Slot()
+    def open_documents(self) -> None:
+        """The Documents window (one, kept between openings)."""
+        if self.documents_dialog is None:
+            from assistant.ui.documents_dialog import DocumentsDialog
+
+            self.documents_dialog = DocumentsDialog(self._controllers.documents, self._window)
+            self.documents_dialog.collection_chosen.connect(self._use_collection)
+        self.documents_dialog.show()
+        self.documents_dialog.raise_()
+        self.documents_dialog.activateWindow()
+
+    @Slot(str)
+    def _use_collection(self, name: str) -> None:
+        session = self._controllers.session
+        chosen = session.chat_settings.documents
+        if name not in chosen:
+            session.set_chat_documents((*chosen, name))
 
     @Slot()
     def choose_model_file(self) -> None:
