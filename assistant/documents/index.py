@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 migrations = Migrations("documents")
 FILE_STATES = ("pending", "indexed", "skipped")
+KEYWORD_POSTINGS = 8000  # passages a keyword search scores at most (see _selective)
 
 
 @migrations()
@@ -136,6 +137,11 @@ class Passage:
         return ""
 
 
+# (database, collection id) -> (its version, chunk ids, float32 vectors): kept for the process,
+# so that each question (a new DocumentIndex each time) does not read them all again.
+_MATRICES: dict[tuple[str, int], tuple[int, np.ndarray, np.ndarray]] = {}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -158,7 +164,6 @@ class DocumentIndex:
             raise StorageError(f"Could not open the documents' database {self.path}: {exc}") from (
                 exc
             )
-        self._matrices: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
 
     def close(self) -> None:
         self.db.conn.close()
@@ -252,7 +257,7 @@ class DocumentIndex:
         collection = self.collection(name)
         with self._write() as conn:
             conn.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
-        self._matrices.pop(collection.id, None)
+        _MATRICES.pop((str(self.path), collection.id), None)
         self._purge()
 
     def remove_source(self, collection: Collection, path: Path) -> int:
@@ -379,7 +384,8 @@ class DocumentIndex:
             "SELECT version FROM collections WHERE id = ?", (collection.id,)
         ).fetchone()
         version = version[0] if version else -1
-        cached = self._matrices.get(collection.id)
+        key = (str(self.path), collection.id)
+        cached = _MATRICES.get(key)
         if cached is not None and cached[0] == version:
             return cached[1], cached[2]
         started = time.perf_counter()
@@ -395,7 +401,7 @@ class DocumentIndex:
             matrix = vectors.astype(np.float32)
         else:
             matrix = np.zeros((0, 0), dtype=np.float32)
-        self._matrices[collection.id] = (version, ids, matrix)
+        _MATRICES[key] = (version, ids, matrix)
         log.info("Loaded %d vectors of %s in %.0f ms", len(rows), collection.name,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         return ids, matrix
@@ -405,8 +411,11 @@ class DocumentIndex:
     ) -> list[tuple[int, float]]:
         """Chunk ids matching any of ``words``, with their bm25 (FTS5's: lower is better),
         best first."""
-        terms = [w.replace('"', '""') for w in words if w.strip()]
+        terms = [w.replace('"', '""') for w in dict.fromkeys(words) if w.strip()]
         if not terms or not collections:
+            return []
+        terms = self._selective(terms)
+        if not terms:
             return []
         query = " OR ".join(f'"{t}"' for t in terms)
         marks = ",".join("?" * len(collections))
@@ -423,6 +432,29 @@ class DocumentIndex:
             log.warning("Keyword search failed for %r: %s", query, exc)
             return []
         return [(r[0], r[1]) for r in rows]
+
+    def _selective(self, terms: list[str]) -> list[str]:
+        """The query's rarest terms, as many as fit KEYWORD_POSTINGS: bm25 is computed for
+        every passage a term matches, so a word in a third of 100,000 passages would cost
+        ~100 ms and add almost nothing to the ranking (its weight, the IDF, is near zero)."""
+        counts = []
+        for term in terms:
+            try:
+                row = self.db.conn.execute(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{term}"',)
+                ).fetchone()
+            except sqlite3.OperationalError:
+                continue
+            if row[0]:
+                counts.append((row[0], term))
+        counts.sort()
+        chosen, total = [], 0
+        for count, term in counts:
+            if chosen and total + count > KEYWORD_POSTINGS:
+                break
+            chosen.append(term)
+            total += count
+        return chosen
 
     def passages(self, chunk_ids: Sequence[int]) -> list[Passage]:
         """The passages of ``chunk_ids``, in that order."""
