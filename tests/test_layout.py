@@ -34,7 +34,9 @@ WINGS: dict[str, set[str]] = {
     "conversations": set(),
     "engine": {"hardware", "models"},
     "clients": set(),
-    "documents": set(),  # reading, chunks, the index; embeddings come through a callable
+    # Reading, chunks, the index; embeddings come through a callable. Its catalog of embedding
+    # models is a catalog like the chat models' one, downloaded the same way.
+    "documents": {"models"},
     "chat": {"conversations", "models", "documents"},
     "cli": {"hardware", "models", "conversations", "engine", "clients", "chat", "documents"},
     # The GUI runs no engine.

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.documents import retrieval
+from assistant.documents import embedding_models, retrieval
 from assistant.documents.index import DocumentIndex
 from assistant.documents.retrieval import Hit
 
@@ -44,7 +44,8 @@ def find_passages(
             by_model.setdefault(collection.embedding_model, []).append(collection)
         hits: list[Hit] = []
         for model, group in by_model.items():
-            vector = embed([question], model)[0]
+            before, _ = embedding_models.prefixes(model)
+            vector = embed([before + question], model)[0]
             hits += retrieval.search(
                 index, group, question, vector, limit=TOP_K, min_similarity=MIN_SIMILARITY
             )

@@ -47,6 +47,13 @@ def add_documents_commands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--mode", choices=("fused", "vector", "keyword"), default="fused")
     search.set_defaults(handler=cmd_search)
 
+    models = sub.add_parser("models", help="embedding models: the built-in one and the catalog's")
+    models.set_defaults(handler=cmd_models)
+
+    pull = sub.add_parser("pull", help="download a catalog embedding model (REPO[:QUANT])")
+    pull.add_argument("spec", metavar="REPO[:QUANT]")
+    pull.set_defaults(handler=cmd_pull)
+
     rm = sub.add_parser("rm", help="delete a collection, or take a file or folder out of it")
     rm.add_argument("name")
     rm.add_argument("path", nargs="?", type=Path, help="only this file or folder")
@@ -126,9 +133,8 @@ def _index(index, collection) -> int:  # noqa: ANN001
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         with local_engine(Settings.load()) as (client, _supervisor):
-            model = collection.embedding_model
-            indexer = Indexer(index, lambda texts: client.embed(texts, model),
-                              progress=show, stop=stop)  # fmt: skip
+            embed = embedding_models.passage_embedder(client.embed, collection.embedding_model)
+            indexer = Indexer(index, embed, progress=show, stop=stop)
             result = indexer.run(collection)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -180,8 +186,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         collection = index.collection(args.name)
         vector = None
         if args.mode != "keyword":
+            from assistant.documents.embedding_models import prefixes
+
+            before, _ = prefixes(collection.embedding_model)
             with local_engine(Settings.load()) as (client, _):
-                vector = client.embed([query], collection.embedding_model, interactive=True)[0]
+                model = collection.embedding_model
+                vector = client.embed([before + query], model, interactive=True)[0]
         hits = retrieval.search(index, [collection], query, vector, args.limit, args.mode)
     if not hits:
         print("Nothing found.")
@@ -206,3 +216,50 @@ def cmd_rm(args: argparse.Namespace) -> int:
         count = index.remove_source(collection, path)
         print(f"Took {path} out of {args.name} ({count} files).")
     return EXIT_OK
+
+
+def cmd_models(_args: argparse.Namespace) -> int:
+    from assistant.documents import embedding_models
+    from assistant.sizes import human_size
+
+    installed = {p.name for p in embedding_models.installed()}
+    builtin = embedding_models.BUILTIN_FILE
+    state = (
+        "installed"
+        if builtin in installed
+        else (
+            "made at first use" if embedding_models.builtin_source() else "its package is missing"
+        )
+    )
+    print(f"{embedding_models.BUILTIN_NAME} (built-in, English, 384 dimensions): {state}")
+    for model in embedding_models.catalog_models():
+        e = model.entry
+        print(f"{e.repo}  {e.name}, {e.params}, {model.languages}, {model.dimensions} dimensions, "
+              f"{e.license}")  # fmt: skip
+        print(f"    {e.description}")
+        for v in e.variants:
+            file = v.files[0].filename.rsplit("/", 1)[-1]
+            mark = "installed" if file in installed else f"~{human_size(v.size or 0)}"
+            print(f"    {e.repo}:{v.quantization}  {mark}")
+    others = sorted(installed - {builtin} - {
+        f.filename.rsplit("/", 1)[-1] for m in embedding_models.catalog_models()
+        for v in m.entry.variants for f in v.files
+    })  # fmt: skip
+    for name in others:
+        print(f"{name} (installed by you)")
+    return EXIT_OK
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from assistant import paths
+    from assistant.cli.models import pull
+    from assistant.documents import embedding_models
+    from assistant.models import hub
+
+    repo, _, quant = args.spec.partition(":")
+    model = embedding_models.find(repo)
+    if model is None:
+        names = ", ".join(m.entry.repo for m in embedding_models.catalog_models())
+        raise AssistantError(f"{repo} is not in the embedding catalog ({names}).")
+    variant = hub.find_variant(model.entry.variants, quant or None)
+    return pull(variant, "main", paths.embedding_models_dir())

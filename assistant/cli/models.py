@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TextIO
 
 from assistant.cli import EXIT_OK
@@ -198,7 +199,11 @@ def _shape_for(repo: str, variants: list[ModelVariant], entry: catalog.CatalogEn
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    variant = _parse_spec(args.spec, args.revision)
+    return pull(_parse_spec(args.spec, args.revision), args.revision)
+
+
+def pull(variant: ModelVariant, revision: str, dest_dir: Path | None = None) -> int:
+    """Download a variant with a progress bar (Ctrl+C pauses; the same command resumes)."""
     name = variant.filename.rsplit("/", 1)[-1]
     cancel = threading.Event()
     bar = _ProgressBar(sys.stderr)
@@ -207,7 +212,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     def work() -> None:
         try:
             result["path"] = downloads.download_variant(
-                variant, revision=args.revision, progress=bar.update, cancel=cancel
+                variant, revision=revision, progress=bar.update, cancel=cancel, dest_dir=dest_dir
             )
         except BaseException as exc:  # handed to the main thread
             result["error"] = exc

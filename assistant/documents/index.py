@@ -448,7 +448,8 @@ class DocumentIndex:
             if row[0]:
                 counts.append((row[0], term))
         counts.sort()
-        chosen, total = [], 0
+        chosen: list[str] = []
+        total = 0
         for count, term in counts:
             if chosen and total + count > KEYWORD_POSTINGS:
                 break

@@ -360,7 +360,7 @@ class Runner:
         while no reply of the person's own is being written (they come first)."""
         if not self._embeds:
             return False
-        if self._embeds[0].interactive or not self.running:
+        if not self.running or any(job.interactive for job in self._embeds):
             return True
         scheduler = self._engine.scheduler if self.loaded is not None else None
         active = scheduler.active if scheduler is not None else ()

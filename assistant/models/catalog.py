@@ -50,7 +50,8 @@ class CatalogEntry:
         return hub.find_variant(self.variants, quantization)
 
 
-def _entry(raw: dict) -> CatalogEntry:
+def entry_from_json(raw: dict) -> CatalogEntry:
+    """One catalog entry as data/*.json writes it."""
     repo = raw["repo"]
     variants = tuple(
         ModelVariant(
@@ -82,7 +83,7 @@ def _entry(raw: dict) -> CatalogEntry:
 @lru_cache(maxsize=1)
 def _shipped() -> tuple[CatalogEntry, ...]:
     text = resources.files("assistant").joinpath("data/catalog.json").read_text(encoding="utf-8")
-    return tuple(_entry(m) for m in json.loads(text)["models"])
+    return tuple(entry_from_json(m) for m in json.loads(text)["models"])
 
 
 def entries() -> list[CatalogEntry]:

@@ -220,9 +220,8 @@ def _index(
             model = collection.embedding_model
             if model == embedding_models.BUILTIN_FILE:
                 embedding_models.ensure_builtin()
-            indexer = Indexer(
-                index, lambda texts: client.embed(texts, model), progress=progress, stop=stop
-            )
+            embed = embedding_models.passage_embedder(client.embed, model)
+            indexer = Indexer(index, embed, progress=progress, stop=stop)
             return indexer.run(collection)
     finally:
         client.close()

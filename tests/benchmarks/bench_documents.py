@@ -52,8 +52,10 @@ QUESTIONS = [
     ("How do I check a condition while debugging and raise an error if it is false?", "assert"),
     ("What happens when I unpack a tuple into several variables?", "assignment"),
     ("How do I define a coroutine function?", "async"),
-    ("How can I control what happens when an attribute is looked up on my object?",
-     "attribute-access"),
+    (
+        "How can I control what happens when an attribute is looked up on my object?",
+        "attribute-access",
+    ),
     ("What does x += 1 do for mutable objects?", "augassign"),
     ("How does the bitwise and of two integers work?", "bitwise"),
     ("How do I leave a loop early?", "break"),
@@ -85,8 +87,10 @@ QUESTIONS = [
     ("How do I write raw strings and escape sequences?", "strings"),
     ("Which values count as false in an if statement?", "truth"),
     ("How do I run cleanup code whether or not an exception happened?", "try"),
-    ("How do I get a value from a dictionary with a default if the key is missing?",
-     "typesmapping"),
+    (
+        "How do I get a value from a dictionary with a default if the key is missing?",
+        "typesmapping",
+    ),
     ("How do I append to a list or sort it in place?", "typesseq-mutable"),
     ("How do I repeat code as long as a condition holds?", "while"),
     ("How does a generator produce values lazily?", "yield"),
@@ -141,8 +145,12 @@ class Embeddings:
             inputs = self.tokenize(texts)  # type: ignore[arg-type]
         r = self.http.post(
             self.url + "/v1/embeddings",
-            json={"input": inputs, "model": self.model, "encoding_format": "base64",
-                  "truncate": True},  # fmt: skip
+            json={
+                "input": inputs,
+                "model": self.model,
+                "encoding_format": "base64",
+                "truncate": True,
+            },  # fmt: skip
             headers={"Authorization": f"Bearer {self.key}"},
         )
         r.raise_for_status()
@@ -274,8 +282,10 @@ def scale_part(work: Path, count: int) -> None:
         per_file = 100
         for f in range(count // per_file):
             file_id = index.set_pending(c, f"/docs/file{f}.txt", 1, 1)
-            chunks = [Chunk(passages[(f * per_file + i) % len(passages)], None, i + 1, i + 1)
-                      for i in range(per_file)]  # fmt: skip (repeats only if too few)
+            chunks = [
+                Chunk(passages[(f * per_file + i) % len(passages)], None, i + 1, i + 1)
+                for i in range(per_file)
+            ]  # fmt: skip (repeats only if too few)
             vectors = rng.standard_normal((per_file, 384)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             index.store_file(c, file_id, chunks, vectors)

