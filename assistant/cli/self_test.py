@@ -51,6 +51,7 @@ def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
                 store.close()
         if not ok:
             raise AssistantError("the database round trip returned different messages")
+        documents = _check_embeddings(client)
         check_gui()
     except AssistantError as exc:
         print(f"self-test failed: {exc}")
@@ -64,10 +65,30 @@ def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
     print(
         f"self-test passed: {path.name} generated {completion.completion_tokens} tokens at "
         f"{completion.tokens_per_s:.1f} tokens/s in the engine process on {loaded.backend}; "
-        f"database ok; {time.monotonic() - started:.1f} s"
+        f"database ok; {documents}; {time.monotonic() - started:.1f} s"
     )
     if loaded.backend == "CPU" and (  # a GPU, or a GPU module, this build does not use
         "found, but" in loaded.backend_note or "tried but not used" in loaded.backend_note
     ):
         print(f"note: {loaded.backend_note}")
     return EXIT_OK
+
+
+def _check_embeddings(client) -> str:  # noqa: ANN001 - an EngineClient
+    """The built-in embedding model (documents): made if needed, loaded beside the chat model,
+    and ranking a related sentence above an unrelated one."""
+    from assistant.documents import embedding_models
+
+    model = embedding_models.ensure_builtin()
+    if model is None:
+        return f"documents: no embedding model (install it: {embedding_models.BUILTIN_HINT})"
+    vectors = client.embed(
+        ["Where is my data kept?", "Your chats are stored on this computer.",
+         "Volcanoes erupt lava."], model.name, interactive=True,
+    )  # fmt: skip
+    related, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
+    if not related > unrelated:
+        raise AssistantError(
+            f"the embedding model ranks wrongly ({related:.2f} <= {unrelated:.2f})"
+        )
+    return f"documents ok ({embedding_models.BUILTIN_NAME}, {vectors.shape[1]} dimensions)"
