@@ -34,6 +34,8 @@ cat > "$stage/usr/share/doc/assistant/copyright" <<'EOF'
 Assistant: MIT License.
 The starter model, SmolLM2-135M-Instruct (opt/assistant/_internal/starter): Apache License 2.0,
 by Hugging Face (HuggingFaceTB/SmolLM2-135M-Instruct).
+The built-in embedding model, all-MiniLM-L6-v2 (opt/assistant/_internal/starter): Apache License
+2.0, by sentence-transformers (sentence-transformers/all-MiniLM-L6-v2).
 llama.cpp (opt/assistant/_internal/llama_cpp/lib): MIT License. Qt (PySide6): LGPLv3.
 EOF
 
