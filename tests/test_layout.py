@@ -21,6 +21,7 @@ BASICS = {
     "endpoints",
     "errors",
     "files",
+    "database",
     "paths",
     "logs",
     "settings",

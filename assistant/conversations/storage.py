@@ -25,9 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate
 
-import sqlite_utils
-
-from assistant import APP_NAME, errors, files, paths
+from assistant import APP_NAME, database, errors, paths
 from assistant.conversations.migrations import FINISH_REASONS, ROLES, migrations
 from assistant.conversations.search import MessageSearch, SearchHit
 from assistant.endpoints import writer_label
@@ -230,25 +228,10 @@ class Store:
         self.path = Path(path) if path is not None else paths.database_path()
         self._purge_pending = False
         _check_writable(self.path)
-        # Owner-only before SQLite opens it: its -wal and -shm files take the database's mode.
-        files.create_private_file(self.path)
         conn: sqlite3.Connection | None = None
         try:
-            # timeout= installs SQLite's busy handler (same as PRAGMA busy_timeout).
-            conn = sqlite3.connect(self.path, timeout=busy_timeout)
-            self.db = sqlite_utils.Database(conn)
-            conn.execute("PRAGMA foreign_keys = ON")  # per connection; needed for CASCADE
-            # Deleted text is overwritten, not left in free pages (not every SQLite build
-            # defaults to it: python.org's Windows and macOS ones do not).
-            conn.execute("PRAGMA secure_delete = ON")
-            # Sorts and VACUUM copy rows into temporary files (in /var/tmp, outside the data
-            # folder): keep them in memory. And truncate the WAL back after each checkpoint.
-            conn.execute("PRAGMA temp_store = MEMORY")
-            conn.execute("PRAGMA journal_size_limit = 0")
-            self.db.enable_wal()
-            # In WAL mode NORMAL never corrupts the file; a power cut may lose the last
-            # commits, and it makes the once-a-second reply checkpoint cost no fsync.
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self.db = database.connect(self.path, busy_timeout=busy_timeout)
+            conn = self.db.conn
             migrations.apply(self.db)
             self._search = MessageSearch(conn)
             if recover:

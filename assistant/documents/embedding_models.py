@@ -6,11 +6,9 @@ prefix before a question or a passage; ``prefixes`` says which."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -24,7 +22,7 @@ import numpy as np
 from assistant import paths
 from assistant.documents import bert_gguf
 from assistant.errors import ModelError
-from assistant.models import catalog
+from assistant.models import catalog, library
 from assistant.models.catalog import CatalogEntry
 from assistant.records import BUILTIN_EMBEDDING_FILE
 
@@ -40,17 +38,7 @@ BUILTIN_NAME = "all-MiniLM-L6-v2"
 def builtin_source() -> Path | None:
     """Where the built-in model comes from: the GGUF the installed app carries, or the
     package's model.zip (found without importing the package); None when neither is here."""
-    bundled = Path(getattr(sys, "_MEIPASS", "")) / "starter" / BUILTIN_FILE
-    if getattr(sys, "frozen", False) and bundled.is_file():
-        return bundled
-    try:
-        spec = importlib.util.find_spec(BUILTIN_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        if (Path(folder) / "model.zip").is_file():
-            return Path(folder) / "model.zip"
-    return None
+    return library.package_file(BUILTIN_PACKAGE, "model.zip", bundled=BUILTIN_FILE)
 
 
 def ensure_builtin() -> Path | None:

@@ -24,10 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 from sqlite_utils import Database, Migrations
 
-from assistant import files, paths
+from assistant import database, paths
 from assistant.documents.chunks import Chunk
 from assistant.errors import AssistantError, StorageError
 
@@ -149,16 +148,9 @@ def _now() -> str:
 class DocumentIndex:
     def __init__(self, path: Path | str | None = None, *, busy_timeout: float = 10.0):
         self.path = Path(path) if path is not None else paths.documents_path()
-        files.create_private_file(self.path)
         try:
-            conn = sqlite3.connect(self.path, timeout=busy_timeout, check_same_thread=False)
-            self.db = sqlite_utils.Database(conn)
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA secure_delete = ON")
-            conn.execute("PRAGMA temp_store = MEMORY")
-            conn.execute("PRAGMA journal_size_limit = 0")
-            self.db.enable_wal()
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self.db = database.connect(self.path, busy_timeout=busy_timeout,
+                                       check_same_thread=False)  # fmt: skip
             migrations.apply(self.db)
         except sqlite3.Error as exc:
             raise StorageError(f"Could not open the documents' database {self.path}: {exc}") from (

@@ -66,18 +66,26 @@ class LocalModel:
 def starter_source() -> Path | None:
     """The starter GGUF inside its installed package, found without importing the package
     (which would import its plugin host); None when the package is absent."""
+
+    return package_file(STARTER_PACKAGE, STARTER_FILE)
+
+
+def package_file(package: str, name: str, bundled: str | None = None) -> Path | None:
+    """A model shipped in a Python package: in the installed app, ``bundled`` (or ``name``) in
+    its starter/ folder; else ``name`` in the package's folder, found without importing it
+    (which could import a plugin host). None when neither is there."""
     import importlib.util
     import sys
 
-    bundled = Path(getattr(sys, "_MEIPASS", "")) / "starter" / STARTER_FILE
-    if getattr(sys, "frozen", False) and bundled.is_file():  # the installed app carries it
-        return bundled
+    carried = Path(getattr(sys, "_MEIPASS", "")) / "starter" / (bundled or name)
+    if getattr(sys, "frozen", False) and carried.is_file():
+        return carried
     try:
-        spec = importlib.util.find_spec(STARTER_PACKAGE)
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(folder) / STARTER_FILE
+        path = Path(folder) / name
         if path.is_file():
             return path
     return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_commands import run_cli
-from tests.documents.samples import write_pdf
+from tests.documents.samples import write_handbook
 
 pytestmark = pytest.mark.starter
 
@@ -20,14 +20,7 @@ pytest_plugins = ["tests.hfserver"]
 
 @pytest.fixture
 def library_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "Handbook"
-    folder.mkdir()
-    (folder / "lighthouse.md").write_text(
-        "# The Eddystone Lighthouse\n\nIt stands on rocks south of Plymouth.\n"
-        "It was rebuilt four times; Smeaton's tower is the most famous.\n"
-    )
-    write_pdf(folder / "manual.pdf", ["Chapter 1. The pump.", "Chapter 2. Oil the pump weekly."])
-    write_pdf(folder / "locked.pdf", ["salary figures"], password="hunter2")
+    folder = write_handbook(tmp_path / "Handbook")
     (folder / "image.raw").write_bytes(bytes(range(256)) * 4)
     return folder
 

@@ -59,3 +59,15 @@ def write_docx(path: Path, paragraphs: list[str]) -> Path:
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("word/document.xml", document)
     return path
+
+
+def write_handbook(folder: Path) -> Path:
+    """A small collection: Markdown, a two-page PDF, and a password-protected PDF."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lighthouse.md").write_text(
+        "# The Eddystone Lighthouse\n\nIt stands on rocks south of Plymouth.\n"
+        "It was rebuilt four times; Smeaton's tower is the most famous.\n"
+    )
+    write_pdf(folder / "manual.pdf", ["Chapter 1. The pump.", "Chapter 2. Oil the pump weekly."])
+    write_pdf(folder / "locked.pdf", ["salary figures"], password="hunter2")
+    return folder

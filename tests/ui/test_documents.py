@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QUrl
 
 from assistant.documents.index import DocumentIndex
-from tests.documents.samples import write_pdf
+from tests.documents.samples import write_handbook
 from tests.ui.conftest import fast_settings
 from tests.ui.helpers import send
 
@@ -21,14 +21,7 @@ INDEX_TIMEOUT_MS = 120_000
 
 @pytest.fixture
 def handbook(tmp_path: Path) -> Path:
-    folder = tmp_path / "Handbook"
-    folder.mkdir()
-    (folder / "lighthouse.md").write_text(
-        "# The Eddystone Lighthouse\n\nIt stands on rocks south of Plymouth.\n"
-        "It was rebuilt four times; Smeaton's tower is the most famous.\n"
-    )
-    write_pdf(folder / "manual.pdf", ["Chapter 1. The pump.", "Chapter 2. Oil the pump weekly."])
-    write_pdf(folder / "locked.pdf", ["salary figures"], password="hunter2")
+    folder = write_handbook(tmp_path / "Handbook")
     return folder
 
 
