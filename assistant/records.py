@@ -59,6 +59,8 @@ class GenerationParams:
     seed: int | None = None
     ignore_eos: bool = False  # keep going past end-of-generation tokens (benchmarks)
     stop: tuple[str, ...] = ()  # extra stop strings, on top of the chat format's own
+    # A llama.cpp grammar (GBNF) every reply token must follow: structured output.
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)

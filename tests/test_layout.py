@@ -33,15 +33,18 @@ WINGS: dict[str, set[str]] = {
     "hardware": set(),
     "models": {"hardware"},
     "conversations": set(),
-    "engine": {"hardware", "models"},
+    "tools": set(),  # JSON schemas as grammars (structured output)
+    "engine": {"hardware", "models", "tools"},
     "clients": set(),
     # Reading, chunks, the index; embeddings come through a callable. Its catalog of embedding
     # models is a catalog like the chat models' one, downloaded the same way.
     "documents": {"models"},
     "chat": {"conversations", "models", "documents"},
-    "cli": {"hardware", "models", "conversations", "engine", "clients", "chat", "documents"},
+    "cli": {
+        "hardware", "models", "conversations", "engine", "clients", "chat", "documents", "tools",
+    },
     # The GUI runs no engine.
-    "ui": {"hardware", "models", "conversations", "clients", "chat", "documents"},
+    "ui": {"hardware", "models", "conversations", "clients", "chat", "documents", "tools"},
     "__main__": {
         "hardware",
         "models",
@@ -51,7 +54,7 @@ WINGS: dict[str, set[str]] = {
         "chat",
         "cli",
         "ui",
-        "documents",
+        "documents", "tools",
     },
 }
 # Named exceptions, each with its reason.

@@ -181,6 +181,22 @@ class Scheduler:
         prompt, trimmed = engine.prompt_tokens(
             request.messages, request.params, request.prompt, request.truncate, self.n_ctx_seq
         )
+        sampler = engine.new_sampler(request.params)  # before any slot changes: it may refuse
+        try:
+            return self._place(request, prompt, trimmed, sampler, started)
+        except BaseException:
+            llama_cpp.llama_sampler_free(sampler)
+            raise
+
+    def _place(
+        self,
+        request: Request,
+        prompt: list[int],
+        trimmed: int,
+        sampler: llama_cpp.llama_sampler_p,
+        started: float,
+    ) -> Sequence:
+        engine = self._engine
         slot = self._choose_slot(request, prompt)
         if request.state_key and request.state_file and slot.state_key != request.state_key:
             slot.tokens = engine.load_state(request.state_file, slot.seq_id)
@@ -201,7 +217,7 @@ class Scheduler:
             request=request,
             slot=slot,
             prompt=prompt,
-            sampler=engine.new_sampler(request.params),
+            sampler=sampler,
             stream=TextStream((*own, *request.params.stop), on_text),
             thoughts=thoughts,
             started=started,

@@ -538,6 +538,20 @@ class Engine:
         def add(sampler: llama_cpp.llama_sampler_p) -> None:
             llama_cpp.llama_sampler_chain_add(chain, sampler)
 
+        if params.grammar:
+            # First: whatever follows picks among the tokens the grammar allows.
+            grammar = llama_cpp.llama_sampler_init_grammar(
+                self._vocab, params.grammar.encode("utf-8"), b"root"
+            )
+            if not grammar:
+                llama_cpp.llama_sampler_free(chain)
+                problems = [line for line in llama_log.recent_problems if "parse" in line]
+                raise RequestRejected(
+                    "The grammar could not be parsed"
+                    + (f": {problems[-1].strip()}" if problems else ".")
+                )
+            add(grammar)
+
         if params.top_k > 0:
             add(llama_cpp.llama_sampler_init_top_k(params.top_k))
         if params.repeat_penalty != 1.0:

@@ -88,6 +88,7 @@ def parse_params(body: dict[str, Any], default_max_tokens: int) -> GenerationPar
     if not isinstance(ignore_eos, bool):
         raise bad_request("'ignore_eos' must be true or false.", "ignore_eos")
     seed = integer_field(body, "seed", -(1 << 63), (1 << 64) - 1, None)
+    grammar = parse_grammar(body)
     return GenerationParams(
         max_tokens=int(max_tokens or default_max_tokens),
         temperature=number_field(body, "temperature", 0.0, 2.0, 0.7),
@@ -98,7 +99,51 @@ def parse_params(body: dict[str, Any], default_max_tokens: int) -> GenerationPar
         seed=seed if seed is None or seed >= 0 else None,
         ignore_eos=ignore_eos,
         stop=stops,
+        grammar=grammar,
     )
+
+
+def parse_grammar(body: dict[str, Any]) -> str | None:
+    """The grammar a reply must follow: OpenAI's ``response_format`` (``json_object``, or
+    ``json_schema`` with its schema), or llama-server's ``json_schema`` and raw ``grammar``."""
+    from assistant.tools.json_schema import SchemaError, grammar
+
+    form = body.get("response_format")
+    raw = body.get("grammar")
+    schema_field = body.get("json_schema")  # llama-server's own
+    where = "response_format"
+    try:
+        if form is not None:
+            if not isinstance(form, dict) or form.get("type") not in (
+                "text",
+                "json_object",
+                "json_schema",
+            ):
+                raise bad_request(
+                    '\'response_format\' must be {"type": "text" | "json_object" | "json_schema"}.',
+                    where,
+                )
+            if form["type"] == "json_object":
+                return grammar(form.get("schema"))  # llama-server also takes a schema here
+            if form["type"] == "json_schema":
+                spec = form.get("json_schema")
+                if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+                    raise bad_request(
+                        "'response_format.json_schema' must be an object with a 'schema'.", where
+                    )
+                return grammar(spec["schema"])
+        if schema_field is not None:
+            where = "json_schema"
+            if not isinstance(schema_field, dict):
+                raise bad_request("'json_schema' must be a JSON schema object.", where)
+            return grammar(schema_field)
+    except SchemaError as exc:
+        raise bad_request(f"{where}: {exc}", where) from None
+    if raw is not None:
+        if not isinstance(raw, str) or not raw.strip():
+            raise bad_request("'grammar' must be a GBNF grammar (a string).", "grammar")
+        return raw
+    return None
 
 
 def parse_messages(body: dict[str, Any]) -> list[dict[str, str]]:

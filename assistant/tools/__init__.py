@@ -1,0 +1,1 @@
+"""Tools and structured output: JSON schemas as grammars the reply must follow."""
