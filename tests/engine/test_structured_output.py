@@ -117,7 +117,8 @@ def test_llama_server_fields_work_too(served) -> None:
          "schema.properties.n.minimum: the keyword 'minimum' is not supported"),
         ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "objekt"}}},
          "unknown type"),
-        ({"type": "json_schema", "json_schema": {"name": "x"}}, "must be an object with a 'schema'"),
+        ({"type": "json_schema", "json_schema": {"name": "x"}},
+         "must be an object with a 'schema'"),
         ({"type": "yaml"}, "'response_format' must be"),
         ({"type": "json_schema", "json_schema": {"name": "x", "schema": {
             "type": "string", "format": "email"}}}, "the format 'email' is not supported"),
