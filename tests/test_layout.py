@@ -41,7 +41,14 @@ WINGS: dict[str, set[str]] = {
     "documents": {"models"},
     "chat": {"conversations", "models", "documents"},
     "cli": {
-        "hardware", "models", "conversations", "engine", "clients", "chat", "documents", "tools",
+        "hardware",
+        "models",
+        "conversations",
+        "engine",
+        "clients",
+        "chat",
+        "documents",
+        "tools",
     },
     # The GUI runs no engine.
     "ui": {"hardware", "models", "conversations", "clients", "chat", "documents", "tools"},
@@ -54,7 +61,8 @@ WINGS: dict[str, set[str]] = {
         "chat",
         "cli",
         "ui",
-        "documents", "tools",
+        "documents",
+        "tools",
     },
 }
 # Named exceptions, each with its reason.
