@@ -117,34 +117,41 @@ class ChatFormat:
             return False
         return prompt.rstrip().endswith(OPEN_THINKING)
 
-    def render(self, messages: Messages) -> str:
+    @property
+    def knows_tools(self) -> bool:
+        """Whether the template renders tools itself (Qwen, Hermes, Llama 3.1, Mistral...)."""
+        return self._template is not None and "tools" in (self.template_source or "")
+
+    def render(self, messages: Messages, tools: list[dict[str, Any]] | None = None) -> str:
         """Prompt text for ``messages``, ending where the assistant's reply begins."""
         if self._template is None:
             return _render_plain(messages)
         has_system = bool(messages) and messages[0].get("role") == "system"
         if has_system and self.folds_system:
-            return self._render(fold_system(messages))
+            return self._render(fold_system(messages), tools)
         try:
-            return self._render(messages)
+            return self._render(messages, tools)
         except ChatTemplateError as first:
             if not has_system:
                 raise
             try:
-                text = self._render(fold_system(messages))
+                text = self._render(fold_system(messages), tools)
             except ChatTemplateError:
                 raise first from None
             log.info("The chat template rejects a system message (%s); folding it in", first)
             self.folds_system = True
             return text
 
-    def _render(self, messages: Messages) -> str:
+    def _render(self, messages: Messages, tools: list[dict[str, Any]] | None = None) -> str:
         assert self._template is not None
+        extra = {"tools": tools} if tools else {}
         try:
             return self._template.render(
                 messages=[dict(m) for m in messages],
                 add_generation_prompt=True,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
+                **extra,
             )
         except jinja2.TemplateError as e:
             raise ChatTemplateError(f"The model's chat template failed: {e}") from e
@@ -161,7 +168,13 @@ def merge_turns(messages: Messages) -> list[dict[str, str]]:
     """
     merged: list[dict[str, str]] = []
     for m in messages:
-        if merged and merged[-1].get("role") == m.get("role") and m.get("role") != "system":
+        if (
+            merged
+            and merged[-1].get("role") == m.get("role")
+            and m.get("role") not in ("system", "tool")
+            and not m.get("tool_calls")
+            and not merged[-1].get("tool_calls")
+        ):
             merged[-1]["content"] = f"{merged[-1]['content']}\n\n{m.get('content', '')}"
         else:
             merged.append(dict(m))

@@ -450,6 +450,12 @@ class Engine:
             prompt = self._prompt_tokens_of(raw)
         elif truncate:
             prompt, trimmed = self._fit_prompt(merge_turns(messages), params.max_tokens, n_ctx)
+        elif params.tools is not None:
+            from assistant.tools import calls
+
+            request = calls.ToolRequest.from_json(params.tools)
+            shown, tools = calls.for_template(list(messages), request, self._format.knows_tools)
+            prompt = self._prompt_tokens_of(self._format.render(merge_turns(shown), tools))
         else:
             prompt = self._prompt_tokens_of(self._format.render(merge_turns(messages)))
         if not prompt:
@@ -540,9 +546,18 @@ class Engine:
 
         if params.grammar:
             # First: whatever follows picks among the tokens the grammar allows.
-            grammar = llama_cpp.llama_sampler_init_grammar(
-                self._vocab, params.grammar.encode("utf-8"), b"root"
-            )
+            if params.grammar_triggers:  # lazy: from where a pattern matches (a tool call)
+                patterns = (ctypes.c_char_p * len(params.grammar_triggers))(
+                    *(p.encode("utf-8") for p in params.grammar_triggers)
+                )
+                grammar = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+                    self._vocab, params.grammar.encode("utf-8"), b"root",
+                    patterns, len(params.grammar_triggers), None, 0,
+                )  # fmt: skip
+            else:
+                grammar = llama_cpp.llama_sampler_init_grammar(
+                    self._vocab, params.grammar.encode("utf-8"), b"root"
+                )
             if not grammar:
                 llama_cpp.llama_sampler_free(chain)
                 problems = [line for line in llama_log.recent_problems if "parse" in line]

@@ -174,7 +174,20 @@ def parse_messages(body: dict[str, Any]) -> list[dict[str, str]]:
             content = "".join(parts)
         if not isinstance(content, str):
             raise bad_request(f"messages[{i}].content must be a string.", "messages")
-        out.append({"role": "system" if role == "developer" else role, "content": content})
+        entry: dict[str, Any] = {"role": "system" if role == "developer" else role,
+                                 "content": content}  # fmt: skip
+        calls = message.get("tool_calls")
+        if role == "assistant" and calls:
+            if not isinstance(calls, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls
+            ):
+                raise bad_request(f"messages[{i}].tool_calls must be a list of calls.", "messages")
+            entry["tool_calls"] = calls
+        if role == "tool":
+            entry["tool_call_id"] = str(message.get("tool_call_id") or "")
+            if message.get("name"):
+                entry["name"] = str(message["name"])
+        out.append(entry)
     return out
 
 
@@ -211,3 +224,13 @@ def parse_embedding_input(body: dict[str, Any]) -> list[str] | list[list[int]]:
     raise bad_request(
         "'input' must be a non-empty string, a list of strings, or token ids.", "input"
     )
+
+
+def parse_tools(body: dict[str, Any]) -> Any:
+    """The tools a chat request offers (tools/calls.py ToolRequest), or None."""
+    from assistant.tools.calls import ToolsError, parse_request
+
+    try:
+        return parse_request(body)
+    except ToolsError as exc:
+        raise bad_request(str(exc), exc.param) from None

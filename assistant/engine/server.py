@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -55,6 +56,7 @@ from assistant.engine.requests import (
     parse_extension,
     parse_messages,
     parse_params,
+    parse_tools,
 )
 from assistant.engine.runner import (
     EmbedJob,
@@ -69,6 +71,7 @@ from assistant.errors import AssistantError, EngineBusy, ModelError, RequestReje
 from assistant.hardware import machine
 from assistant.models import library
 from assistant.records import Completion, FinishReason
+from assistant.tools import calls
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +365,13 @@ class EngineServer:
         chat: bool,
     ) -> Response:
         params = parse_params(body, self.default_max_tokens)
+        tools = parse_tools(body) if chat else None
+        if tools is not None:
+            # The calls' grammar, unless the request brought one of its own (a response_format).
+            gbnf, triggers = tools.grammar() if params.grammar is None else (params.grammar, ())
+            params = dataclasses.replace(
+                params, grammar=gbnf, grammar_triggers=triggers, tools=tools.to_json()
+            )
         model = self._model_of(body)
         ext = parse_extension(body)
         stream = body.get("stream", False)
@@ -386,7 +396,13 @@ class EngineServer:
 
         outbox = self._outbox(loop)
 
+        held = calls.CallStream() if tools is not None else None
+
         def on_text(piece: str) -> None:
+            if held is not None:  # text that may be a tool call waits until it is known
+                piece = held.feed(piece)
+                if not piece:
+                    return
             outbox.put(pieces, ("content", piece))
 
         def on_reasoning(piece: str) -> None:
@@ -448,6 +464,12 @@ class EngineServer:
             choice: dict[str, Any] = {"index": 0, "finish_reason": _finish(completion)}
             if chat:
                 choice["message"] = {"role": "assistant", "content": completion.text}
+                if tools is not None:
+                    content, found = calls.parse_reply(completion.text, tools)
+                    if found:
+                        choice["message"]["content"] = content or None
+                        choice["message"]["tool_calls"] = [c.to_json() for c in found]
+                        choice["finish_reason"] = "tool_calls"
                 if completion.reasoning:
                     choice["message"]["reasoning_content"] = completion.reasoning
             else:
@@ -504,7 +526,15 @@ class EngineServer:
                     error = ApiError(500, completion.error or "Generation failed.", "server_error")
                     yield _sse({**error.body(), "assistant": completion.to_json()})
                 else:
-                    last = chunk({} if chat else "", _finish(completion))
+                    finish = _finish(completion)
+                    if held is not None:
+                        rest, found = held.finish(tools)  # type: ignore[arg-type]
+                        if rest:
+                            yield _sse(chunk({"content": rest}, None))
+                        for i, call in enumerate(found):
+                            yield _sse(chunk({"tool_calls": [call.to_json(i)]}, None))
+                        finish = "tool_calls" if found else finish
+                    last = chunk({} if chat else "", finish)
                     last["timings"] = _timings(completion)
                     # The text and the thinking came in the deltas already.
                     last["assistant"] = {**completion.to_json(), "text": None, "reasoning": ""}

@@ -1,0 +1,325 @@
+"""Tool calls in ``/v1/chat/completions``: the tools a request offers, put before the model (in
+its own chat template when that knows tools, else in a system message in Hermes' format), a
+grammar that holds each call to its tool's parameters, and the calls read back from the reply.
+
+Formats read back: Hermes and Qwen (``<tool_call>{"name": ..., "arguments": ...}</tool_call>``,
+also our fallback's), Mistral (``[TOOL_CALLS][{...}]``) and Llama 3.x (the reply a JSON object
+``{"name": ..., "parameters": ...}``). The grammar is written for the Hermes form: with
+``tool_choice`` "required" or a named function it holds the whole reply; with "auto" it is lazy
+and holds the reply from the moment ``<tool_call>`` appears (llama.cpp's lazy grammar sampler).
+
+Parameters are held to their schema as far as tools/json_schema.py can; keywords it cannot
+enforce (``minimum``, ``format: email``...) are left out of the grammar, not refused: a tool
+whose schema says more than a grammar can still gets well-formed arguments of the right shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.tools.json_schema import ANNOTATIONS, ENFORCED, SchemaError, grammar
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+MISTRAL_OPEN = "[TOOL_CALLS]"
+TRIGGER = r"^[\s\S]*?(<tool_call>)[\s\S]*$"
+
+FALLBACK_PROMPT = (
+    "You can call functions (tools) to help. To call one, answer with only:\n"
+    "<tool_call>\n"
+    '{{"name": "<function name>", "arguments": {{<its arguments as JSON>}}}}\n'
+    "</tool_call>\n"
+    "{parallel}The results come back in the next message, inside <tool_response>. The "
+    "functions:\n{tools}"
+)
+
+
+class ToolsError(ValueError):
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+    def to_json(self, index: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+        if index is not None:
+            out["index"] = index
+        return out
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    tools: tuple[dict[str, Any], ...]  # OpenAI's {"type": "function", "function": {...}}
+    choice: str  # "auto", "required", or the one function's name
+    parallel: bool
+
+    def to_json(self) -> str:
+        return json.dumps({"tools": self.tools, "choice": self.choice, "parallel": self.parallel})
+
+    @classmethod
+    def from_json(cls, text: str) -> ToolRequest:
+        data = json.loads(text)
+        return cls(tuple(data["tools"]), data["choice"], bool(data["parallel"]))
+
+    @property
+    def names(self) -> list[str]:
+        return [t["function"]["name"] for t in self.tools]
+
+    def grammar(self) -> tuple[str, tuple[str, ...]]:
+        """(GBNF, lazy trigger patterns: empty when it holds the whole reply)."""
+        chosen = [t for t in self.tools if self.choice in ("auto", "required")
+                  or t["function"]["name"] == self.choice]  # fmt: skip
+        alternatives = [
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": t["function"]["name"]},
+                    "arguments": _enforceable(t["function"].get("parameters") or {}),
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for t in chosen
+        ]
+        schema = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
+        body = grammar(schema).replace("root ::=", "call ::=", 1)
+        repeat = " ([ \\n]* tool-call)*" if self.parallel and self.choice != "auto" else ""
+        rules = (
+            f'root ::= tool-call{repeat}\ntool-call ::= "{OPEN}" [ \\n]* call [ \\n]* "{CLOSE}"\n'
+        )
+        lazy = (TRIGGER,) if self.choice == "auto" else ()
+        return rules + body, lazy
+
+
+def parse_request(body: dict[str, Any]) -> ToolRequest | None:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls``; None when no tool may be called."""
+    tools = body.get("tools")
+    choice = body.get("tool_choice", "auto")
+    parallel = body.get("parallel_tool_calls", True)
+    if tools is None or tools == []:
+        if choice not in ("auto", "none", None):
+            raise ToolsError("'tool_choice' needs 'tools'.", "tool_choice")
+        return None
+    if not isinstance(tools, list):
+        raise ToolsError("'tools' must be a list of functions.", "tools")
+    checked: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+            raise ToolsError(f"tools[{i}] must be a function: type 'function' and its "
+                             "'function' object.", "tools")  # fmt: skip
+        name = fn.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ToolsError(f"tools[{i}].function.name must be 1-64 letters, digits, _ . or -.",
+                             "tools")  # fmt: skip
+        params = fn.get("parameters", {"type": "object", "properties": {}})
+        try:
+            grammar(_enforceable(params))
+        except SchemaError as exc:
+            raise ToolsError(f"tools[{i}].function.parameters: {exc}", "tools") from None
+        checked.append({"type": "function", "function": {**fn, "parameters": params}})
+    if isinstance(choice, dict):
+        fn = choice.get("function") if choice.get("type") == "function" else None
+        wanted = fn.get("name") if isinstance(fn, dict) else None
+        if wanted not in [t["function"]["name"] for t in checked]:
+            raise ToolsError("'tool_choice' names no function in 'tools'.", "tool_choice")
+        choice = wanted
+    elif choice is None:
+        choice = "auto"
+    elif choice not in ("auto", "none", "required"):
+        raise ToolsError("'tool_choice' must be auto, none, required or a function.",
+                         "tool_choice")  # fmt: skip
+    if choice == "none":
+        return None
+    if not isinstance(parallel, bool):
+        raise ToolsError("'parallel_tool_calls' must be true or false.", "parallel_tool_calls")
+    return ToolRequest(tuple(checked), choice, parallel)
+
+
+def _enforceable(schema: Any) -> Any:
+    """``schema`` without the keywords a grammar cannot hold (see the module docstring)."""
+    if isinstance(schema, list):
+        return [_enforceable(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {k: _enforceable(v) for k, v in value.items()}
+        elif key == "format" and value not in ("date", "time", "date-time", "uuid"):
+            continue
+        elif key in ENFORCED:
+            out[key] = _enforceable(value) if key not in ("required", "enum", "const") else value
+        elif key in ANNOTATIONS:
+            out[key] = value
+    return out
+
+
+# -- the prompt ------------------------------------------------------------------------------
+
+
+def for_template(
+    messages: list[dict[str, Any]], request: ToolRequest | None, knows_tools: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """(messages, tools) to render: as they are, with the tools, for a template that knows
+    tools; else tool calls and results written out as text and the tools described in the
+    system message (Hermes' format, which the fallback grammar and parser read)."""
+    if knows_tools:
+        rendered = []
+        for m in messages:
+            m = dict(m)
+            if m.get("tool_calls"):
+                # Templates (Qwen's, Hermes', Llama's) write arguments with tojson: objects.
+                m["tool_calls"] = [
+                    {**c, "function": {**c["function"], "arguments": _loads(c["function"])}}
+                    for c in m["tool_calls"]
+                ]
+            rendered.append(m)
+        return rendered, list(request.tools) if request is not None else None
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "tool":
+            text = f"<tool_response>\n{m.get('content', '')}\n</tool_response>"
+            out.append({"role": "user", "content": text})
+        elif role == "assistant" and m.get("tool_calls"):
+            blocks = [
+                f"{OPEN}\n"
+                + json.dumps({"name": c["function"]["name"], "arguments": _loads(c["function"])})
+                + f"\n{CLOSE}"
+                for c in m["tool_calls"]
+            ]
+            text = "\n".join(filter(None, [m.get("content") or "", *blocks]))
+            out.append({"role": "assistant", "content": text})
+        else:
+            out.append({"role": role, "content": m.get("content") or ""})
+    if request is not None:
+        described = "\n".join(json.dumps(t["function"], ensure_ascii=False) for t in request.tools)
+        parallel = "One block per call; several calls may follow each other.\n" if (
+            request.parallel) else "Call at most one function at a time.\n"  # fmt: skip
+        note = FALLBACK_PROMPT.format(tools=described, parallel=parallel)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{note}"}
+        else:
+            out.insert(0, {"role": "system", "content": note})
+    return out, None
+
+
+def _loads(function: dict[str, Any]) -> Any:
+    args = function.get("arguments")
+    if isinstance(args, str):
+        try:
+            return json.loads(args)
+        except ValueError:
+            return args
+    return args if args is not None else {}
+
+
+# -- reading the reply -----------------------------------------------------------------------
+
+
+def parse_reply(text: str, request: ToolRequest) -> tuple[str, list[ToolCall]]:
+    """(the reply's text outside its calls, the calls): Hermes/Qwen, Mistral or Llama 3.x.
+    A call to a function that was not offered, or one that is not JSON, stays text."""
+    names = set(request.names)
+    calls: list[ToolCall] = []
+    content = text
+    if OPEN in text:
+        parts = re.split(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", text, flags=re.S)
+        kept = [parts[0]]
+        for i in range(1, len(parts), 2):
+            call = _call(parts[i], names)
+            if call is None:
+                kept.append(f"{OPEN}{parts[i]}{CLOSE}")
+            else:
+                calls.append(call)
+            kept.append(parts[i + 1])
+        content = "".join(kept)
+    elif MISTRAL_OPEN in text:
+        before, _, rest = text.partition(MISTRAL_OPEN)
+        try:
+            items = json.loads(rest.strip())
+        except ValueError:
+            items = None
+        found = [_call(json.dumps(i), names) for i in items] if isinstance(items, list) else []
+        if found and all(found):
+            calls, content = [c for c in found if c], before
+    elif text.strip().startswith("{"):
+        call = _call(text.strip().removeprefix("<|python_tag|>"), names)
+        if call is not None:
+            calls, content = [call], ""
+    if not request.parallel:
+        calls = calls[:1]
+    return content.strip(), calls
+
+
+def _call(raw: str, names: set[str]) -> ToolCall | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("name") not in names:
+        return None
+    args = data.get("arguments", data.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except ValueError:
+            return None
+    return ToolCall(f"call_{uuid.uuid4().hex[:24]}", data["name"], json.dumps(args))
+
+
+class CallStream:
+    """A streaming reply's text, held back from where a tool call may begin: what streams as
+    ``content`` is text before any call; the calls come out whole at the end."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._sent = 0
+        self._holding = False
+
+    def feed(self, piece: str) -> str:
+        """The part of the text so far that can go out as content now."""
+        self.text += piece
+        if self._holding:
+            return ""
+        start = self.text.lstrip()
+        if not start:
+            return ""
+        if start.startswith(("{", "<|python_tag|>")) and self._sent == 0:
+            self._holding = True  # a Llama 3.x call may be the whole reply
+            return ""
+        for marker in (OPEN, MISTRAL_OPEN):
+            at = self.text.find(marker, self._sent)
+            if at >= 0:
+                self._holding = True
+                out, self._sent = self.text[self._sent : at], at
+                return out
+        # Keep back an end that could be the beginning of a marker.
+        keep = max((k for m in (OPEN, MISTRAL_OPEN) for k in range(1, len(m))
+                    if self.text.endswith(m[:k])), default=0)  # fmt: skip
+        end = len(self.text) - keep
+        out, self._sent = self.text[self._sent : end], max(self._sent, end)
+        return out
+
+    def finish(self, request: ToolRequest) -> tuple[str, list[ToolCall]]:
+        """(content not yet sent, the calls)."""
+        content, calls = parse_reply(self.text, request)
+        if not calls:
+            return self.text[self._sent :], []
+        sent = self.text[: self._sent].strip()
+        rest = content[len(sent) :] if content.startswith(sent) else ""
+        return rest, calls
