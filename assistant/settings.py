@@ -45,6 +45,11 @@ class Settings:
     engines: list[RemoteEngine] = field(default_factory=list)
     # Local only: every remote engine is hidden and refused.
     local_only: bool = False
+    # MCP servers whose tools chats may use, as Claude Desktop, LM Studio and Jan write them
+    # ("mcpServers": {name: {"command", "args", "env"} or {"url", "headers"}}).
+    mcp_servers: dict[str, dict] = field(default_factory=dict)
+    # Tools the person allowed for good ("server/tool"); every other call is asked about.
+    allowed_tools: list[str] = field(default_factory=list)
     window_geometry: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 

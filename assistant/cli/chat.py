@@ -61,6 +61,17 @@ def add_chat_command(sub: Any) -> None:
         help="answer from this collection of your documents (`assistant docs`); repeatable",
     )
     chat.add_argument(
+        "--tools",
+        action="store_true",
+        help="offer the tools of your MCP servers (`assistant tools`), each call approved here",
+    )
+    chat.add_argument(
+        "--tool-choice",
+        default="auto",
+        metavar="auto|required|SERVER/TOOL",
+        help="with --tools: whether the first step must call a tool, or this one",
+    )
+    chat.add_argument(
         "--stats",
         action="store_true",
         help="print tokens/s, time to first token and reused tokens to stderr",
@@ -90,10 +101,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             conversation = store.conversations()[0]
         engine_name = args.engine or (conversation.engine if conversation else None)
         remote_engine = bool(engine_name and engine_name.lower() != endpoints.LOCAL_ENGINE)
-        if remote_engine and args.docs:
+        if remote_engine and (args.docs or args.tools):
             raise AssistantError(
-                "--docs works with this machine's engine (it embeds the question); add "
-                "--engine local."
+                "--docs and --tools work with this machine's engine; add --engine local."
             )
         if remote_engine and engine_name:
             completion, conversation_id = _chat_remote(
@@ -212,7 +222,20 @@ def _chat_local(
             crash = supervisor.wait_exit(3.0) if supervisor is not None else None
             return crash.sentence() if crash is not None else str(exc)
 
-        completion = _stream_reply(reply, send, unavailable)
+        if args.tools:
+            from assistant.cli.tools import reply_with_tools
+            from assistant.records import Completion
+
+            try:
+                completion = reply_with_tools(
+                    client, reply, history, params, settings, str(reply.choice.model),
+                    args.tool_choice,
+                )  # fmt: skip
+            except AssistantError as exc:
+                completion = Completion.failed(str(exc), reply.text, reply.choice.model_file)
+            reply.finish(completion)
+        else:
+            completion = _stream_reply(reply, send, unavailable)
     if hits:
         print("\nSources:")
         for number, hit in enumerate(hits, 1):

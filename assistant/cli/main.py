@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from assistant.cli.engines import add_engines_commands
     from assistant.cli.models import add_models_commands
     from assistant.cli.serve import add_serve_command
+    from assistant.cli.tools import add_tools_commands
 
     add_chat_command(sub)  # in the order `assistant --help` has always listed them
     add_chats_command(sub)
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_commands(sub)
     add_engines_commands(sub)
     add_documents_commands(sub)
+    add_tools_commands(sub)
     return parser
 
 

@@ -61,6 +61,14 @@ def as_markdown(conversation: Conversation, messages: list[Message]) -> str:
             # Marked as the model's reasoning, quoted so that it reads apart from the answer.
             quoted = "\n".join("> " + line for line in message.reasoning.splitlines())
             lines += ["", "> **Reasoning**", ">", quoted]
+        if calls := message.tool_call_list:
+            lines += ["", "**Tool calls**", ""]
+            for call in calls:
+                lines.append(f"- `{call.get('tool', '?')}` {call.get('arguments', '')}: "
+                             f"{call.get('status', '')}")  # fmt: skip
+                if call.get("result"):
+                    quoted = "\n".join("  > " + ln for ln in str(call["result"]).splitlines())
+                    lines.append(quoted)
         lines += ["", message.content]
         if sources := message.source_list:
             lines += ["", "**Sources**", ""]

@@ -202,3 +202,12 @@ def m009_add_message_sources(db: Database) -> None:
     # text. They are shown under the reply, open the file, and are exported with it. NULL when
     # the reply used no documents.
     db.execute("ALTER TABLE messages ADD COLUMN sources TEXT")
+
+
+@migrations()
+def m010_add_message_tool_calls(db: Database) -> None:
+    # The tool calls (MCP) made while writing a reply, as a JSON list of objects: tool
+    # ("server/name"), arguments (JSON text), status (ran, denied, failed), result (the text
+    # the tool gave back, cut to a length). Shown folded under the reply and exported with it.
+    # NULL when it called none.
+    db.execute("ALTER TABLE messages ADD COLUMN tool_calls TEXT")

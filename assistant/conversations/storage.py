@@ -87,6 +87,7 @@ class Message:
     reasoning_ms: int | None = None  # how long the model thought before it answered
     parent_id: int | None = None  # the message it follows (None: the first)
     sources: str | None = None  # JSON: the document passages it was given (see source_list)
+    tool_calls: str | None = None  # JSON: the tool calls made while writing it (tool_call_list)
     # Not columns: where it stands among the versions of its turn (1 of 1: the only one).
     version: int = field(default=1, metadata={"column": False})
     versions: int = field(default=1, metadata={"column": False})
@@ -101,6 +102,17 @@ class Message:
         except ValueError:
             return []
         return [s for s in value if isinstance(s, dict)] if isinstance(value, list) else []
+
+    @property
+    def tool_call_list(self) -> list[dict[str, Any]]:
+        """The tool calls made while writing the reply, in order."""
+        if not self.tool_calls:
+            return []
+        try:
+            value = json.loads(self.tool_calls)
+        except ValueError:
+            return []
+        return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
 
     @property
     def writer(self) -> str:
@@ -672,6 +684,17 @@ class Store:
             cursor = conn.execute(
                 "UPDATE messages SET sources = ? WHERE id = ? AND role = 'assistant'",
                 (json.dumps(sources, ensure_ascii=False) if sources else None, message_id),
+            )
+            if cursor.rowcount == 0:
+                raise _message_not_found(message_id)
+
+    @_boundary
+    def set_tool_calls(self, message_id: int, calls: list[dict[str, Any]]) -> None:
+        """Record the tool calls made while writing a reply (MessageNotFound if it is gone)."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE messages SET tool_calls = ? WHERE id = ? AND role = 'assistant'",
+                (json.dumps(calls, ensure_ascii=False) if calls else None, message_id),
             )
             if cursor.rowcount == 0:
                 raise _message_not_found(message_id)

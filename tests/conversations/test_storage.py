@@ -388,7 +388,8 @@ def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
                                "m006_add_conversation_settings",
                                "m007_messages_as_a_tree",
                                "m008_index_unspaced_scripts_by_trigram",
-                               "m009_add_message_sources"]  # fmt: skip
+                               "m009_add_message_sources",
+                               "m010_add_message_tool_calls"]  # fmt: skip
             assert (
                 store.db.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
                 == schema

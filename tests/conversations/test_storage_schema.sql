@@ -52,7 +52,7 @@ CREATE TABLE messages (
     duration_ms INTEGER,          -- from the start of prompt processing to the last token
     ttft_ms INTEGER,              -- time to first token
     model_file TEXT               -- file name of the model that wrote this reply
-, error TEXT, engine TEXT, reasoning TEXT, reasoning_ms INTEGER, parent_id INTEGER, sources TEXT);
+, error TEXT, engine TEXT, reasoning TEXT, reasoning_ms INTEGER, parent_id INTEGER, sources TEXT, tool_calls TEXT);
 
 -- table messages_fts
 CREATE VIRTUAL TABLE "messages_fts" USING FTS5 (
