@@ -39,7 +39,7 @@ WINGS: dict[str, set[str]] = {
     # Reading, chunks, the index; embeddings come through a callable. Its catalog of embedding
     # models is a catalog like the chat models' one, downloaded the same way.
     "documents": {"models"},
-    "chat": {"conversations", "models", "documents"},
+    "chat": {"conversations", "models", "documents", "tools"},
     "cli": {
         "hardware",
         "models",

@@ -31,6 +31,8 @@ class ChatSettings:
     seed: int | None = None  # None: a new random seed for every reply
     # The collections of the person's documents this chat answers from (documents/).
     documents: tuple[str, ...] = ()
+    # Whether this chat offers the tools of the person's MCP servers (tools/mcp_servers.py).
+    tools: bool = False
 
     def params(self, settings: Settings) -> GenerationParams:
         """What the engine is asked for: this chat's choices over the app's defaults."""
@@ -56,6 +58,7 @@ class ChatSettings:
             n_ctx=self.n_ctx,
             seed=self.seed,
             documents=self.documents,
+            tools=self.tools,
         )
 
     def preset_name(self) -> str | None:
@@ -66,7 +69,11 @@ class ChatSettings:
         return None
 
     def to_json(self) -> str | None:
-        values = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, ())}
+        values = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if v is not None and v != () and not (k == "tools" and v is False)
+        }
         return json.dumps(values, sort_keys=True) if values else None
 
     @classmethod
@@ -84,6 +91,10 @@ class ChatSettings:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             value = data.get(f.name)
+            if f.name == "tools":
+                if value is True:
+                    values[f.name] = True
+                continue
             if f.name == "documents":
                 if isinstance(value, list):
                     values[f.name] = tuple(v for v in value if isinstance(v, str) and v)

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from assistant.records import Completion, GenerationParams
     from assistant.tools.mcp_servers import McpTools
 
-MAX_ROUNDS = 6  # tool rounds in one reply; the last one must answer in words
 SHOWN_CHARS = 300
 
 
@@ -144,10 +143,9 @@ def reply_with_tools(
     model: str,
     first_choice: str = "auto",
 ) -> Completion:
-    """Rounds of replies that may call the servers' tools, each call asked about on the
-    terminal, its result given back; the last reply's text is the answer. Every call is kept
-    with the reply as it happens (a crash loses none)."""
-    from assistant.records import Completion, FinishReason
+    """A reply that may call the servers' tools, each call asked about on the terminal, shown
+    with its result, and kept with the reply as it happens (a crash loses none)."""
+    from assistant.chat import tool_turn
 
     if not settings.mcp_servers:
         raise AssistantError(
@@ -155,11 +153,9 @@ def reply_with_tools(
             "`assistant tools import FILE`."
         )
     mcp = start_servers(settings)
-    log: list[dict[str, Any]] = []
     try:
         for problem in mcp.problems:
             print(f"note: tool server {problem} The reply goes on without it.", file=sys.stderr)
-        tools = [t.openai() for t in mcp.tools]
         wanted: Any = first_choice
         if first_choice not in ("auto", "required", "none"):
             named = next((t for t in mcp.tools if t.key == first_choice), None)
@@ -167,74 +163,35 @@ def reply_with_tools(
                 known = ", ".join(t.key for t in mcp.tools) or "none"
                 raise AssistantError(f"No tool {first_choice} (tools: {known}).")
             wanted = {"type": "function", "function": {"name": named.function_name}}
-        messages = list(history)
-        choice: dict[str, Any] = {}
-        for round_ in range(MAX_ROUNDS):
-            last = round_ == MAX_ROUNDS - 1 or not tools
-            step = wanted if round_ == 0 else "auto"
-            choice = client.chat_tools(messages, params, tools or [], model=model,
-                                       tool_choice="none" if last else step)  # fmt: skip
-            message = choice["message"]
-            calls = message.get("tool_calls") or []
-            if not calls:
-                break
-            messages.append({"role": "assistant", "content": message.get("content"),
-                             "tool_calls": calls})  # fmt: skip
-            for call in calls:
-                entry = _run_call(mcp, call, settings)
-                log.append(entry)
-                reply.store.set_tool_calls(reply.message_id, log)
-                messages.append({"role": "tool", "tool_call_id": call["id"],
-                                 "content": entry["result"]})  # fmt: skip
+        allowed = set(settings.allowed_tools)
+
+        def on_calls(log: list[dict[str, Any]]) -> None:
+            entry = log[-1]
+            shown = " ".join(str(entry["result"]).split())
+            mark = {"failed": " (error)", "denied": " (declined)"}.get(entry["status"], "")
+            print(f"← {entry['tool']}{mark}: {shown[:SHOWN_CHARS]}"
+                  f"{'...' if len(shown) > SHOWN_CHARS else ''}", file=sys.stderr)  # fmt: skip
+            reply.store.set_tool_calls(reply.message_id, log)
+
+        completion = tool_turn.reply(
+            client, mcp, history, params, model, approve=_approve, allowed=allowed,
+            on_calls=on_calls, first_choice=wanted,
+        )  # fmt: skip
+        if allowed - set(settings.allowed_tools):
+            settings.allowed_tools = sorted(allowed)
+            settings.save()
     finally:
         mcp.close()
-    text = choice.get("message", {}).get("content") or ""
-    usage = choice.get("usage", {})
-    reply.append(text)
-    sys.stdout.write(text + "\n")
-    reason = choice.get("finish_reason", "stop")
-    return Completion(
-        text=text,
-        finish_reason=FinishReason.LENGTH if reason == "length" else FinishReason.STOP,
-        prompt_tokens=int(usage.get("prompt_tokens", 0)),
-        completion_tokens=int(usage.get("completion_tokens", 0)),
-        cached_tokens=0, ttft_s=0.0, duration_s=0.0, tokens_per_s=0.0,
-        context_tokens=int(usage.get("total_tokens", 0)), trimmed_messages=0,
-        model_file=Path(model).name,
-    )  # fmt: skip
+    reply.append(completion.text)
+    sys.stdout.write(completion.text + "\n")
+    return completion
 
 
-def _run_call(mcp: McpTools, call: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    function = call.get("function", {})
-    tool = mcp.find(function.get("name", ""))
-    arguments = function.get("arguments") or "{}"
-    if tool is None:
-        return {"tool": function.get("name", "?"), "arguments": arguments, "status": "failed",
-                "result": "There is no such tool."}  # fmt: skip
-    entry = {"tool": tool.key, "arguments": arguments}
+def _approve(tool: Any, arguments: str) -> str:
+    from assistant.chat import tool_turn
+
     print(f"→ {tool.key} {arguments}", file=sys.stderr)
-    if tool.key not in settings.allowed_tools:
-        answer = _ask(f"  Run it? [y]es, [n]o, [a]lways for {tool.key}: ")
-        if answer == "a":
-            settings.allowed_tools = [*settings.allowed_tools, tool.key]
-            settings.save()
-        elif answer != "y":
-            print("  declined", file=sys.stderr)
-            return {**entry, "status": "denied", "result": "The person declined this call."}
-    try:
-        parsed = json.loads(arguments)
-    except ValueError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        return {**entry, "status": "failed", "result": "The arguments were not a JSON object."}
-    result = mcp.call(tool, parsed)
-    shown = " ".join(result.text.split())
-    print(f"← {tool.key}{' (error)' if result.is_error else ''}: {shown[:SHOWN_CHARS]}"
-          f"{'...' if len(shown) > SHOWN_CHARS else ''}", file=sys.stderr)  # fmt: skip
-    return {**entry, "status": "failed" if result.is_error else "ran", "result": result.text}
-
-
-def _ask(question: str) -> str:
-    print(question, end="", file=sys.stderr, flush=True)
-    line = sys.stdin.readline()
-    return line.strip().lower()[:1]  # nothing (no terminal, end of input): no
+    print(f"  Run it? [y]es, [n]o, [a]lways for {tool.key}: ", end="", file=sys.stderr,
+          flush=True)  # fmt: skip
+    answer = sys.stdin.readline().strip().lower()[:1]  # nothing (end of input): no
+    return {"y": tool_turn.ONCE, "a": tool_turn.ALWAYS}.get(answer, tool_turn.DENY)

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 
@@ -446,18 +447,25 @@ class Engine:
         self._require_model()
         assert self._format is not None
         trimmed = 0
+        tools = None
+        if raw is None and (
+            params.tools is not None
+            or any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
+        ):
+            # Tools offered, or a history with tool calls in it (tool_choice "none" included):
+            # in the template's own format when it knows tools, else written out as text.
+            from assistant.tools import calls
+
+            request = calls.ToolRequest.from_json(params.tools) if params.tools else None
+            messages, tools = calls.for_template(list(messages), request, self._format.knows_tools)
         if raw is not None:
             prompt = self._prompt_tokens_of(raw)
         elif truncate:
-            prompt, trimmed = self._fit_prompt(merge_turns(messages), params.max_tokens, n_ctx)
-        elif params.tools is not None:
-            from assistant.tools import calls
-
-            request = calls.ToolRequest.from_json(params.tools)
-            shown, tools = calls.for_template(list(messages), request, self._format.knows_tools)
-            prompt = self._prompt_tokens_of(self._format.render(merge_turns(shown), tools))
+            prompt, trimmed = self._fit_prompt(
+                merge_turns(messages), params.max_tokens, n_ctx, tools
+            )
         else:
-            prompt = self._prompt_tokens_of(self._format.render(merge_turns(messages)))
+            prompt = self._prompt_tokens_of(self._format.render(merge_turns(messages), tools))
         if not prompt:
             raise GenerationError("The chat template produced an empty prompt.")
         if len(prompt) >= n_ctx:
@@ -499,7 +507,11 @@ class Engine:
         return run_one(self.scheduler, request)
 
     def _fit_prompt(
-        self, messages: Sequence[dict[str, str]], max_tokens: int, n_ctx: int
+        self,
+        messages: Sequence[dict[str, str]],
+        max_tokens: int,
+        n_ctx: int,
+        tools: list[dict[str, Any]] | None = None,
     ) -> tuple[list[int], int]:
         """Render and tokenize, dropping old turns (and then the start of the last message) so
         the prompt leaves room for the reply: max_tokens, but never more than half the context."""
@@ -509,7 +521,7 @@ class Engine:
         tokenized: dict[str, list[int]] = {}  # rendered text -> tokens: tokenize each once
 
         def tokens_of(msgs: Sequence[dict[str, str]]) -> list[int]:
-            text = fmt.render(msgs)
+            text = fmt.render(msgs, tools)
             if text not in tokenized:
                 tokenized[text] = self._prompt_tokens_of(text)
             return tokenized[text]

@@ -25,6 +25,10 @@ from assistant.tools.json_schema import ANNOTATIONS, ENFORCED, SchemaError, gram
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 MISTRAL_OPEN = "[TOOL_CALLS]"
+# The lazy grammar starts where a call does. llama.cpp feeds it the text from the trigger on,
+# all of the token that completed the match included, and a character the grammar cannot take
+# there ends the engine (std::runtime_error, "Unexpected empty grammar stack"): so the grammar
+# takes a few characters of anything between the opener and the call's brace (JUNK below).
 TRIGGER = r"^[\s\S]*?(<tool_call>)[\s\S]*$"
 
 FALLBACK_PROMPT = (
@@ -97,9 +101,7 @@ class ToolRequest:
         schema = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
         body = grammar(schema).replace("root ::=", "call ::=", 1)
         repeat = " ([ \\n]* tool-call)*" if self.parallel and self.choice != "auto" else ""
-        rules = (
-            f'root ::= tool-call{repeat}\ntool-call ::= "{OPEN}" [ \\n]* call [ \\n]* "{CLOSE}"\n'
-        )
+        rules = f'root ::= tool-call{repeat}\ntool-call ::= "{OPEN}" [^{{]{{0,16}} call [ \\n]* "{CLOSE}"\n'
         lazy = (TRIGGER,) if self.choice == "auto" else ()
         return rules + body, lazy
 
@@ -267,8 +269,13 @@ def parse_reply(text: str, request: ToolRequest) -> tuple[str, list[ToolCall]]:
 
 
 def _call(raw: str, names: set[str]) -> ToolCall | None:
+    """The call in ``raw``: a JSON object, after whatever few characters the grammar let
+    through between the opener and the call (see TRIGGER)."""
+    start = raw.find("{")
+    if start < 0:
+        return None
     try:
-        data = json.loads(raw)
+        data, _ = json.JSONDecoder().raw_decode(raw[start:])
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("name") not in names:

@@ -19,6 +19,7 @@ class ChatHeader(QWidget):
 
     documents_chosen = Signal(object)
     manage_documents_requested = Signal()
+    tools_toggled = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -32,6 +33,14 @@ class ChatHeader(QWidget):
         self._collections: list[str] = []
         self._chosen: tuple[str, ...] = ()
         self._build_documents_menu()
+        # Whether this chat offers the tools of the MCP servers in Settings.
+        self.tools_button = QToolButton()
+        self.tools_button.setText("Tools")
+        self.tools_button.setAccessibleName("Tools")
+        self.tools_button.setCheckable(True)
+        self.tools_button.toggled.connect(self._on_tools_toggled)
+        self._showing = False
+        self.set_tool_servers([])
         self.model_picker = ModelPicker()
         self.settings_button = QToolButton()
         self.settings_button.setText("Chat settings")
@@ -52,6 +61,7 @@ class ChatHeader(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.model_picker, 1)
         row.addWidget(self.documents_button)
+        row.addWidget(self.tools_button)
         row.addWidget(self.settings_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -82,9 +92,26 @@ class ChatHeader(QWidget):
 
     @Slot(object)
     def show_chat_settings(self, settings: ChatSettings) -> None:
-        """The open chat's settings: the collections it answers from."""
+        """The open chat's settings: the collections it answers from, and its tools."""
         self._chosen = tuple(settings.documents)
         self._build_documents_menu()
+        self._showing = True  # not a choice of the person's: no tools_toggled
+        self.tools_button.setChecked(settings.tools)
+        self._showing = False
+
+    def set_tool_servers(self, names: list[str]) -> None:
+        """The MCP servers in Settings: the Tools button works once there is one."""
+        self.tools_button.setEnabled(bool(names))
+        self.tools_button.setToolTip(
+            f"Let the model call the tools of {', '.join(names)}; you approve each call"
+            if names
+            else "Add MCP servers (tool servers) in Settings to let the model call their tools"
+        )
+
+    @Slot(bool)
+    def _on_tools_toggled(self, on: bool) -> None:
+        if not self._showing:
+            self.tools_toggled.emit(on)
 
     def _build_documents_menu(self) -> None:
         menu = self.documents_menu

@@ -308,6 +308,22 @@ class ChatView(QTextBrowser):
         if footer:
             cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
             cursor.insertText(footer, self._muted_format())
+        calls = message.tool_call_list if message.role == "assistant" else []
+        for call in calls if message.finish_reason is not None else []:
+            # Each tool call, folded to one line: the whole result is in its tooltip.
+            result = " ".join(str(call.get("result", "")).split())
+            status = {"ran": "ran", "denied": "declined", "failed": "failed"}.get(
+                str(call.get("status")), str(call.get("status", ""))
+            )
+            cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
+            fmt = self._muted_format()
+            fmt.setToolTip(f"{call.get('tool')} {call.get('arguments', '')}\n\n"
+                           f"{str(call.get('result', ''))[:2000]}")  # fmt: skip
+            cursor.insertText(
+                f"⚙ {call.get('tool')} {str(call.get('arguments', ''))[:80]}: {status}"
+                + (f" ▸ {result[:120]}{'…' if len(result) > 120 else ''}" if result else ""),
+                fmt,
+            )
         sources = message.source_list if message.role == "assistant" else []
         if sources and message.finish_reason is not None:
             # "Sources: [1] notes.md, lines 3-10  [2] manual.pdf, page 4", each opening its file.

@@ -41,7 +41,7 @@ class EngineLink(QObject):
     _release_requested = Signal(str, str, int, int)
     _reconfigure_requested = Signal(str, int, str, int, int, int)
     _close_requested = Signal()
-    _generate_requested = Signal(list, GenerationParams, list)
+    _generate_requested = Signal(list, GenerationParams, list, object)
     _remote_generate_requested = Signal(RemoteEngine, str, list, GenerationParams)
 
     def __init__(self, settings: Settings, parent: QObject | None = None):
@@ -116,15 +116,17 @@ class EngineLink(QObject):
         params: GenerationParams,
         remote: tuple[RemoteEngine, str] | None = None,
         documents: tuple[str, ...] = (),
+        tools: dict | None = None,
     ) -> None:
         """Ask the local engine, or ``remote`` (an engine and its model), for a reply; with
-        ``documents``, the local engine's reply is given their best passages."""
+        ``documents``, the local engine's reply is given their best passages; with ``tools``
+        (the MCP servers, the always-allowed tools, "Local only"), it may call tools."""
         self._stop.clear()  # here, not in a worker: a Stop pressed right after Send must count
         if remote is not None:
             engine, model = remote
             self._remote_generate_requested.emit(engine, model, messages, params)
         else:
-            self._generate_requested.emit(messages, params, list(documents))
+            self._generate_requested.emit(messages, params, list(documents), tools)
 
     def request_stop(self) -> None:
         """Stop the reply within a token: the engines poll this event, set right now."""

@@ -13,6 +13,7 @@ stopped).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from assistant.clients.engine_client import EngineClient
 from assistant.clients.supervisor import Crash, Supervisor
 from assistant.errors import AssistantError, EngineUnavailable
 from assistant.records import Completion, GenerationParams, LoadedModel
+from assistant.tools.mcp_servers import McpTools
 from assistant.ui.workers import resolved_path
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,10 @@ class EngineWorker(QObject):
             deleted); the LoadedModel now active (None when none) and a problem to show.
         text_generated(str): one piece of the reply (the session batches them).
         reasoning_generated(str): one piece of a reasoning model's thinking.
+        tool_approval_requested(dict): a tool call to approve ("tool", "arguments", "server");
+            the worker waits for answer_tool() (or Stop).
+        tool_calls_updated(list): the reply's tool calls so far (chat/tool_turn.py entries).
+        tools_noted(str): a tool server that is not available, in one line.
         sources_found(list): the document passages the reply is given (chat/sources.py
             records), before its first text.
         generation_finished(object): the Completion, also for cancelled and failed replies.
@@ -62,6 +68,9 @@ class EngineWorker(QObject):
     text_generated = Signal(str)
     reasoning_generated = Signal(str)
     sources_found = Signal(list)
+    tool_approval_requested = Signal(dict)
+    tool_calls_updated = Signal(list)
+    tools_noted = Signal(str)
     generation_finished = Signal(Completion)
     engine_crashed = Signal(str)
     reloading = Signal(str)
@@ -75,6 +84,9 @@ class EngineWorker(QObject):
     ):
         super().__init__()
         self._stop = stop
+        self._answers: queue.Queue[str] = queue.Queue()  # tool approvals, from the GUI thread
+        self._mcp: McpTools | None = None
+        self._mcp_servers: dict = {}
         self._handled_crashes = 0
         self._supervisor = self._new_supervisor(host, port, api_key, threads)
         self._died.connect(self._on_died)
@@ -246,9 +258,13 @@ class EngineWorker(QObject):
 
     # -- generate -----------------------------------------------------------------------------
 
-    @Slot(object, object, list)
+    @Slot(object, object, list, object)
     def generate(
-        self, messages: list[dict[str, str]], params: GenerationParams, documents: list[str]
+        self,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+        documents: list[str],
+        tools: dict | None = None,
     ) -> None:
         model = self._loaded
         model_file = model.name if model is not None else ""
@@ -256,14 +272,17 @@ class EngineWorker(QObject):
         try:
             if documents:
                 messages = self._with_documents(messages, documents, model)
-            completion = self._client().chat(
-                messages,
-                params,
-                model=str(model.path) if model is not None else None,
-                on_text=self._emit_text,
-                on_reasoning=self.reasoning_generated.emit,
-                stop=self._stop,
-            )
+            if tools is not None and tools.get("servers"):
+                completion = self._reply_with_tools(messages, params, model, tools)
+            else:
+                completion = self._client().chat(
+                    messages,
+                    params,
+                    model=str(model.path) if model is not None else None,
+                    on_text=self._emit_text,
+                    on_reasoning=self.reasoning_generated.emit,
+                    stop=self._stop,
+                )
         except EngineUnavailable as exc:
             crash = self._after_crash()
             sentence = crash.sentence() if crash is not None else str(exc)
@@ -306,6 +325,65 @@ class EngineWorker(QObject):
         self.sources_found.emit(sources.records(hits))
         return sources.with_passages(messages, hits)
 
+    def _reply_with_tools(
+        self,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+        model: LoadedModel | None,
+        tools: dict,
+    ) -> Completion:
+        """A reply that may call the MCP servers' tools, each call approved in the window."""
+        from assistant.chat import tool_turn
+
+        mcp = self._servers(tools)
+        completion = tool_turn.reply(
+            self._client(), mcp, list(messages), params,
+            str(model.path) if model is not None else "",
+            approve=self._approve, allowed=set(tools.get("allowed", ())),
+            on_calls=self.tool_calls_updated.emit, stop=self._stop,
+        )  # fmt: skip
+        self._emit_text(completion.text)
+        return completion
+
+    def _servers(self, tools: dict) -> McpTools:
+        """The MCP servers, started once and kept while their configuration stays the same."""
+        from assistant.tools.mcp_servers import ConfigError, parse_config
+
+        servers = tools["servers"]
+        if self._mcp is None or servers != self._mcp_servers:
+            if self._mcp is not None:
+                self._mcp.close()
+            try:
+                configs = parse_config({"mcpServers": servers})
+            except ConfigError as exc:
+                raise AssistantError(f"The tool servers in Settings: {exc}") from None
+            self._mcp = McpTools(configs, local_only=bool(tools.get("local_only"))).start()
+            self._mcp_servers = servers
+            for problem in self._mcp.problems:
+                self.tools_noted.emit(f"Tool server {problem} The reply goes on without it.")
+        return self._mcp
+
+    def _approve(self, tool: object, arguments: str) -> str:
+        """Ask the window (tool_approval_requested) and wait for answer_tool(), or Stop."""
+        from assistant.chat import tool_turn
+
+        while not self._answers.empty():  # an answer to a question no longer asked
+            self._answers.get_nowait()
+        self.tool_approval_requested.emit(
+            {"tool": getattr(tool, "key", ""), "server": getattr(tool, "server", ""),
+             "description": getattr(tool, "description", ""), "arguments": arguments}
+        )  # fmt: skip
+        while not self._stop.is_set():
+            try:
+                return self._answers.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return tool_turn.DENY
+
+    def answer_tool(self, answer: str) -> None:
+        """The person's answer to tool_approval_requested (called from the GUI thread)."""
+        self._answers.put(answer)
+
     def _emit_text(self, piece: str) -> None:
         if piece:
             self.text_generated.emit(piece)
@@ -328,6 +406,9 @@ class EngineWorker(QObject):
 
     @Slot()
     def close(self) -> None:
+        if self._mcp is not None:
+            self._mcp.close()
+            self._mcp = None
         try:
             self._supervisor.stop()
         except Exception:

@@ -228,6 +228,10 @@ class MainWindow(QMainWindow):
         self.header.manage_documents_requested.connect(self.dialogs.open_documents)
         documents = self.controllers.documents
         documents.collections_changed.connect(self.header.set_collections)
+        self.header.tools_toggled.connect(session.set_chat_tools)
+        self.header.set_tool_servers(list(self.controllers.settings.mcp_servers))
+        engine = self.controllers.link.engine
+        engine.tool_approval_requested.connect(self.dialogs.ask_tool_approval)
         session.reasoning_appended.connect(self.status_bar.show_thinking)
         session.reply_started.connect(self.status_bar.begin_reply)
         session.reply_text_appended.connect(self.status_bar.show_answer_text)

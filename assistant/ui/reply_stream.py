@@ -51,7 +51,8 @@ class ReplyStream(QObject):
     text_appended(int, str): the reply's conversation id, and a batch of its text (already
         appended to the reply, which checkpoints itself).
     reasoning_appended(int, str): the reply's conversation id, and a batch of its thinking.
-    sources_noted(str): a note about the documents' search (nothing matched, or it failed).
+    sources_noted(str): a note about the documents' search (nothing matched, or it failed), or
+        about a tool server that is not available.
     finished(object, object): the Completion, and the turn.Reply it ends, not yet finished (None
         when no reply was streaming); everything received has been handed on before.
     """
@@ -72,6 +73,8 @@ class ReplyStream(QObject):
             worker.reasoning_generated.connect(self._on_reasoning_generated)
             worker.generation_finished.connect(self._on_generation_finished)
         link.engine.sources_found.connect(self._on_sources_found)
+        link.engine.tool_calls_updated.connect(self._on_tool_calls)
+        link.engine.tools_noted.connect(self.sources_noted)
 
     @property
     def current(self) -> StreamingReply | None:
@@ -117,6 +120,17 @@ class ReplyStream(QObject):
             reply.store.set_sources(reply.message_id, found)
         except AssistantError as exc:
             log.warning("Could not store the reply's sources: %s", exc)
+
+    @Slot(list)
+    def _on_tool_calls(self, calls: list) -> None:
+        """The reply's tool calls so far: kept with it as each ends (a crash loses none)."""
+        if self._current is None:
+            return
+        reply = self._current.reply
+        try:
+            reply.store.set_tool_calls(reply.message_id, calls)
+        except AssistantError as exc:
+            log.warning("Could not store the reply's tool calls: %s", exc)
 
     @Slot(str)
     def _on_reasoning_generated(self, piece: str) -> None:

@@ -264,6 +264,23 @@ class ChatSession(QObject):
         if context_changed and self._model.remote is None:
             self._context_timer.start()
 
+    @Slot(bool)
+    def set_chat_tools(self, on: bool) -> None:
+        """Whether this chat offers the tools of the MCP servers in Settings."""
+        self.set_chat_settings(dataclasses.replace(self.chat_settings, tools=bool(on)))
+
+    def answer_tool(self, tool: str, answer: str) -> None:
+        """The person's answer to a tool call the reply asked about ("always" is kept)."""
+        from assistant.chat import tool_turn
+
+        if answer == tool_turn.ALWAYS and tool not in self.settings.allowed_tools:
+            self.settings.allowed_tools = [*self.settings.allowed_tools, tool]
+            try:
+                self.settings.save()
+            except OSError as exc:
+                self.error.emit(f"Could not save Settings: {exc}")
+        self._link.engine.answer_tool(answer)
+
     @Slot(object)
     def set_chat_documents(self, names: tuple[str, ...]) -> None:
         """The collections of the person's documents this chat answers from now."""
@@ -396,14 +413,20 @@ class ChatSession(QObject):
         # Asked first (it clears the Stop event): a Stop from anyone told of the reply below
         # must count. Its text arrives through the event loop, after this returns.
         documents = self._options.chat_settings.documents
-        if documents and engine is not None:
+        tools = None
+        if self._options.chat_settings.tools and self.settings.mcp_servers:
+            tools = {"servers": dict(self.settings.mcp_servers),
+                     "allowed": list(self.settings.allowed_tools),
+                     "local_only": self.settings.local_only}  # fmt: skip
+        if (documents or tools) and engine is not None:
             self.notice.emit(
-                "This chat's documents are searched only with this machine's engine; the "
-                "remote engine answers without them."
+                "This chat's documents and tools are used only with this machine's engine; "
+                "the remote engine answers without them."
             )
         self._link.generate(
-            messages, params, (engine, choice.model) if engine else None, documents=documents
-        )
+            messages, params, (engine, choice.model) if engine else None,
+            documents=documents, tools=tools,
+        )  # fmt: skip
         self._set_state(TurnState.GENERATING)
         self.reply_started.emit(reply.message)
 

@@ -4,6 +4,7 @@ remote engines."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 from PySide6.QtCore import Qt
@@ -40,6 +41,7 @@ TAKEN_PORTS = {
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent: QWidget | None = None):
         super().__init__(parent)
+        self._mcp: dict = dict(settings.mcp_servers)
         self.setWindowTitle("Settings")
         self._settings = settings
         self.system_prompt = QPlainTextEdit(settings.system_prompt)
@@ -125,6 +127,27 @@ class SettingsDialog(QDialog):
         form.addRow("", self.port_warning)
         self.engines = EnginesEditor(settings)
         form.addRow("Remote engines:", self.engines)
+        # Tool servers, in the JSON other apps write ("mcpServers"): paste yours.
+        self.mcp_servers = QPlainTextEdit()
+        self.mcp_servers.setAccessibleName("Tool servers (MCP)")
+        self.mcp_servers.setPlaceholderText(
+            '{"mcpServers": {"memory": {"command": "npx", "args": ["-y", '
+            '"@modelcontextprotocol/server-memory"]}}}'
+        )
+        self.mcp_servers.setToolTip(
+            "MCP servers whose tools chats may call (the Tools button above a chat), as Claude "
+            "Desktop, LM Studio and Jan write them. Each runs as a program of yours; you approve "
+            "every call."
+        )
+        if settings.mcp_servers:
+            self.mcp_servers.setPlainText(
+                json.dumps({"mcpServers": settings.mcp_servers}, indent=2, ensure_ascii=False)
+            )
+        self.mcp_error = QLabel()
+        self.mcp_error.setWordWrap(True)
+        self.mcp_error.hide()
+        form.addRow("Tool servers (MCP):", self.mcp_servers)
+        form.addRow("", self.mcp_error)
         self._update_api()
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -134,8 +157,26 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
 
     def accept(self) -> None:
+        if not self._read_mcp_servers():
+            return
         if self.engines.add_typed():  # an engine typed in but not added is not dropped
             super().accept()
+
+    def _read_mcp_servers(self) -> bool:
+        """Whether the tool servers' JSON is usable; if not, says why and keeps the dialog."""
+        from assistant.tools.mcp_servers import ConfigError, parse_config
+
+        text = self.mcp_servers.toPlainText().strip()
+        try:
+            servers = parse_config(text) if text else []
+        except ConfigError as exc:
+            self.mcp_error.setText(f"Tool servers: {exc}")
+            self.mcp_error.show()
+            return False
+        data = json.loads(text) if text else {}
+        self._mcp = data.get("mcpServers", data) if servers else {}
+        self.mcp_error.hide()
+        return True
 
     def _update_api(self) -> None:
         on = self.local_api.isChecked()
@@ -168,5 +209,6 @@ class SettingsDialog(QDialog):
             slots=self.slots.value(),
             engines=self.engines.engines(),
             local_only=self.engines.is_local_only(),
+            mcp_servers=dict(self._mcp),
             extra=dict(self._settings.extra),
         )

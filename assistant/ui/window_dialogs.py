@@ -31,6 +31,7 @@ class WindowDialogs(QObject):
         self.models_dialog: ModelsDialog | None = None
         self.monitor: MonitorView | None = None
         self.documents_dialog: DocumentsDialog | None = None
+        self.tool_dialog: QWidget | None = None  # the open question before a tool call
 
     @Slot()
     def open_documents(self) -> None:
@@ -50,6 +51,16 @@ class WindowDialogs(QObject):
         chosen = session.chat_settings.documents
         if name not in chosen:
             session.set_chat_documents((*chosen, name))
+
+    @Slot(dict)
+    def ask_tool_approval(self, call: dict) -> None:
+        """A tool call the reply wants to make: asked, not blocking the window."""
+        from assistant.ui.tool_approval import ToolApprovalDialog
+
+        dialog = ToolApprovalDialog(call, self._window)
+        self.tool_dialog = dialog
+        dialog.answered.connect(self._controllers.session.answer_tool)
+        dialog.open()
 
     @Slot()
     def choose_model_file(self) -> None:
@@ -160,6 +171,9 @@ class WindowDialogs(QObject):
         dialog = SettingsDialog(self._controllers.settings, self._window)
         if dialog.exec():
             self._controllers.models.update_settings(dialog.result_settings())
+            self._window.header.set_tool_servers(  # type: ignore[attr-defined]
+                list(self._controllers.settings.mcp_servers)
+            )
 
     def shutdown(self) -> None:
         if self.models_dialog is not None:
