@@ -12,6 +12,7 @@ import numpy as np
 from assistant.documents import embedding_models, retrieval
 from assistant.documents.index import DocumentIndex
 from assistant.documents.retrieval import Hit
+from assistant.errors import AssistantError
 
 TOP_K = 6
 MIN_SIMILARITY = 0.25  # cosine, for passages no keyword matched (all-MiniLM's scale)
@@ -38,7 +39,15 @@ def find_passages(
     own = index is None
     index = index or DocumentIndex()
     try:
-        collections = [index.collection(name) for name in dict.fromkeys(collection_names)]
+        collections = []
+        for name in dict.fromkeys(collection_names):
+            try:
+                collections.append(index.collection(name))
+            except AssistantError:
+                continue  # removed since the chat chose it: the others are searched
+        if not collections:
+            names = ", ".join(collection_names)
+            raise AssistantError(f"None of this chat's collections is there any more ({names}).")
         by_model: dict[str, list[Any]] = {}
         for collection in collections:
             by_model.setdefault(collection.embedding_model, []).append(collection)
@@ -83,7 +92,8 @@ def records(hits: Sequence[Hit]) -> list[dict[str, Any]]:
             "page": h.passage.page,
             "line_start": h.passage.line_start,
             "line_end": h.passage.line_end,
-            "text": h.passage.text,
+            # A snippet to show: the passage itself stays in the documents' database.
+            "text": h.passage.text[:400],
         }
         for h in hits
     ]

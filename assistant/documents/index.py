@@ -148,6 +148,7 @@ def _now() -> str:
 class DocumentIndex:
     def __init__(self, path: Path | str | None = None, *, busy_timeout: float = 10.0):
         self.path = Path(path) if path is not None else paths.documents_path()
+        self._held = self._due = False
         try:
             self.db = database.connect(self.path, busy_timeout=busy_timeout,
                                        check_same_thread=False)  # fmt: skip
@@ -158,6 +159,7 @@ class DocumentIndex:
             )
 
     def close(self) -> None:
+        self.release_purges()
         self.db.conn.close()
 
     def __enter__(self) -> DocumentIndex:
@@ -172,6 +174,8 @@ class DocumentIndex:
         try:
             with conn:
                 yield conn
+        except sqlite3.IntegrityError as exc:  # its file or collection was removed meanwhile
+            raise StorageError(f"It was removed while being indexed ({exc}).") from exc
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise StorageError("The documents' database is busy; try again.") from exc
@@ -250,7 +254,7 @@ class DocumentIndex:
         with self._write() as conn:
             conn.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
         _MATRICES.pop((str(self.path), collection.id), None)
-        self._purge()
+        self._purged_later()
 
     def remove_source(self, collection: Collection, path: Path) -> int:
         """Take a file or folder out of a collection (its passages go); how many files went."""
@@ -276,6 +280,23 @@ class DocumentIndex:
             ]
         self.delete_files(collection, ids)
         return len(ids)
+
+    def hold_purges(self) -> None:
+        """Merge the search index once, at release_purges(), not after every change (a run
+        that re-reads many files)."""
+        self._held = True
+
+    def release_purges(self) -> None:
+        self._held, due = False, self._due
+        self._due = False
+        if due:
+            self._purge()
+
+    def _purged_later(self) -> None:
+        if self._held:
+            self._due = True
+        else:
+            self._purge()
 
     def _purge(self) -> None:
         """Merge the search index (FTS5 keeps deleted terms in old segments until merged) and
@@ -329,7 +350,7 @@ class DocumentIndex:
             )
             self._bump(conn, collection)
         if old:
-            self._purge()
+            self._purged_later()
 
     def store_file(
         self, collection: Collection, file_id: int, chunks: Sequence[Chunk], vectors: np.ndarray
@@ -355,7 +376,7 @@ class DocumentIndex:
             )
             self._bump(conn, collection)
         if replaced:
-            self._purge()
+            self._purged_later()
 
     def delete_files(self, collection: Collection, file_ids: Sequence[int]) -> None:
         if not file_ids:
@@ -363,7 +384,7 @@ class DocumentIndex:
         with self._write() as conn:
             conn.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in file_ids])
             self._bump(conn, collection)
-        self._purge()
+        self._purged_later()
 
     def _bump(self, conn: sqlite3.Connection, collection: Collection) -> None:
         conn.execute("UPDATE collections SET version = version + 1 WHERE id = ?", (collection.id,))

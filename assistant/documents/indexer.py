@@ -21,6 +21,7 @@ import numpy as np
 from assistant.documents import reading
 from assistant.documents.chunks import chunk
 from assistant.documents.index import Collection, DocumentIndex
+from assistant.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,13 @@ class Indexer:
         self.stop = stop or threading.Event()
 
     def run(self, collection: Collection) -> Progress:
+        self.index.hold_purges()
+        try:
+            return self._run(collection)
+        finally:
+            self.index.release_purges()  # deleted text leaves the index once, at the end
+
+    def _run(self, collection: Collection) -> Progress:
         state = Progress(collection.name)
         for _ in range(3):  # files that change while being read are read again, a few times
             self.scan(collection, state)
@@ -77,7 +85,15 @@ class Indexer:
                     return state
                 state.path = file.path
                 self.progress(state)
-                self._index_file(collection, file.id, Path(file.path), state)
+                try:
+                    self._index_file(collection, file.id, Path(file.path), state)
+                except (AssistantError, OSError):
+                    raise  # the engine or the database: the run stops, said by the caller
+                except Exception as exc:  # noqa: BLE001 - one odd file never stops the rest
+                    log.warning("Could not index %s", file.path, exc_info=exc)
+                    reason = f"it could not be read ({type(exc).__name__}: {exc})"[:300]
+                    self.index.skip_file(collection, file.id, reason)
+                    state.skipped.append((file.path, reason))
                 state.done += 1
         state.finished = True
         state.path = ""
@@ -97,11 +113,12 @@ class Indexer:
                 seen.update(p for p in known if _within(p, source))
                 continue
             for path in _walk(root):
-                try:
-                    st = path.stat()
-                except OSError:
-                    continue
                 key = str(path)
+                try:
+                    key.encode("utf-8")  # a name that is not UTF-8 cannot be stored as text
+                    st = path.stat()
+                except (OSError, UnicodeEncodeError):
+                    continue
                 seen.add(key)
                 old = known.get(key)
                 if old is None or (old.size, old.mtime_ns) != (st.st_size, st.st_mtime_ns):

@@ -98,6 +98,7 @@ def fit_budget(hits: Sequence[Hit], budget_chars: int) -> list[Hit]:
             if not kept and budget_chars > 200:
                 cut = Passage(**{**hit.passage.__dict__, "text": hit.passage.text[:budget_chars]})
                 kept.append(Hit(cut, hit.score))
+                used = budget_chars
             continue
         kept.append(hit)
         used += size

@@ -45,9 +45,10 @@ class Embedder:
         self.n_ctx = min(trained, MAX_BATCH)  # the longest input
         cparams = llama_cpp.llama_context_default_params()
         cparams.embeddings = True
-        cparams.n_ctx = max(self.n_ctx, 512) * (1 if llama_cpp.llama_model_has_encoder(model)
-                                                 else MAX_SEQUENCES)  # fmt: skip
-        cparams.n_batch = cparams.n_ubatch = max(self.n_ctx, 512)
+        # One batch at a time, its sequences side by side in one unified cache (a decoder used
+        # for embeddings has one; BERT has none): the cache holds one batch, no more.
+        cparams.n_batch = cparams.n_ubatch = cparams.n_ctx = max(self.n_ctx, 512)
+        cparams.kv_unified = True
         cparams.n_seq_max = MAX_SEQUENCES
         cparams.n_threads = cparams.n_threads_batch = max(1, n_threads)
         ctx = llama_cpp.llama_init_from_model(model, cparams)
@@ -119,7 +120,7 @@ class Embedder:
             taken += 1
         batch.n_tokens = n
         if self._mem:  # a decoder used for embeddings keeps a cache: start each batch clean
-            llama_cpp.llama_memory_clear(self._mem, True)
+            llama_cpp.llama_memory_clear(self._mem, False)
         if llama_cpp.llama_decode(self._ctx, batch) != 0:
             raise ModelError(f"llama.cpp could not embed with {self.path.name}.")
         out = np.empty((taken, self.dimensions), dtype=np.float32)

@@ -276,6 +276,10 @@ class EngineServer:
         if encoding not in ("float", "base64"):
             raise bad_request("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
         dimensions = body.get("dimensions")
+        if dimensions is not None and (
+            isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+        ):
+            raise bad_request("'dimensions' must be a positive integer.", "dimensions")
         name = body.get("model")
         if name is not None and not isinstance(name, str):
             raise bad_request("'model' must be a string.", "model")
@@ -297,12 +301,15 @@ class EngineServer:
             result = await asyncio.wrap_future(job.future)
         except RequestRejected as exc:
             raise bad_request(str(exc), "input") from None
+        except ModelError as exc:  # not an embedding model, or a damaged file
+            raise ApiError(400, str(exc), "invalid_request_error", "model_not_supported",
+                           "model") from None  # fmt: skip
         except AssistantError as exc:
             raise ApiError(500, str(exc), "server_error") from None
         vectors = result.vectors
         if dimensions is not None:
             # Matryoshka-trained models (nomic v1.5) may be cut short; renormalized, as OpenAI.
-            if not isinstance(dimensions, int) or not 1 <= dimensions <= vectors.shape[1]:
+            if dimensions > vectors.shape[1]:
                 raise bad_request(
                     f"'dimensions' must be between 1 and {vectors.shape[1]}.", "dimensions"
                 )

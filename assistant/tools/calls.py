@@ -86,24 +86,52 @@ class ToolRequest:
         """(GBNF, lazy trigger patterns: empty when it holds the whole reply)."""
         chosen = [t for t in self.tools if self.choice in ("auto", "required")
                   or t["function"]["name"] == self.choice]  # fmt: skip
-        alternatives = [
-            {
+        defs: dict[str, Any] = {}
+        alternatives = []
+        for i, t in enumerate(chosen):
+            params = _hoist_defs(_enforceable(t["function"].get("parameters") or {}), f"t{i}_",
+                                 defs)  # fmt: skip
+            alternatives.append({
                 "type": "object",
-                "properties": {
-                    "name": {"const": t["function"]["name"]},
-                    "arguments": _enforceable(t["function"].get("parameters") or {}),
-                },
+                "properties": {"name": {"const": t["function"]["name"]}, "arguments": params},
                 "required": ["name", "arguments"],
                 "additionalProperties": False,
-            }
-            for t in chosen
-        ]
+            })  # fmt: skip
         schema = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
+        if defs:
+            schema = {**schema, "$defs": defs}
         body = grammar(schema).replace("root ::=", "call ::=", 1)
         repeat = " ([ \\n]* tool-call)*" if self.parallel and self.choice != "auto" else ""
-        rules = f'root ::= tool-call{repeat}\ntool-call ::= "{OPEN}" [^{{]{{0,16}} call [ \\n]* "{CLOSE}"\n'
+        # JUNK: the few characters a lazy grammar may be fed between the opener and the call.
+        opener = f'"{OPEN}" [^{{]{{0,16}}'
+        rules = f'root ::= tool-call{repeat}\ntool-call ::= {opener} call [ \\n]* "{CLOSE}"\n'
         lazy = (TRIGGER,) if self.choice == "auto" else ()
         return rules + body, lazy
+
+
+def _hoist_defs(schema: Any, prefix: str, defs: dict[str, Any]) -> Any:
+    """``schema`` with its $defs (and definitions) moved into ``defs`` under ``prefix`` and its
+    references rewritten: the converter resolves references from the root of the one schema
+    that holds every tool."""
+    if not isinstance(schema, dict):
+        return schema
+    schema = dict(schema)
+    for key in ("$defs", "definitions"):
+        for name, sub in (schema.pop(key, None) or {}).items():
+            defs[prefix + name] = _rewrite_refs(sub, prefix)
+    return _rewrite_refs(schema, prefix)
+
+
+def _rewrite_refs(value: Any, prefix: str) -> Any:
+    if isinstance(value, dict):
+        out = {k: _rewrite_refs(v, prefix) for k, v in value.items()}
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
+            out["$ref"] = "#/$defs/" + prefix + ref.rsplit("/", 1)[-1]
+        return out
+    if isinstance(value, list):
+        return [_rewrite_refs(v, prefix) for v in value]
+    return value
 
 
 def parse_request(body: dict[str, Any]) -> ToolRequest | None:
@@ -148,7 +176,12 @@ def parse_request(body: dict[str, Any]) -> ToolRequest | None:
         return None
     if not isinstance(parallel, bool):
         raise ToolsError("'parallel_tool_calls' must be true or false.", "parallel_tool_calls")
-    return ToolRequest(tuple(checked), choice, parallel)
+    request = ToolRequest(tuple(checked), choice, parallel)
+    try:
+        request.grammar()
+    except SchemaError as exc:
+        raise ToolsError(f"tools: {exc}", "tools") from None
+    return request
 
 
 def _enforceable(schema: Any) -> Any:
@@ -240,15 +273,23 @@ def parse_reply(text: str, request: ToolRequest) -> tuple[str, list[ToolCall]]:
     calls: list[ToolCall] = []
     content = text
     if OPEN in text:
-        parts = re.split(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", text, flags=re.S)
-        kept = [parts[0]]
-        for i in range(1, len(parts), 2):
-            call = _call(parts[i], names)
+        # Each call read as JSON from its brace on (not up to the first "</tool_call>": an
+        # argument may contain that text).
+        kept, pos = [], 0
+        while (at := text.find(OPEN, pos)) >= 0:
+            kept.append(text[pos:at])
+            call, end = _call_at(text, at + len(OPEN), names)
             if call is None:
-                kept.append(f"{OPEN}{parts[i]}{CLOSE}")
-            else:
-                calls.append(call)
-            kept.append(parts[i + 1])
+                kept.append(OPEN)
+                pos = at + len(OPEN)
+                continue
+            calls.append(call)
+            rest = text[end:]
+            stripped = rest.lstrip()
+            pos = end + (len(rest) - len(stripped))
+            if stripped.startswith(CLOSE):
+                pos += len(CLOSE)
+        kept.append(text[pos:])
         content = "".join(kept)
     elif MISTRAL_OPEN in text:
         before, _, rest = text.partition(MISTRAL_OPEN)
@@ -266,6 +307,20 @@ def parse_reply(text: str, request: ToolRequest) -> tuple[str, list[ToolCall]]:
     if not request.parallel:
         calls = calls[:1]
     return content.strip(), calls
+
+
+def _call_at(text: str, start: int, names: set[str]) -> tuple[ToolCall | None, int]:
+    """The call whose JSON begins within a few characters of ``start`` (see TRIGGER), and
+    where it ends."""
+    brace = text.find("{", start)
+    if brace < 0 or brace - start > 32:
+        return None, start
+    try:
+        data, end = json.JSONDecoder().raw_decode(text, brace)
+    except ValueError:
+        return None, start
+    call = _call(json.dumps(data), names)
+    return call, (end if call is not None else start)
 
 
 def _call(raw: str, names: set[str]) -> ToolCall | None:

@@ -200,16 +200,25 @@ class McpTools:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if config.url:
+                    import httpx2
                     from mcp.client.streamable_http import streamable_http_client
 
-                    streams = await stack.enter_async_context(streamable_http_client(config.url))
+                    http = await stack.enter_async_context(
+                        httpx2.AsyncClient(headers=config.headers, timeout=CALL_TIMEOUT_S)
+                    )
+                    streams = await stack.enter_async_context(
+                        streamable_http_client(config.url, http_client=http)
+                    )
                 else:
                     from mcp import StdioServerParameters
-                    from mcp.client.stdio import stdio_client
+                    from mcp.client.stdio import get_default_environment, stdio_client
 
+                    # The SDK's few safe variables (HOME, PATH...) and the server's own, not
+                    # the app's whole environment (tokens and keys may be in it).
                     params = StdioServerParameters(command=config.command or "",
                                                    args=list(config.args),
-                                                   env={**os.environ, **config.env})  # fmt: skip
+                                                   env={**get_default_environment(),
+                                                        **config.env})  # fmt: skip
                     errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115
                     streams = await stack.enter_async_context(stdio_client(params, errlog=errlog))
                 session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))

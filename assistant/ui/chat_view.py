@@ -334,7 +334,9 @@ class ChatView(QTextBrowser):
                 name = path.replace("\\", "/").rsplit("/", 1)[-1]
                 where = f", {source['where']}" if source.get("where") else ""
                 cursor.insertText("  ", self._muted_format())
-                link = self._link_format(QUrl.fromLocalFile(path).toString())
+                # Its own scheme: a file: link in a model's text is never opened (a document
+                # or a tool could have put one there); this one opens the listed source only.
+                link = self._link_format(f"source:{message.id}-{number - 1}")
                 link.setToolTip(f"{path}{where}\n\n{str(source.get('text', ''))[:400]}")
                 cursor.insertText(f"[{number}] {name}{where}", link)
 
@@ -427,8 +429,17 @@ class ChatView(QTextBrowser):
             self.edit_requested.emit(int(rest))
         elif scheme in ("http", "https", "mailto"):
             open_outside(url)
-        elif scheme == "file":  # a reply's source: the person's own file, in its own program
-            open_outside(url)
+        elif scheme == "source":  # a reply's source: the person's own file, in its own program
+            self._open_source(rest)
+
+    def _open_source(self, ref: str) -> None:
+        message_id, _, index = ref.partition("-")
+        message = next((m for m in self._messages if str(m.id) == message_id), None)
+        sources = message.source_list if message is not None else []
+        if index.isdigit() and int(index) < len(sources):
+            path = str(sources[int(index)].get("path", ""))
+            if path:
+                open_outside(QUrl.fromLocalFile(path))
 
     def code_blocks(self) -> list[str]:
         """The code blocks shown, in the order their Copy links refer to them."""

@@ -49,6 +49,7 @@ class DocumentsController(QObject):
         self._running: str | None = None
         self._stop = threading.Event()
         self._doomed: set[str] = set()  # removed while indexing: deleted when the run ends
+        self._later: list[tuple[str, str]] = []  # sources taken out while their run ran
         self._progressed.connect(self.progress)
 
     @property
@@ -73,6 +74,7 @@ class DocumentsController(QObject):
         for collection in self.collections():
             if collection.pending:
                 self.update(collection.name)
+        self._next()  # and whatever was asked before the engine was up
 
     def add(self, name: str, paths: list[Path]) -> None:
         """Add files or folders to a collection (made if new), then index it."""
@@ -125,6 +127,9 @@ class DocumentsController(QObject):
     def _run_ended(self) -> bool:
         """The run is over; False when its collection was removed meanwhile (now deleted)."""
         name, self._running = self._running, None
+        for later in [x for x in self._later if x[0] == name]:
+            self._later.remove(later)
+            self.remove_source(*later)
         if name in self._doomed:
             self._doomed.discard(name)
             self._delete(name)
@@ -172,6 +177,10 @@ class DocumentsController(QObject):
 
     @Slot(str, str)
     def remove_source(self, name: str, path: str) -> None:
+        if name == self._running:  # after its run, which stops within a file
+            self._stop.set()
+            self._later.append((name, path))
+            return
         try:
             with DocumentIndex() as index:
                 index.remove_source(index.collection(name), Path(path))

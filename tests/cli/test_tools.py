@@ -79,7 +79,8 @@ def test_always_allowed_is_not_asked_again(configured: Path, assistant_home) -> 
 def test_a_call_that_fails_is_told_to_the_model(tmp_path: Path, starter_model: Path,
                                                 assistant_home: Path) -> None:  # fmt: skip
     run_cli("tools", "add", "slow", "--", sys.executable, SLOW)
-    r = run_cli("chat", "--tools", "--tool-choice", "slow/fail", "-n", "200", "Try it.",
+    r = run_cli("chat", "--tools", "--tool-choice", "slow/fail", "-n", "200", "--temperature", "0",
+                "Try it.",
                 stdin="y\n")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "← slow/fail (error): Error executing tool fail" in r.stderr

@@ -61,8 +61,11 @@ def test_add_choose_ask_and_open_a_source(
 
     opened: list[QUrl] = []
     monkeypatch.setattr("assistant.ui.chat_view.QDesktopServices.openUrl", opened.append)
-    window.chat_view.anchorClicked.emit(QUrl.fromLocalFile(str(handbook / "lighthouse.md")))
+    window.chat_view.anchorClicked.emit(QUrl(f"source:{reply.id}-0"))
     assert opened == [QUrl.fromLocalFile(str(handbook / "lighthouse.md"))]
+    # A file: link a model wrote (a document or tool could plant one) is not opened.
+    window.chat_view.anchorClicked.emit(QUrl.fromLocalFile("/usr/bin/xterm"))
+    assert len(opened) == 1
 
     # A question the documents do not answer: said, and answered without them.
     notices: list[str] = []
