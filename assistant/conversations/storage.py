@@ -95,29 +95,26 @@ class Message:
     @property
     def source_list(self) -> list[dict[str, Any]]:
         """The document passages the reply was given (documents), oldest first."""
-        if not self.sources:
-            return []
-        try:
-            value = json.loads(self.sources)
-        except ValueError:
-            return []
-        return [s for s in value if isinstance(s, dict)] if isinstance(value, list) else []
+        return _objects(self.sources)
 
     @property
     def tool_call_list(self) -> list[dict[str, Any]]:
         """The tool calls made while writing the reply, in order."""
-        if not self.tool_calls:
-            return []
-        try:
-            value = json.loads(self.tool_calls)
-        except ValueError:
-            return []
-        return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
+        return _objects(self.tool_calls)
 
     @property
     def writer(self) -> str:
         """Who wrote it: "gpu-box / model" for a remote engine's reply, else the model file."""
         return writer_label(self.engine, self.model_file)
+
+
+def _objects(text: str | None) -> list[dict[str, Any]]:
+    """The objects of a JSON list column; a damaged value reads as none."""
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 _CONVERSATION_COLUMNS = ", ".join(f.name for f in fields(Conversation))

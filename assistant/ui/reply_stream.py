@@ -115,22 +115,22 @@ class ReplyStream(QObject):
                 "Nothing in this chat's documents matched the question; answering without them."
             )
             return
-        reply = self._current.reply
-        try:
-            reply.store.set_sources(reply.message_id, found)
-        except AssistantError as exc:
-            log.warning("Could not store the reply's sources: %s", exc)
+        self._keep("set_sources", found)
 
     @Slot(list)
     def _on_tool_calls(self, calls: list) -> None:
         """The reply's tool calls so far: kept with it as each ends (a crash loses none)."""
-        if self._current is None:
-            return
+        if self._current is not None:
+            self._keep("set_tool_calls", calls)
+
+    def _keep(self, setter: str, value: list) -> None:
+        """Store ``value`` with the streaming reply (Store.set_sources, set_tool_calls)."""
+        assert self._current is not None
         reply = self._current.reply
         try:
-            reply.store.set_tool_calls(reply.message_id, calls)
+            getattr(reply.store, setter)(reply.message_id, value)
         except AssistantError as exc:
-            log.warning("Could not store the reply's tool calls: %s", exc)
+            log.warning("Could not store the reply's %s: %s", setter.removeprefix("set_"), exc)
 
     @Slot(str)
     def _on_reasoning_generated(self, piece: str) -> None:
