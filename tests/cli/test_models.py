@@ -75,6 +75,9 @@ def test_pull_interrupted_then_resumed(server: HFServer, assistant_home: Path) -
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
+        # Ctrl-C as at a terminal: a run started in the background (`.ci/run &`) inherits
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     part = downloads.partial_path(REPO, FILE)
     deadline = time.monotonic() + 30
