@@ -19,6 +19,9 @@ from assistant.settings import Settings
 log = logging.getLogger(__name__)
 
 
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
+
+
 @dataclass(frozen=True)
 class ChatSettings:
     temperature: float | None = None
@@ -39,11 +42,9 @@ class ChatSettings:
         base = GenerationParams(
             max_tokens=settings.max_tokens, temperature=settings.temperature, top_p=settings.top_p
         )
-        chosen = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(GenerationParams)
-            if getattr(self, f.name, None) is not None
-        }
+        # The sampling fields alone: GenerationParams also has ``tools`` (the engine's JSON of
+        # a request's tools), which this chat's ``tools`` switch is not.
+        chosen = {name: getattr(self, name) for name in SAMPLING if getattr(self, name) is not None}
         return dataclasses.replace(base, **chosen)
 
     def context_length(self, settings: Settings) -> int:

@@ -52,3 +52,9 @@ def test_saved_with_the_conversation(assistant_home) -> None:
     assert ChatSettings().to_json() is None
     assert isinstance(ChatSettings.from_json(chosen.to_json()).top_k, type(None))
     assert isinstance(ChatSettings.from_json(chosen.to_json()).max_tokens, int)
+
+
+def test_the_tools_switch_and_documents_are_not_sampling() -> None:
+    params = ChatSettings(temperature=0.3, tools=True, documents=("Notes",)).params(Settings())
+    assert params.temperature == 0.3
+    assert params.tools is None and params.grammar is None  # the engine's own fields
