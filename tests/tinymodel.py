@@ -66,13 +66,14 @@ def _byte_to_unicode() -> dict[int, str]:
     return {b: chr(c) for b, c in zip(printable, chars, strict=True)}
 
 
-def vocabulary() -> tuple[list[str], list[int]]:
-    """Tokens and their types: 256 bytes, a few merged pieces, then the special tokens."""
+def vocabulary(extra: Sequence[str] = ()) -> tuple[list[str], list[int]]:
+    """Tokens and their types: 256 bytes, a few merged pieces, then the special tokens (and
+    ``extra`` ones, control tokens too)."""
     byte_chars = _byte_to_unicode()
     tokens = [byte_chars[b] for b in range(256)] + [a + b for a, b in _MERGES]
     types = [TokenType.NORMAL] * len(tokens)
-    tokens += SPECIAL_TOKENS
-    types += [TokenType.CONTROL] * len(SPECIAL_TOKENS)
+    tokens += [*SPECIAL_TOKENS, *extra]
+    types += [TokenType.CONTROL] * (len(SPECIAL_TOKENS) + len(extra))
     return tokens, [int(t) for t in types]
 
 
@@ -91,15 +92,18 @@ def write_tiny_model(
     eos_first: bool = False,
     f16: bool = False,
     tied: bool = False,
+    special_tokens: Sequence[str] = (),
 ) -> Path:
     """Write a loadable llama-architecture GGUF to ``path`` and return the path.
 
+    ``special_tokens``: control tokens added to the vocabulary (a model's own markers, such as
+    ``[TOOL_CALLS]``); like the others, they are practically never sampled.
     ``tied=True`` leaves out ``output.weight``: llama.cpp then uses the embedding as output head.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    tokens, token_types = vocabulary()
+    tokens, token_types = vocabulary(special_tokens)
     n_vocab = len(tokens)
     eos_id = tokens.index("<|endoftext|>")
     head_dim = n_embd // n_head
@@ -139,7 +143,7 @@ def write_tiny_model(
     output[:, 0] = 0.0
     # Special tokens, control characters and the bytes of multi-byte characters are never
     # sampled: replies are printable ASCII that tokenizes back much the same way.
-    unwanted = [tokens.index(t) for t in SPECIAL_TOKENS]
+    unwanted = [tokens.index(t) for t in [*SPECIAL_TOKENS, *special_tokens]]
     unwanted += [b for b in range(256) if not (0x20 <= b < 0x7F or b == 0x0A)]
     output[unwanted, 0] = -5.0
     if eos_first:

@@ -70,9 +70,11 @@ class Engine(Protocol):
         n_ctx: int,
     ) -> tuple[list[int], int]: ...
     def load_state(self, path: str | Path, seq_id: int = 0) -> list[int]: ...
-    def new_sampler(self, params: GenerationParams) -> llama_cpp.llama_sampler_p: ...
+    def new_sampler(
+        self, params: GenerationParams, *, chat: bool = False
+    ) -> llama_cpp.llama_sampler_p: ...
     def is_end_of_generation(self, token: int) -> bool: ...
-    def piece(self, token: int) -> bytes: ...
+    def piece(self, token: int, *, tools: bool = False) -> bytes: ...
 
 
 @dataclass
@@ -181,7 +183,8 @@ class Scheduler:
         prompt, trimmed = engine.prompt_tokens(
             request.messages, request.params, request.prompt, request.truncate, self.n_ctx_seq
         )
-        sampler = engine.new_sampler(request.params)  # before any slot changes: it may refuse
+        # Before any slot changes: it may refuse.
+        sampler = engine.new_sampler(request.params, chat=request.prompt is None)
         try:
             return self._place(request, prompt, trimmed, sampler, started)
         except BaseException:
@@ -433,7 +436,7 @@ class Scheduler:
             return
         sequence.completion_tokens += 1
         try:
-            stopped = sequence.stream.feed(engine.piece(token))
+            stopped = sequence.stream.feed(engine.piece(token, tools=params.tools is not None))
         except Exception as exc:  # noqa: BLE001 - a failing on_text ends this reply only
             log.exception("Streaming a reply failed")
             self.fail(sequence, f"Generation failed: {exc}")

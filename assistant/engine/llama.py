@@ -46,6 +46,7 @@ from assistant.hardware import backends, machine
 from assistant.models import fit, library
 from assistant.models.gguf_info import GGUFInfo, read_gguf_info
 from assistant.records import Completion, GenerationParams, LoadedModel
+from assistant.tools import calls
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class Engine:
         self._info: GGUFInfo | None = None
         self._format: ChatFormat | None = None
         self._pieces: dict[int, bytes] = {}
+        # Tool-call markers that are control tokens of this vocabulary (text -> token).
+        self._marker_tokens: dict[str, int] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
 
     # -- loading -----------------------------------------------------------------------------
@@ -192,6 +195,7 @@ class Engine:
             bos_token=self._token_text(self._bos),
             eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
         )
+        self._marker_tokens = self._control_tokens(calls.MARKERS)
         backend, note = _describe_backend(gpu_build, layers, info.n_layers)
         if layers != planned_layers:
             asked = min(planned_layers, info.n_layers)
@@ -270,6 +274,7 @@ class Engine:
         self._loaded = self._format = self._info = None
         self._n_ctx = 0
         self._pieces = {}
+        self._marker_tokens = {}
 
     def __del__(self) -> None:
         try:
@@ -373,8 +378,22 @@ class Engine:
             tokens.insert(0, self._bos)
         return tokens
 
-    def piece(self, token: int) -> bytes:
-        """A token's bytes (cached: the same tokens come back all the time)."""
+    def _control_tokens(self, texts: tuple[str, ...]) -> dict[str, int]:
+        """Those of ``texts`` that are one control token here (a reply's text leaves them out)."""
+        found = {}
+        for text in texts:
+            ids = self._tokenize(text.encode("utf-8"), special=True)
+            if len(ids) == 1 and not self.piece(ids[0]):
+                found[text] = ids[0]
+        return found
+
+    def piece(self, token: int, *, tools: bool = False) -> bytes:
+        """A token's bytes (cached: the same tokens come back all the time). With ``tools`` the
+        control tokens that mark tool calls are written too, for the calls to be read back."""
+        if tools and self._marker_tokens:
+            for text, marker in self._marker_tokens.items():
+                if marker == token:
+                    return text.encode("utf-8")
         piece = self._pieces.get(token)
         if piece is None:
             buf = self._piece_buf
@@ -454,10 +473,8 @@ class Engine:
         ):
             # Tools offered, or a history with tool calls in it (tool_choice "none" included):
             # in the template's own format when it knows tools, else written out as text.
-            from assistant.tools import calls
-
             request = calls.ToolRequest.from_json(params.tools) if params.tools else None
-            messages, tools = calls.for_template(list(messages), request, self._format.knows_tools)
+            messages, tools = calls.for_template(list(messages), request, self._tool_dialect)
         if raw is not None:
             prompt = self._prompt_tokens_of(raw)
         elif truncate:
@@ -549,27 +566,53 @@ class Engine:
         log.info("The last message was cut to fit the context (%d tokens)", len(tokens))
         return tokens, dropped
 
-    def new_sampler(self, params: GenerationParams) -> llama_cpp.llama_sampler_p:
-        """A sampler chain for one request (the caller frees it)."""
+    @property
+    def _tool_dialect(self) -> str | None:
+        """How this model writes tool calls; None when its template knows no tools."""
+        if self._format is None or not self._format.knows_tools:
+            return None
+        return calls.dialect_of(self._format.template_source)
+
+    def _grammar_of(self, params: GenerationParams, chat: bool) -> calls.Grammar | None:
+        """The grammar a reply follows: the request's own, else its tools' calls; after a
+        ``<think>`` the template opened, a grammar that holds the whole reply closes it first."""
+        if params.grammar:
+            found = calls.Grammar(params.grammar, params.grammar_triggers)
+        elif params.tools:
+            request = calls.ToolRequest.from_json(params.tools)
+            found = request.grammar(self._tool_dialect or calls.HERMES, self._marker_tokens)
+        else:
+            return None
+        if chat and self.opens_thinking and not (found.patterns or found.tokens):
+            body = found.gbnf.replace("root ::=", "answer ::=", 1)
+            found = calls.Grammar(f'root ::= "</think>" [ \\n]* answer\n{body}')
+        return found
+
+    def new_sampler(
+        self, params: GenerationParams, *, chat: bool = False
+    ) -> llama_cpp.llama_sampler_p:
+        """A sampler chain for one request (the caller frees it); ``chat``: a reply rendered
+        by the chat template, not a raw completion."""
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
 
         def add(sampler: llama_cpp.llama_sampler_p) -> None:
             llama_cpp.llama_sampler_chain_add(chain, sampler)
 
-        if params.grammar:
+        rules = self._grammar_of(params, chat)
+        if rules is not None:
             # First: whatever follows picks among the tokens the grammar allows.
-            if params.grammar_triggers:  # lazy: from where a pattern matches (a tool call)
-                patterns = (ctypes.c_char_p * len(params.grammar_triggers))(
-                    *(p.encode("utf-8") for p in params.grammar_triggers)
+            gbnf = rules.gbnf.encode("utf-8")
+            if rules.patterns or rules.tokens:  # lazy: from where a call begins
+                patterns = (ctypes.c_char_p * len(rules.patterns))(
+                    *(p.encode("utf-8") for p in rules.patterns)
                 )
+                tokens = (llama_cpp.llama_token * len(rules.tokens))(*rules.tokens)
                 grammar = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
-                    self._vocab, params.grammar.encode("utf-8"), b"root",
-                    patterns, len(params.grammar_triggers), None, 0,
+                    self._vocab, gbnf, b"root",
+                    patterns, len(rules.patterns), tokens, len(rules.tokens),
                 )  # fmt: skip
             else:
-                grammar = llama_cpp.llama_sampler_init_grammar(
-                    self._vocab, params.grammar.encode("utf-8"), b"root"
-                )
+                grammar = llama_cpp.llama_sampler_init_grammar(self._vocab, gbnf, b"root")
             if not grammar:
                 llama_cpp.llama_sampler_free(chain)
                 problems = [line for line in llama_log.recent_problems if "parse" in line]

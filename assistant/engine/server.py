@@ -374,11 +374,9 @@ class EngineServer:
         params = parse_params(body, self.default_max_tokens)
         tools = parse_tools(body) if chat else None
         if tools is not None:
-            # The calls' grammar, unless the request brought one of its own (a response_format).
-            gbnf, triggers = tools.grammar() if params.grammar is None else (params.grammar, ())
-            params = dataclasses.replace(
-                params, grammar=gbnf, grammar_triggers=triggers, tools=tools.to_json()
-            )
+            # The engine holds the calls to a grammar in the model's own form, unless the
+            # request brought a grammar of its own (a response_format).
+            params = dataclasses.replace(params, tools=tools.to_json())
         model = self._model_of(body)
         ext = parse_extension(body)
         stream = body.get("stream", False)

@@ -2,11 +2,15 @@
 its own chat template when that knows tools, else in a system message in Hermes' format), a
 grammar that holds each call to its tool's parameters, and the calls read back from the reply.
 
-Formats read back: Hermes and Qwen (``<tool_call>{"name": ..., "arguments": ...}</tool_call>``,
-also our fallback's), Mistral (``[TOOL_CALLS][{...}]``) and Llama 3.x (the reply a JSON object
-``{"name": ..., "parameters": ...}``). The grammar is written for the Hermes form: with
-``tool_choice`` "required" or a named function it holds the whole reply; with "auto" it is lazy
-and holds the reply from the moment ``<tool_call>`` appears (llama.cpp's lazy grammar sampler).
+Each family writes calls its own way, and the grammar writes the one the template's model was
+trained on (``dialect_of``): Hermes and Qwen (``<tool_call>{"name": ..., "arguments": ...}
+</tool_call>``, also our fallback's), Mistral v3 (``[TOOL_CALLS][{...}]``), newer Mistral
+(``[TOOL_CALLS]name[ARGS]{...}``) and Llama 3.x (the reply a JSON object ``{"name": ...,
+"parameters": ...}``, after an optional ``<|python_tag|>``). Where a marker is a control token
+of the vocabulary the grammar asks for that token, and the engine keeps it in the reply's text
+(it leaves control tokens out of other replies). With ``tool_choice`` "required" or a named
+function the grammar holds the whole reply; with "auto" it is lazy and holds the reply from the
+moment a call opens (llama.cpp's lazy grammar sampler).
 
 Parameters are held to their schema as far as tools/json_schema.py can; keywords it cannot
 enforce (``minimum``, ``format: email``...) are left out of the grammar, not refused: a tool
@@ -15,6 +19,7 @@ whose schema says more than a grammar can still gets well-formed arguments of th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -22,14 +27,51 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.tools.json_schema import ANNOTATIONS, ENFORCED, SchemaError, grammar
+from assistant.tools.json_schema import rules as schema_rules
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
-MISTRAL_OPEN = "[TOOL_CALLS]"
+MISTRAL_OPEN, MISTRAL_ARGS_MARK, MISTRAL_ID_MARK = "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"
+PYTHON_TAG = "<|python_tag|>"
+# Tokens a tools reply keeps in its text: in many vocabularies these are control tokens, which
+# a reply's text otherwise leaves out (as llama-server's "preserved tokens").
+MARKERS = (OPEN, CLOSE, MISTRAL_OPEN, MISTRAL_ARGS_MARK, MISTRAL_ID_MARK, PYTHON_TAG)
+
+# How a model writes its calls, from its chat template: the grammar writes that form.
+HERMES = "hermes"  # <tool_call>{"name": ..., "arguments": ...}</tool_call> (Qwen, Hermes, ours)
+MISTRAL = "mistral"  # [TOOL_CALLS][{"name": ..., "arguments": ...}] (Mistral v3, Nemo)
+MISTRAL_ARGS = "mistral-args"  # [TOOL_CALLS]name[ARGS]{...} (Mistral Small 3.2, Devstral)
+LLAMA3 = "llama3"  # {"name": ..., "parameters": ...} as the whole reply (Llama 3.1-3.3)
+
 # The lazy grammar starts where a call does. llama.cpp feeds it the text from the trigger on,
 # all of the token that completed the match included, and a character the grammar cannot take
 # there ends the engine (std::runtime_error, "Unexpected empty grammar stack"): so the grammar
 # takes a few characters of anything between the opener and the call's brace (JUNK below).
 TRIGGER = r"^[\s\S]*?(<tool_call>)[\s\S]*$"
+MISTRAL_TRIGGER = r"^[\s\S]*?(\[TOOL_CALLS\])[\s\S]*$"
+LLAMA3_TRIGGER = r'^\s*(\{\s*"name")[\s\S]*$'
+JUNK = "[^{]{0,16}"
+WS = "[ \\n]*"
+
+
+def dialect_of(template: str | None) -> str:
+    """The form in which a model with this chat template writes tool calls."""
+    text = template or ""
+    if MISTRAL_OPEN in text:
+        return MISTRAL_ARGS if MISTRAL_ARGS_MARK in text else MISTRAL
+    if PYTHON_TAG in text or ("ipython" in text and '"parameters"' in text):
+        return LLAMA3
+    return HERMES
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A tools grammar: with ``patterns`` or ``tokens`` it is lazy, and holds the reply only
+    from where a pattern's group matches or one of the tokens is sampled."""
+
+    gbnf: str
+    patterns: tuple[str, ...] = ()
+    tokens: tuple[int, ...] = ()
+
 
 FALLBACK_PROMPT = (
     "You can call functions (tools) to help. To call one, answer with only:\n"
@@ -82,31 +124,66 @@ class ToolRequest:
     def names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools]
 
-    def grammar(self) -> tuple[str, tuple[str, ...]]:
-        """(GBNF, lazy trigger patterns: empty when it holds the whole reply)."""
+    def grammar(self, dialect: str = HERMES, tokens: dict[str, int] | None = None) -> Grammar:
+        """The grammar of this request's calls in ``dialect``. ``tokens``: the markers that are
+        single control tokens of the model's vocabulary (the grammar then asks for the token,
+        and a lazy grammar starts at it)."""
+        tokens = tokens or {}
         chosen = [t for t in self.tools if self.choice in ("auto", "required")
                   or t["function"]["name"] == self.choice]  # fmt: skip
+        names = [t["function"]["name"] for t in chosen]
         defs: dict[str, Any] = {}
-        alternatives = []
-        for i, t in enumerate(chosen):
-            params = _hoist_defs(_enforceable(t["function"].get("parameters") or {}), f"t{i}_",
-                                 defs)  # fmt: skip
-            alternatives.append({
+        params = [_hoist_defs(_enforceable(t["function"].get("parameters") or {}), f"t{i}_",
+                              defs) for i, t in enumerate(chosen)]  # fmt: skip
+        lazy = self.choice == "auto"
+        many = self.parallel and not lazy
+
+        def lit(marker: str) -> str:
+            return f"<[{tokens[marker]}]>" if marker in tokens else json.dumps(marker)
+
+        def trigger(marker: str, pattern: str) -> Grammar:
+            if not lazy:
+                return Grammar(rules)
+            if marker in tokens:  # the token only: the grammar asks for the token, not its text
+                return Grammar(rules, tokens=(tokens[marker],))
+            return Grammar(rules, patterns=(pattern,))
+
+        if dialect == MISTRAL_ARGS:
+            body, arg_rules = schema_rules({f"args{i}": p for i, p in enumerate(params)}, defs)
+            # Some write an id first: name[CALL_ID]a1b2c3d4e[ARGS]{...}.
+            call_id = f"({lit(MISTRAL_ID_MARK)} [A-Za-z0-9]{{9}})?"
+            call = " | ".join(f"{json.dumps(n)} {call_id} {lit(MISTRAL_ARGS_MARK)} {r}"
+                              for n, r in zip(names, arg_rules, strict=True))  # fmt: skip
+            top = f"root ::= tool-call{'+' if many else ''}\n"
+            rules = top + f"tool-call ::= {lit(MISTRAL_OPEN)} ({call})\n" + body
+            return trigger(MISTRAL_OPEN, MISTRAL_TRIGGER)
+        key = "parameters" if dialect == LLAMA3 else "arguments"
+        objects = {
+            f"call{i}": {
                 "type": "object",
-                "properties": {"name": {"const": t["function"]["name"]}, "arguments": params},
-                "required": ["name", "arguments"],
+                "properties": {"name": {"const": n}, key: p},
+                "required": ["name", key],
                 "additionalProperties": False,
-            })  # fmt: skip
-        schema = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
-        if defs:
-            schema = {**schema, "$defs": defs}
-        body = grammar(schema).replace("root ::=", "call ::=", 1)
-        repeat = " ([ \\n]* tool-call)*" if self.parallel and self.choice != "auto" else ""
-        # JUNK: the few characters a lazy grammar may be fed between the opener and the call.
-        opener = f'"{OPEN}" [^{{]{{0,16}}'
-        rules = f'root ::= tool-call{repeat}\ntool-call ::= {opener} call [ \\n]* "{CLOSE}"\n'
-        lazy = (TRIGGER,) if self.choice == "auto" else ()
-        return rules + body, lazy
+            }
+            for i, (n, p) in enumerate(zip(names, params, strict=True))
+        }
+        body, call_rules = schema_rules(objects, defs)
+        call = f"call ::= {' | '.join(call_rules)}\n"
+        if dialect == MISTRAL:
+            more = f' ({WS} "," {WS} call)*' if many else ""
+            rules = (f'root ::= {lit(MISTRAL_OPEN)} {WS} "[" {WS} call{more} {WS} "]"\n'
+                     + call + body)  # fmt: skip
+            return trigger(MISTRAL_OPEN, MISTRAL_TRIGGER)
+        if dialect == LLAMA3:  # one call, the whole reply
+            rules = f"root ::= ({lit(PYTHON_TAG)} {WS})? call\n" + call + body
+            if not lazy:
+                return Grammar(rules)
+            tag = (tokens[PYTHON_TAG],) if PYTHON_TAG in tokens else ()
+            return Grammar(rules, patterns=(LLAMA3_TRIGGER,), tokens=tag)
+        repeat = f" ({WS} tool-call)*" if many else ""
+        tool_call = f"tool-call ::= {lit(OPEN)} {JUNK} call {WS} {lit(CLOSE)}\n"
+        rules = f"root ::= tool-call{repeat}\n" + tool_call + call + body
+        return trigger(OPEN, TRIGGER)
 
 
 def _hoist_defs(schema: Any, prefix: str, defs: dict[str, Any]) -> Any:
@@ -207,12 +284,13 @@ def _enforceable(schema: Any) -> Any:
 
 
 def for_template(
-    messages: list[dict[str, Any]], request: ToolRequest | None, knows_tools: bool
+    messages: list[dict[str, Any]], request: ToolRequest | None, dialect: str | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
     """(messages, tools) to render: as they are, with the tools, for a template that knows
-    tools; else tool calls and results written out as text and the tools described in the
-    system message (Hermes' format, which the fallback grammar and parser read)."""
-    if knows_tools:
+    tools (``dialect``: how it writes calls); else (``dialect`` None) tool calls and results
+    written out as text and the tools described in the system message (Hermes' format, which
+    the fallback grammar and parser read)."""
+    if dialect is not None:
         rendered = []
         for m in messages:
             m = dict(m)
@@ -222,8 +300,17 @@ def for_template(
                     {**c, "function": {**c["function"], "arguments": _loads(c["function"])}}
                     for c in m["tool_calls"]
                 ]
+                if dialect in (MISTRAL, MISTRAL_ARGS):
+                    m["tool_calls"] = [{**c, "id": _mistral_id(c.get("id"))}
+                                       for c in m["tool_calls"]]  # fmt: skip
+            if m.get("role") == "tool" and dialect in (MISTRAL, MISTRAL_ARGS):
+                m["tool_call_id"] = _mistral_id(m.get("tool_call_id"))
             rendered.append(m)
-        return rendered, list(request.tools) if request is not None else None
+        if request is None:
+            return rendered, None
+        # Templates read each tool's description as text (Hermes' adds it to a string).
+        tools = [{**t, "function": {"description": "", **t["function"]}} for t in request.tools]
+        return rendered, tools
     out: list[dict[str, Any]] = []
     for m in messages:
         role = m.get("role")
@@ -251,6 +338,15 @@ def for_template(
         else:
             out.insert(0, {"role": "system", "content": note})
     return out, None
+
+
+def _mistral_id(call_id: Any) -> str:
+    """A call id as Mistral's templates demand it (9 letters and digits; they raise on any
+    other), the same for a call and its result."""
+    text = str(call_id or "")
+    if re.fullmatch(r"[A-Za-z0-9]{9}", text):
+        return text
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:9]
 
 
 def _loads(function: dict[str, Any]) -> Any:
@@ -293,20 +389,47 @@ def parse_reply(text: str, request: ToolRequest) -> tuple[str, list[ToolCall]]:
         content = "".join(kept)
     elif MISTRAL_OPEN in text:
         before, _, rest = text.partition(MISTRAL_OPEN)
-        try:
-            items = json.loads(rest.strip())
-        except ValueError:
-            items = None
-        found = [_call(json.dumps(i), names) for i in items] if isinstance(items, list) else []
-        if found and all(found):
-            calls, content = [c for c in found if c], before
-    elif text.strip().startswith("{"):
-        call = _call(text.strip().removeprefix("<|python_tag|>"), names)
+        found = _mistral_calls(rest, names)
+        if found:
+            calls, content = found, before
+    elif text.strip().removeprefix(PYTHON_TAG).lstrip().startswith("{"):
+        call = _call(text.strip().removeprefix(PYTHON_TAG), names)
         if call is not None:
             calls, content = [call], ""
     if not request.parallel:
         calls = calls[:1]
     return content.strip(), calls
+
+
+def _mistral_calls(rest: str, names: set[str]) -> list[ToolCall]:
+    """The calls after ``[TOOL_CALLS]``: a JSON list of calls (Mistral v3), or one or more
+    ``name[ARGS]{...}`` (newer Mistral templates, with an optional ``[CALL_ID]id``); none
+    unless all of them read, but for a last one cut off."""
+    rest = rest.strip()
+    if rest.startswith("["):
+        try:
+            items = json.loads(rest)
+        except ValueError:
+            return []
+        found = [_call(json.dumps(i), names) for i in items] if isinstance(items, list) else []
+        return [c for c in found if c] if found and all(found) else []
+    out: list[ToolCall] = []
+    parts = rest.split(MISTRAL_OPEN)
+    for i, part in enumerate(parts):
+        name, sep, args = part.partition(MISTRAL_ARGS_MARK)
+        name = name.partition(MISTRAL_ID_MARK)[0].strip()
+        call = None
+        try:
+            if sep:
+                value, _ = json.JSONDecoder().raw_decode(args.strip())
+                call = _call(json.dumps({"name": name, "arguments": value}), names)
+        except ValueError:
+            pass
+        if call is None:
+            # The last call cut off (the reply ran out of tokens) is left; any other: none.
+            return out if out and i == len(parts) - 1 else []
+        out.append(call)
+    return out
 
 
 def _call_at(text: str, start: int, names: set[str]) -> tuple[ToolCall | None, int]:
@@ -361,7 +484,7 @@ class CallStream:
         start = self.text.lstrip()
         if not start:
             return ""
-        if start.startswith(("{", "<|python_tag|>")) and self._sent == 0:
+        if start.startswith(("{", PYTHON_TAG)) and self._sent == 0:
             self._holding = True  # a Llama 3.x call may be the whole reply
             return ""
         for marker in (OPEN, MISTRAL_OPEN):
@@ -371,7 +494,7 @@ class CallStream:
                 out, self._sent = self.text[self._sent : at], at
                 return out
         # Keep back an end that could be the beginning of a marker.
-        keep = max((k for m in (OPEN, MISTRAL_OPEN) for k in range(1, len(m))
+        keep = max((k for m in (OPEN, MISTRAL_OPEN, PYTHON_TAG) for k in range(1, len(m))
                     if self.text.endswith(m[:k])), default=0)  # fmt: skip
         end = len(self.text) - keep
         out, self._sent = self.text[self._sent : end], max(self._sent, end)

@@ -47,6 +47,28 @@ def grammar(schema: dict[str, Any] | None) -> str:
     return gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
 
 
+def rules(parts: dict[str, Any], defs: dict[str, Any] | None = None) -> tuple[str, list[str]]:
+    """GBNF rules for several schemas in one grammar, without a root: (the rules, the name of
+    each part's rule, in order). ``defs`` are the ``$defs`` their references point into."""
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    for name, schema in parts.items():
+        check(schema, name)
+    document: dict[str, Any] = {"anyOf": list(parts.values())}
+    if defs:
+        check({"$defs": defs})
+        document["$defs"] = defs
+    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    try:
+        resolved = converter.resolve_refs(document, "stdin")
+        names = [
+            converter.visit(sub, name) for name, sub in zip(parts, resolved["anyOf"], strict=True)
+        ]
+    except (ValueError, KeyError, TypeError, AssertionError, RecursionError) as exc:
+        raise SchemaError(f"The schema could not be turned into a grammar: {exc}") from None
+    return converter.format_grammar().replace(_LOOSE_CHAR, _STRICT_CHAR), names
+
+
 _LOOSE_CHAR = r'char ::= [^"\\] |'
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 

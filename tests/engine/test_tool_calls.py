@@ -152,7 +152,7 @@ def test_a_template_that_knows_tools_renders_them() -> None:
         "type": "function", "function": {"name": "get_weather",
         "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}]  # fmt: skip
-    shown, tools = calls.for_template(history, request, fmt.knows_tools)
+    shown, tools = calls.for_template(history, request, calls.dialect_of(fmt.template_source))
     text = fmt.render(merge_turns(shown), tools)
     assert '"name": "get_weather"' in text.split("</tools>")[0]
     # Arguments as an object, not a JSON string inside JSON.
@@ -163,7 +163,7 @@ def test_a_template_that_knows_tools_renders_them() -> None:
 def test_the_fallback_describes_the_tools_in_the_system_message() -> None:
     request = calls.ToolRequest((WEATHER,), "auto", False)
     shown, tools = calls.for_template([{"role": "system", "content": "Be brief."}, *ASK],
-                                      request, knows_tools=False)  # fmt: skip
+                                      request, None)  # fmt: skip
     assert tools is None and shown[0]["content"].startswith("Be brief.\n\nYou can call")
     assert "at most one function" in shown[0]["content"]
 
@@ -176,6 +176,10 @@ def test_the_fallback_describes_the_tools_in_the_system_message() -> None:
         '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris", '
         '"unit": "celsius"}}]',  # Mistral
         '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}',  # Llama 3
+        '<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris", '
+        '"unit": "celsius"}}',  # Llama 3.1, with its tag
+        '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris", "unit": "celsius"}',  # Mistral Small 3.2
+        '[TOOL_CALLS]get_weather[CALL_ID]a1b2c3d4e[ARGS]{"city": "Paris", "unit": "celsius"}',
     ],
 )
 def test_calls_are_read_back_in_each_format(reply: str) -> None:
@@ -184,6 +188,15 @@ def test_calls_are_read_back_in_each_format(reply: str) -> None:
         ("get_weather", {"city": "Paris", "unit": "celsius"})
     ]
     assert content in ("", "Let me check.")
+
+
+def test_a_run_of_calls_cut_off_keeps_the_whole_ones() -> None:
+    request = calls.ToolRequest((WEATHER,), "required", True)
+    whole = '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris", "unit": "celsius"}'
+    _, found = calls.parse_reply(whole * 2 + '[TOOL_CALLS]get_weather[ARGS]{"ci', request)
+    assert len(found) == 2
+    _, found = calls.parse_reply(whole + "[TOOL_CALLS]nope[ARGS]{}" + whole, request)
+    assert found == []
 
 
 def test_text_that_only_looks_like_a_call_stays_text() -> None:
