@@ -1,4 +1,4 @@
-"""Tool calls in each model family's own form, with the real chat templates of Qwen 2.5,
+"""Tool calls in each model family's own form, with the real chat templates of Qwen 2.5 and 3,
 Hermes 3, Mistral Nemo, Mistral Small 3.2 and Llama 3.1/3.2 (tests/engine/templates): the
 template renders the tools and a history of calls, and a tiny model whose vocabulary has that
 family's markers as control tokens writes calls that come back as calls."""
@@ -39,6 +39,7 @@ HISTORY = [
 # (template, the form its model writes calls in, its markers that are control tokens)
 FAMILIES = [
     ("Qwen-Qwen2.5-7B-Instruct", calls.HERMES, ()),
+    ("Qwen-Qwen3-0.6B", calls.HERMES, ()),
     ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", calls.HERMES, ()),
     ("mistralai-Mistral-Nemo-Instruct-2407", calls.MISTRAL, ("[TOOL_CALLS]",)),
     ("Mistral-Small-3.2-24B-Instruct-2506", calls.MISTRAL_ARGS,
