@@ -5,10 +5,10 @@ their own way (``approve``); every call is handed to ``on_calls`` as it ends, to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from assistant.records import Completion, FinishReason, GenerationParams
@@ -21,7 +21,7 @@ Approve = Callable[[Tool, str], str]  # the tool and its arguments (JSON) -> ONC
 
 
 def reply(
-    client: Any,  # an EngineClient: chat_tools()
+    client: Any,  # an OpenAIClient (our engine's or a remote one): chat_tools()
     mcp: McpTools,
     history: list[dict[str, Any]],
     params: GenerationParams,
@@ -31,24 +31,38 @@ def reply(
     allowed: set[str],
     on_calls: Callable[[list[dict[str, Any]]], None],
     first_choice: str | dict[str, Any] = "auto",
+    on_text: Callable[[str], None] | None = None,
+    on_reasoning: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
 ) -> Completion:
-    """The reply's Completion; ``allowed`` (tool keys that need no question) grows with
-    "always" answers."""
+    """The reply's Completion, its text all the rounds' text as it streamed to ``on_text``;
+    ``allowed`` (tool keys that need no question) grows with "always" answers."""
     tools = [t.openai() for t in mcp.tools]
     messages = list(history)
     log: list[dict[str, Any]] = []
-    choice: dict[str, Any] = {}
+    said: list[str] = []  # the text of every round, as shown
+
+    def show(piece: str) -> None:
+        if not said[-1] and any(said[:-1]):
+            piece = "\n\n" + piece  # a new round's words, apart from the last round's
+        said[-1] += piece
+        if on_text is not None:
+            on_text(piece)
+
+    completion: Completion | None = None
     for round_ in range(MAX_ROUNDS):
         last = round_ == MAX_ROUNDS - 1 or not tools
         step = first_choice if round_ == 0 else "auto"
-        choice = client.chat_tools(messages, params, tools, model=model,
-                                   tool_choice="none" if last else step)  # fmt: skip
-        message = choice["message"]
-        calls = message.get("tool_calls") or []
-        if not calls or (stop is not None and stop.is_set()):
+        said.append("")
+        completion, calls = client.chat_tools(
+            messages, params, tools, model=model, tool_choice="none" if last else step,
+            on_text=show, on_reasoning=on_reasoning, stop=stop,
+        )  # fmt: skip
+        if not calls or completion.finish_reason in (FinishReason.ERROR, FinishReason.CANCELLED):
             break
-        messages.append({"role": "assistant", "content": message.get("content"),
+        if stop is not None and stop.is_set():
+            break
+        messages.append({"role": "assistant", "content": said[-1].strip() or None,
                          "tool_calls": calls})  # fmt: skip
         for call in calls:
             entry = _run(mcp, call, approve, allowed, stop)
@@ -56,12 +70,11 @@ def reply(
             on_calls(list(log))
             messages.append({"role": "tool", "tool_call_id": call.get("id", ""),
                              "content": entry["result"]})  # fmt: skip
+    assert completion is not None
+    text = "".join(said)
     if stop is not None and stop.is_set():
-        text = choice.get("message", {}).get("content") or ""
-        return _completion(choice, model, text, FinishReason.CANCELLED)
-    text = choice.get("message", {}).get("content") or ""
-    reason = FinishReason.LENGTH if choice.get("finish_reason") == "length" else FinishReason.STOP
-    return _completion(choice, model, text, reason)
+        return dataclasses.replace(completion, text=text, finish_reason=FinishReason.CANCELLED)
+    return dataclasses.replace(completion, text=text)
 
 
 def _run(
@@ -94,16 +107,3 @@ def _run(
         return {**entry, "status": "failed", "result": "The arguments were not a JSON object."}
     result = mcp.call(tool, parsed)
     return {**entry, "status": "failed" if result.is_error else "ran", "result": result.text}
-
-
-def _completion(choice: dict[str, Any], model: str, text: str, reason: FinishReason) -> Completion:
-    usage = choice.get("usage") or {}
-    return Completion(
-        text=text,
-        finish_reason=reason,
-        prompt_tokens=int(usage.get("prompt_tokens", 0)),
-        completion_tokens=int(usage.get("completion_tokens", 0)),
-        cached_tokens=0, ttft_s=0.0, duration_s=0.0, tokens_per_s=0.0,
-        context_tokens=int(usage.get("total_tokens", 0)), trimmed_messages=0,
-        model_file=Path(model).name,
-    )  # fmt: skip

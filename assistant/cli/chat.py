@@ -224,16 +224,14 @@ def _chat_local(
 
         if args.tools:
             from assistant.cli.tools import reply_with_tools
-            from assistant.records import Completion
 
-            try:
-                completion = reply_with_tools(
+            def send_with_tools(on_text: Callable[[str], None], stop: threading.Event):
+                return reply_with_tools(
                     client, reply, history, params, settings, str(reply.choice.model),
-                    args.tool_choice,
+                    args.tool_choice, on_text=on_text, stop=stop,
                 )  # fmt: skip
-            except AssistantError as exc:
-                completion = Completion.failed(str(exc), reply.text, reply.choice.model_file)
-            reply.finish(completion)
+
+            completion = _stream_reply(reply, send_with_tools, unavailable)
         else:
             completion = _stream_reply(reply, send, unavailable)
     if hits:

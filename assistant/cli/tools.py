@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,9 +144,13 @@ def reply_with_tools(
     settings: Settings,
     model: str,
     first_choice: str = "auto",
+    *,
+    on_text: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Completion:
-    """A reply that may call the servers' tools, each call asked about on the terminal, shown
-    with its result, and kept with the reply as it happens (a crash loses none)."""
+    """A reply that may call the servers' tools, streamed to ``on_text``, each call asked
+    about on the terminal, shown with its result, and kept with the reply as it happens (a
+    crash loses none)."""
     from assistant.chat import tool_turn
 
     if not settings.mcp_servers:
@@ -175,15 +181,13 @@ def reply_with_tools(
 
         completion = tool_turn.reply(
             client, mcp, history, params, model, approve=_approve, allowed=allowed,
-            on_calls=on_calls, first_choice=wanted,
+            on_calls=on_calls, first_choice=wanted, on_text=on_text, stop=stop,
         )  # fmt: skip
         if allowed - set(settings.allowed_tools):
             settings.allowed_tools = sorted(allowed)
             settings.save()
     finally:
         mcp.close()
-    reply.append(completion.text)
-    sys.stdout.write(completion.text + "\n")
     return completion
 
 

@@ -172,24 +172,12 @@ class EngineClient(OpenAIClient):
             headers={"X-Request-Id": uuid.uuid4().hex},
         )
 
-    def chat_tools(
-        self,
-        messages: list[dict[str, Any]],
-        params: GenerationParams,
-        tools: list[dict[str, Any]],
-        *,
-        model: str | None = None,
-        tool_choice: str | dict[str, Any] = "auto",
-    ) -> dict[str, Any]:
-        """One reply that may call ``tools`` (not streamed): OpenAI's choice object, its
-        ``message`` holding ``content`` and ``tool_calls``, and ``usage``."""
-        body: dict[str, Any] = {"messages": messages, "stream": False, "tools": tools,
-                                "tool_choice": tool_choice, **self._sampling(params),
-                                "assistant": {"truncate": True}}  # fmt: skip
-        if model:
-            body["model"] = model
-        data = self._post("/v1/chat/completions", body, timeout=None)
-        return {**data["choices"][0], "usage": data.get("usage") or {}}
+    def _own_fields(self) -> dict[str, Any]:
+        # Our own extension: the GUI and CLI want long chats trimmed, not refused.
+        return {"assistant": {"truncate": True}}
+
+    def _request_headers(self) -> dict[str, str]:
+        return {"X-Request-Id": uuid.uuid4().hex}  # for Stop to cancel it in the engine
 
     def _sampling(self, params: GenerationParams) -> dict[str, Any]:
         body = sampling_fields(ServerKind.ASSISTANT, params)

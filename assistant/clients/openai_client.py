@@ -81,6 +81,8 @@ class _Reply:
     # A server that leaves <think>...</think> in the content (no reasoning parser): told apart here.
     splitter: ThinkSplitter | None = None
     info: dict[str, Any] | None = None  # Assistant's own figures (its "assistant" field)
+    # Tool calls as their deltas arrive, by index (OpenAI's "tool_calls" in the delta).
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)  # this attempt's request
 
     @property
@@ -202,9 +204,11 @@ class OpenAIClient:
         stop: threading.Event | None = None,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        on_tool_calls: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> Completion:
         """Stream a reply. Returns the Completion (finish reason "cancelled" once ``stop`` is
-        set, "error" with the sentence when the server sent an error mid-stream).
+        set, "error" with the sentence when the server sent an error mid-stream); the tool
+        calls the reply made, if any, go to ``on_tool_calls`` at its end.
 
         Raises AssistantError when nothing could be had; EngineUnavailable, with the text so
         far, when the connection went away midway.
@@ -241,11 +245,42 @@ class OpenAIClient:
                 exc.partial_text = exc.partial_text or reply.text
                 exc.partial_reasoning = "".join(reply.reasoning)
                 raise
+        if reply.tool_calls and on_tool_calls is not None:
+            on_tool_calls([reply.tool_calls[i] for i in sorted(reply.tool_calls)])
         if stop.is_set() and reply.finish_reason is None:
             return self._completion(reply, FinishReason.CANCELLED, model)
         if reply.finish_reason is None and not reply.parts and not reply.chunks:
             raise EngineUnavailable(f"{self.name} closed the connection without a reply.")
         return self._completion(reply, reply.finish_reason or FinishReason.STOP, model)
+
+    def chat_tools(
+        self,
+        messages: list[dict[str, Any]],
+        params: GenerationParams,
+        tools: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        tool_choice: str | dict[str, Any] = "auto",
+        on_text: OnText | None = None,
+        on_reasoning: OnText | None = None,
+        stop: threading.Event | None = None,
+    ) -> tuple[Completion, list[dict[str, Any]]]:
+        """A streamed reply that may call ``tools``: (its Completion, its calls in OpenAI's
+        form: id, type, function name and arguments)."""
+        found: list[dict[str, Any]] = []
+        completion = OpenAIClient.chat(
+            self, messages, params, model=model, on_text=on_text, on_reasoning=on_reasoning,
+            stop=stop, extra={"tools": tools, "tool_choice": tool_choice, **self._own_fields()},
+            headers=self._request_headers(), on_tool_calls=found.extend,
+        )  # fmt: skip
+        return completion, found
+
+    def _own_fields(self) -> dict[str, Any]:
+        """Fields of the request body beyond OpenAI's (none: this is any server)."""
+        return {}
+
+    def _request_headers(self) -> dict[str, str]:
+        return {}
 
     def _sampling(self, params: GenerationParams) -> dict[str, Any]:
         return sampling_fields(self.kind, params)
@@ -269,6 +304,9 @@ class OpenAIClient:
         thought = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(thought, str) and thought:
             _thought(reply, thought, on_reasoning)
+        for i, part in enumerate(delta.get("tool_calls") or []):
+            if isinstance(part, dict):
+                _add_call_delta(reply, part, i)
         piece = delta.get("content")
         if isinstance(piece, str) and piece:
             reply.chunks += 1
@@ -549,6 +587,25 @@ class _Retryable(Exception):
         self.status = status
         self.error = error
         self.retry_after = retry_after
+
+
+def _add_call_delta(reply: _Reply, part: dict[str, Any], position: int) -> None:
+    """One tool call's delta: its id and name come once, its arguments in pieces."""
+    index = part.get("index", position)
+    call = reply.tool_calls.setdefault(
+        index if isinstance(index, int) else position,
+        {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+    )
+    if isinstance(part.get("id"), str) and part["id"]:
+        call["id"] = part["id"]
+    function = part.get("function") or {}
+    if isinstance(function.get("name"), str) and function["name"]:
+        call["function"]["name"] = function["name"]
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        call["function"]["arguments"] += arguments
+    elif isinstance(arguments, dict):  # some servers send the object (Ollama)
+        call["function"]["arguments"] += json.dumps(arguments)
 
 
 def _flush(reply: _Reply) -> None:

@@ -340,9 +340,9 @@ class EngineWorker(QObject):
             self._client(), mcp, list(messages), params,
             str(model.path) if model is not None else "",
             approve=self._approve, allowed=set(tools.get("allowed", ())),
-            on_calls=self.tool_calls_updated.emit, stop=self._stop,
+            on_calls=self.tool_calls_updated.emit, on_text=self._emit_text,
+            on_reasoning=self.reasoning_generated.emit, stop=self._stop,
         )  # fmt: skip
-        self._emit_text(completion.text)
         return completion
 
     def _servers(self, tools: dict) -> McpTools:

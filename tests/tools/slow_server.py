@@ -1,5 +1,5 @@
 """A small MCP server for the failure tests (with the mcp SDK): a tool that answers, one that
-fails, and one that takes longer than any timeout."""
+fails, and one that takes longer than any timeout; over stdio, or over HTTP with --http PORT."""
 
 import time
 
@@ -33,4 +33,8 @@ if __name__ == "__main__":
     if "--echo-only" in sys.argv:  # one tool: a small model's prompt stays as the tests know it
         app.remove_tool("fail")
         app.remove_tool("sleep")
-    app.run()
+    if "--http" in sys.argv:  # over streamable HTTP on loopback: --http PORT
+        port = int(sys.argv[sys.argv.index("--http") + 1])
+        app.run("streamable-http", host="127.0.0.1", port=port)
+    else:
+        app.run()

@@ -4,7 +4,10 @@ can fail: not starting, hanging, erring, a call that takes too long."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -88,3 +91,38 @@ def test_each_failure_is_one_line_and_the_rest_work(tmp_path: Path) -> None:
         assert mcp.call(tools["echo"], {"text": "still here"}).text == "still here"
     finally:
         mcp.close()
+
+
+def test_a_server_over_http_lists_and_runs_its_tools(tmp_path: Path) -> None:
+    # A real streamable-HTTP MCP server (the mcp SDK's) on loopback, which "Local only" allows.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, SLOW, "--http", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s, contextlib.suppress(OSError):
+                s.connect(("127.0.0.1", port))
+                break
+            time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/mcp"
+        config = {"web": {"url": url, "headers": {"Authorization": "Bearer not-checked"}}}
+        mcp = McpTools(parse_config(config), local_only=True).start(timeout=20)
+        try:
+            assert mcp.problems == []
+            tools = {t.key: t for t in mcp.tools}
+            assert {"web/echo", "web/fail", "web/sleep"} <= set(tools)
+            assert mcp.call(tools["web/echo"], {"text": "over http"}).text == "over http"
+            failed = mcp.call(tools["web/fail"], {"text": "x"})
+            assert failed.is_error and "Error executing tool fail" in failed.text
+            server.kill()  # the server goes away: a call is an error, not a crash
+            server.wait()
+            gone = mcp.call(tools["web/echo"], {"text": "anyone?"}, timeout=10)
+            assert gone.is_error and gone.text
+        finally:
+            mcp.close()
+    finally:
+        server.kill()
+        server.wait()
