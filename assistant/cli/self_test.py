@@ -6,6 +6,7 @@ trips a throwaway database, and renders Markdown in the chat view offscreen.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -52,6 +53,7 @@ def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
         if not ok:
             raise AssistantError("the database round trip returned different messages")
         documents = _check_embeddings(client)
+        tools = _check_tools(client)
         check_gui()
     except AssistantError as exc:
         print(f"self-test failed: {exc}")
@@ -65,13 +67,36 @@ def self_test(model: str | None, check_gui: Callable[[], None]) -> int:
     print(
         f"self-test passed: {path.name} generated {completion.completion_tokens} tokens at "
         f"{completion.tokens_per_s:.1f} tokens/s in the engine process on {loaded.backend}; "
-        f"database ok; {documents}; {time.monotonic() - started:.1f} s"
+        f"database ok; {documents}; {tools}; {time.monotonic() - started:.1f} s"
     )
     if loaded.backend == "CPU" and (  # a GPU, or a GPU module, this build does not use
         "found, but" in loaded.backend_note or "tried but not used" in loaded.backend_note
     ):
         print(f"note: {loaded.backend_note}")
     return EXIT_OK
+
+
+def _check_tools(client) -> str:  # noqa: ANN001 - an EngineClient
+    """A tool call held to its schema by the engine's grammar, read back from the stream; and
+    the MCP client that the chat's tools use, there to import."""
+    import mcp.client.stdio  # noqa: F401 - in the bundle (PyInstaller)
+    import mcp.client.streamable_http  # noqa: F401
+
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"], "additionalProperties": False}}}  # fmt: skip
+    _, calls = client.chat_tools(
+        [{"role": "user", "content": "What is the weather in Paris?"}],
+        GenerationParams(max_tokens=48, temperature=0.0, seed=1), [weather],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )  # fmt: skip
+    try:
+        args = json.loads(calls[0]["function"]["arguments"]) if calls else None
+    except ValueError:
+        args = None
+    if not isinstance(args, dict) or not isinstance(args.get("city"), str):
+        raise AssistantError(f"a tool call did not come back whole ({calls!r})")
+    return "tools ok"
 
 
 def _check_embeddings(client) -> str:  # noqa: ANN001 - an EngineClient

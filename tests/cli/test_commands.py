@@ -101,6 +101,7 @@ def test_self_test_passes(starter_model: Path) -> None:
     result = run_cli("--self-test")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("self-test passed:")
+    assert "; tools ok;" in result.stdout
     assert len(result.stdout.strip().splitlines()) == 1
 
 
