@@ -61,8 +61,6 @@ class GenerationParams:
     stop: tuple[str, ...] = ()  # extra stop strings, on top of the chat format's own
     # A llama.cpp grammar (GBNF) every reply token must follow: structured output, tool calls.
     grammar: str | None = None
-    # Lazy grammar: it holds the reply only from where one of these patterns matches.
-    grammar_triggers: tuple[str, ...] = ()
     # The tools offered (tools/calls.py ToolRequest as JSON): rendered into the prompt.
     tools: str | None = None
 

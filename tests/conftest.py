@@ -6,9 +6,14 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from assistant.clients.supervisor import Supervisor
 
 # Set before anything imports Qt or huggingface_hub (both read these at import time).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -128,6 +133,25 @@ def install_model(source: Path, home: Path, folder: str = "models") -> Path:
     except OSError:
         shutil.copyfile(source, target)
     return target
+
+
+@pytest.fixture(scope="module")
+def starter_engine(
+    tmp_path_factory: pytest.TempPathFactory, starter_model_file: Path
+) -> Iterator[tuple[Supervisor, Path]]:
+    """An engine process of a profile of its own, with the starter model loaded (2,048 tokens of
+    context), shared by a module's tests: (its supervisor, the model's path)."""
+    from assistant.clients.supervisor import Supervisor
+
+    home = tmp_path_factory.mktemp("served")
+    model = install_model(starter_model_file, home)
+    supervisor = Supervisor(env={**os.environ, "ASSISTANT_HOME": str(home)}, announce=False,
+                            n_ctx=2048)  # fmt: skip
+    supervisor.start().load(model.name, n_ctx=2048, n_gpu_layers=0)
+    try:
+        yield supervisor, model
+    finally:
+        supervisor.stop()
 
 
 @pytest.fixture

@@ -93,11 +93,13 @@ def write_tiny_model(
     f16: bool = False,
     tied: bool = False,
     special_tokens: Sequence[str] = (),
+    favour: Sequence[str] = (),
 ) -> Path:
     """Write a loadable llama-architecture GGUF to ``path`` and return the path.
 
     ``special_tokens``: control tokens added to the vocabulary (a model's own markers, such as
-    ``[TOOL_CALLS]``); like the others, they are practically never sampled.
+    ``[TOOL_CALLS]``); like the others, they are practically never sampled, but for those in
+    ``favour``, which the model then writes whenever it may.
     ``tied=True`` leaves out ``output.weight``: llama.cpp then uses the embedding as output head.
     """
     path = Path(path)
@@ -148,6 +150,8 @@ def write_tiny_model(
     output[unwanted, 0] = -5.0
     if eos_first:
         output[eos_id, 0] = 5.0
+    for token in favour:
+        output[tokens.index(token), 0] = 5.0
 
     def add(tensor_name: str, array: np.ndarray, *, keep_f32: bool = False) -> None:
         # llama.cpp wants norms in F32; everything else may be F16.

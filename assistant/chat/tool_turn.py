@@ -9,8 +9,10 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from assistant.errors import AssistantError, EngineUnavailable
 from assistant.records import Completion, FinishReason, GenerationParams
 from assistant.tools.mcp_servers import McpTools, Tool
 
@@ -41,6 +43,7 @@ def reply(
     messages = list(history)
     log: list[dict[str, Any]] = []
     said: list[str] = []  # the text of every round, as shown
+    thoughts: list[str] = []  # the reasoning of every round
 
     def show(piece: str) -> None:
         if not said[-1] and any(said[:-1]):
@@ -49,18 +52,37 @@ def reply(
         if on_text is not None:
             on_text(piece)
 
+    def think(piece: str) -> None:
+        thoughts.append(piece)
+        if on_reasoning is not None:
+            on_reasoning(piece)
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
     completion: Completion | None = None
     for round_ in range(MAX_ROUNDS):
+        if round_ and stopped():  # stopped while the calls ran: no next round
+            break
         last = round_ == MAX_ROUNDS - 1 or not tools
         step = first_choice if round_ == 0 else "auto"
         said.append("")
-        completion, calls = client.chat_tools(
-            messages, params, tools, model=model, tool_choice="none" if last else step,
-            on_text=show, on_reasoning=on_reasoning, stop=stop,
-        )  # fmt: skip
+        try:
+            completion, calls = client.chat_tools(
+                messages, params, tools, model=model, tool_choice="none" if last else step,
+                on_text=show, on_reasoning=think, stop=stop,
+            )  # fmt: skip
+        except EngineUnavailable as exc:  # what was shown of every round is kept
+            exc.partial_text, exc.partial_reasoning = "".join(said), "".join(thoughts)
+            raise
+        except AssistantError as exc:
+            if round_ == 0:
+                raise
+            failed = Completion.failed(str(exc), "".join(said), Path(model).name)
+            return dataclasses.replace(failed, reasoning="".join(thoughts))
         if not calls or completion.finish_reason in (FinishReason.ERROR, FinishReason.CANCELLED):
             break
-        if stop is not None and stop.is_set():
+        if stopped():
             break
         messages.append({"role": "assistant", "content": said[-1].strip() or None,
                          "tool_calls": calls})  # fmt: skip
@@ -71,10 +93,9 @@ def reply(
             messages.append({"role": "tool", "tool_call_id": call.get("id", ""),
                              "content": entry["result"]})  # fmt: skip
     assert completion is not None
-    text = "".join(said)
-    if stop is not None and stop.is_set():
-        return dataclasses.replace(completion, text=text, finish_reason=FinishReason.CANCELLED)
-    return dataclasses.replace(completion, text=text)
+    reason = FinishReason.CANCELLED if stopped() else completion.finish_reason
+    return dataclasses.replace(completion, text="".join(said), finish_reason=reason,
+                               reasoning="".join(thoughts) or completion.reasoning)  # fmt: skip
 
 
 def _run(
@@ -99,6 +120,8 @@ def _run(
             allowed.add(tool.key)
         elif answer != ONCE:
             return {**entry, "status": "denied", "result": "The person declined this call."}
+        if stop is not None and stop.is_set():  # stopped while being asked
+            return {**entry, "status": "denied", "result": "The reply was stopped."}
     try:
         parsed = json.loads(arguments)
     except ValueError:

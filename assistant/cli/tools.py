@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -179,8 +180,22 @@ def reply_with_tools(
                   f"{'...' if len(shown) > SHOWN_CHARS else ''}", file=sys.stderr)  # fmt: skip
             reply.store.set_tool_calls(reply.message_id, log)
 
+        def approve(tool: Any, arguments: str) -> str:
+            # Ctrl+C while asked: no to this call, and the reply stops (the reply's own
+            # handler only sets ``stop``, which a waiting readline never sees).
+            previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                return _approve(tool, arguments)
+            except KeyboardInterrupt:
+                print(file=sys.stderr)
+                if stop is not None:
+                    stop.set()
+                return tool_turn.DENY
+            finally:
+                signal.signal(signal.SIGINT, previous)
+
         completion = tool_turn.reply(
-            client, mcp, history, params, model, approve=_approve, allowed=allowed,
+            client, mcp, history, params, model, approve=approve, allowed=allowed,
             on_calls=on_calls, first_choice=wanted, on_text=on_text, stop=stop,
         )  # fmt: skip
         if allowed - set(settings.allowed_tools):

@@ -157,8 +157,7 @@ class EngineClient(OpenAIClient):
 
         Raises EngineUnavailable (with the text so far) when the engine goes away mid-reply.
         """
-        # Our own extension: the GUI and CLI want long chats trimmed, not refused.
-        extension: dict[str, Any] = {"truncate": True}
+        extension: dict[str, Any] = dict(self._own_fields()["assistant"])
         if kv_state:
             extension |= {"kv_state": kv_state, "save_state": save_state}
         return super().chat(
@@ -169,7 +168,7 @@ class EngineClient(OpenAIClient):
             on_reasoning=on_reasoning,
             stop=stop,
             extra={"assistant": extension},
-            headers={"X-Request-Id": uuid.uuid4().hex},
+            headers=self._request_headers(),
         )
 
     def _own_fields(self) -> dict[str, Any]:

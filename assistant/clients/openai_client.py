@@ -30,6 +30,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -590,14 +591,23 @@ class _Retryable(Exception):
 
 
 def _add_call_delta(reply: _Reply, part: dict[str, Any], position: int) -> None:
-    """One tool call's delta: its id and name come once, its arguments in pieces."""
-    index = part.get("index", position)
+    """One tool call's delta: its id and name come once, its arguments in pieces. A server
+    that sends no index gives each call an id of its own; a call without an id gets one."""
+    index = part.get("index")
+    new_id = part.get("id") if isinstance(part.get("id"), str) else ""
+    if not isinstance(index, int):
+        # A known id continues its call; a new id, or a second call in one delta, starts one;
+        # a delta with neither continues the latest.
+        same = [i for i, c in reply.tool_calls.items() if new_id and c["id"] == new_id]
+        latest = max(reply.tool_calls, default=-1)
+        starts = bool(new_id) or latest < 0 or position > 0
+        index = same[0] if same else latest + 1 if starts else latest
     call = reply.tool_calls.setdefault(
-        index if isinstance(index, int) else position,
-        {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
-    )
-    if isinstance(part.get("id"), str) and part["id"]:
-        call["id"] = part["id"]
+        index, {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                "function": {"name": "", "arguments": ""}},
+    )  # fmt: skip
+    if new_id:
+        call["id"] = new_id
     function = part.get("function") or {}
     if isinstance(function.get("name"), str) and function["name"]:
         call["function"]["name"] = function["name"]

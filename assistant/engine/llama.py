@@ -574,18 +574,22 @@ class Engine:
         return calls.dialect_of(self._format.template_source)
 
     def _grammar_of(self, params: GenerationParams, chat: bool) -> calls.Grammar | None:
-        """The grammar a reply follows: the request's own, else its tools' calls; after a
-        ``<think>`` the template opened, a grammar that holds the whole reply closes it first."""
+        """The grammar a reply follows: the request's own, else its tools' calls. After a
+        ``<think>`` the template opened, a grammar that holds the whole reply starts with its
+        close (a rule of its own over the grammar's root: the rules stay as they came)."""
+        opened = chat and self.opens_thinking
         if params.grammar:
-            found = calls.Grammar(params.grammar, params.grammar_triggers)
+            found = calls.Grammar(params.grammar)
         elif params.tools:
             request = calls.ToolRequest.from_json(params.tools)
-            found = request.grammar(self._tool_dialect or calls.HERMES, self._marker_tokens)
+            dialect = self._tool_dialect or calls.HERMES
+            found = request.grammar(dialect, self._marker_tokens, thinking_opened=opened)
         else:
             return None
-        if chat and self.opens_thinking and not (found.patterns or found.tokens):
-            body = found.gbnf.replace("root ::=", "answer ::=", 1)
-            found = calls.Grammar(f'root ::= "</think>" [ \\n]* answer\n{body}')
+        if opened and not found.lazy:
+            root = "assistant-closed-think"
+            closed = f'\n{root} ::= "</think>" [ \\n]* {found.root}\n'
+            found = calls.Grammar(found.gbnf + closed, root=root)
         return found
 
     def new_sampler(
@@ -593,26 +597,26 @@ class Engine:
     ) -> llama_cpp.llama_sampler_p:
         """A sampler chain for one request (the caller frees it); ``chat``: a reply rendered
         by the chat template, not a raw completion."""
+        held = self._grammar_of(params, chat)  # first: it may refuse the request
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
 
         def add(sampler: llama_cpp.llama_sampler_p) -> None:
             llama_cpp.llama_sampler_chain_add(chain, sampler)
 
-        rules = self._grammar_of(params, chat)
-        if rules is not None:
+        if held is not None:
             # First: whatever follows picks among the tokens the grammar allows.
-            gbnf = rules.gbnf.encode("utf-8")
-            if rules.patterns or rules.tokens:  # lazy: from where a call begins
-                patterns = (ctypes.c_char_p * len(rules.patterns))(
-                    *(p.encode("utf-8") for p in rules.patterns)
+            gbnf, root = held.gbnf.encode("utf-8"), held.root.encode("utf-8")
+            if held.lazy:  # from where a call begins
+                patterns = (ctypes.c_char_p * len(held.patterns))(
+                    *(p.encode("utf-8") for p in held.patterns)
                 )
-                tokens = (llama_cpp.llama_token * len(rules.tokens))(*rules.tokens)
+                tokens = (llama_cpp.llama_token * len(held.tokens))(*held.tokens)
                 grammar = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
-                    self._vocab, gbnf, b"root",
-                    patterns, len(rules.patterns), tokens, len(rules.tokens),
+                    self._vocab, gbnf, root,
+                    patterns, len(held.patterns), tokens, len(held.tokens),
                 )  # fmt: skip
             else:
-                grammar = llama_cpp.llama_sampler_init_grammar(self._vocab, gbnf, b"root")
+                grammar = llama_cpp.llama_sampler_init_grammar(self._vocab, gbnf, root)
             if not grammar:
                 llama_cpp.llama_sampler_free(chain)
                 problems = [line for line in llama_log.recent_problems if "parse" in line]

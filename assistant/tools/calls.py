@@ -42,15 +42,24 @@ MISTRAL = "mistral"  # [TOOL_CALLS][{"name": ..., "arguments": ...}] (Mistral v3
 MISTRAL_ARGS = "mistral-args"  # [TOOL_CALLS]name[ARGS]{...} (Mistral Small 3.2, Devstral)
 LLAMA3 = "llama3"  # {"name": ..., "parameters": ...} as the whole reply (Llama 3.1-3.3)
 
-# The lazy grammar starts where a call does. llama.cpp feeds it the text from the trigger on,
-# all of the token that completed the match included, and a character the grammar cannot take
-# there ends the engine (std::runtime_error, "Unexpected empty grammar stack"): so the grammar
-# takes a few characters of anything between the opener and the call's brace (JUNK below).
-TRIGGER = r"^[\s\S]*?(<tool_call>)[\s\S]*$"
-MISTRAL_TRIGGER = r"^[\s\S]*?(\[TOOL_CALLS\])[\s\S]*$"
-LLAMA3_TRIGGER = r'^\s*(\{\s*"name")[\s\S]*$'
+# A lazy grammar starts where a call does. llama.cpp feeds it the text from the trigger's group
+# on, all of the token that completed the match included, and a character the grammar cannot
+# take there ends the engine (std::runtime_error, "Unexpected empty grammar stack"). So each
+# text trigger matches only what its grammar takes, and the grammar takes what may follow it in
+# the same token: a few characters before a Hermes call's brace (JUNK), spaces after Mistral's.
+# The converter's objects open with "{" and one space at most.
+LLAMA3_TRIGGER = r'^\s*(\{ ?"name")[\s\S]*$'
 JUNK = "[^{]{0,16}"
 WS = "[ \\n]*"
+
+
+def trigger(marker: str, thinking_opened: bool = False) -> str:
+    """The lazy trigger at ``marker``'s text, but not inside the reply's thinking (a call the
+    model thinks about is not one it makes)."""
+    at = re.escape(marker)
+    if thinking_opened:  # the template opened <think>: the reply's calls come after </think>
+        return rf"^[\s\S]*?</think>[\s\S]*?({at})[\s\S]*$"
+    return rf"^(?:\s*<think>[\s\S]*?</think>|(?!\s*<think>))[\s\S]*?({at})[\s\S]*$"
 
 
 def dialect_of(template: str | None) -> str:
@@ -58,6 +67,8 @@ def dialect_of(template: str | None) -> str:
     text = template or ""
     if MISTRAL_OPEN in text:
         return MISTRAL_ARGS if MISTRAL_ARGS_MARK in text else MISTRAL
+    if OPEN in text:
+        return HERMES
     if PYTHON_TAG in text or ("ipython" in text and '"parameters"' in text):
         return LLAMA3
     return HERMES
@@ -65,12 +76,18 @@ def dialect_of(template: str | None) -> str:
 
 @dataclass(frozen=True)
 class Grammar:
-    """A tools grammar: with ``patterns`` or ``tokens`` it is lazy, and holds the reply only
-    from where a pattern's group matches or one of the tokens is sampled."""
+    """A grammar a reply is sampled under: with ``patterns`` or ``tokens`` it is lazy, and holds
+    the reply only from where a pattern's group matches or one of the tokens is sampled;
+    ``root`` is the rule it starts from."""
 
     gbnf: str
     patterns: tuple[str, ...] = ()
     tokens: tuple[int, ...] = ()
+    root: str = "root"
+
+    @property
+    def lazy(self) -> bool:
+        return bool(self.patterns or self.tokens)
 
 
 FALLBACK_PROMPT = (
@@ -124,11 +141,17 @@ class ToolRequest:
     def names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools]
 
-    def grammar(self, dialect: str = HERMES, tokens: dict[str, int] | None = None) -> Grammar:
-        """The grammar of this request's calls in ``dialect``. ``tokens``: the markers that are
-        single control tokens of the model's vocabulary (the grammar then asks for the token,
-        and a lazy grammar starts at it)."""
-        tokens = tokens or {}
+    def grammar(
+        self,
+        dialect: str = HERMES,
+        marker_tokens: dict[str, int] | None = None,
+        thinking_opened: bool = False,
+    ) -> Grammar:
+        """The grammar of this request's calls in ``dialect``. ``marker_tokens``: the markers
+        that are single control tokens of the model's vocabulary (the grammar asks for the
+        token, and a lazy grammar starts at it; a token trigger cannot tell thinking from
+        answer). ``thinking_opened``: the template opened a <think> the reply begins in."""
+        tokens = marker_tokens or {}
         chosen = [t for t in self.tools if self.choice in ("auto", "required")
                   or t["function"]["name"] == self.choice]  # fmt: skip
         names = [t["function"]["name"] for t in chosen]
@@ -141,12 +164,16 @@ class ToolRequest:
         def lit(marker: str) -> str:
             return f"<[{tokens[marker]}]>" if marker in tokens else json.dumps(marker)
 
-        def trigger(marker: str, pattern: str) -> Grammar:
+        def after(opener: str, extra: str = WS) -> str:
+            """What may follow ``opener`` in the token a text trigger matched in."""
+            return extra if lazy and opener not in tokens else ""
+
+        def held(rules: str, opener: str) -> Grammar:
             if not lazy:
                 return Grammar(rules)
-            if marker in tokens:  # the token only: the grammar asks for the token, not its text
-                return Grammar(rules, tokens=(tokens[marker],))
-            return Grammar(rules, patterns=(pattern,))
+            if opener in tokens:  # the token only: the grammar asks for the token, not its text
+                return Grammar(rules, tokens=(tokens[opener],))
+            return Grammar(rules, patterns=(trigger(opener, thinking_opened),))
 
         if dialect == MISTRAL_ARGS:
             body, arg_rules = schema_rules({f"args{i}": p for i, p in enumerate(params)}, defs)
@@ -155,8 +182,8 @@ class ToolRequest:
             call = " | ".join(f"{json.dumps(n)} {call_id} {lit(MISTRAL_ARGS_MARK)} {r}"
                               for n, r in zip(names, arg_rules, strict=True))  # fmt: skip
             top = f"root ::= tool-call{'+' if many else ''}\n"
-            rules = top + f"tool-call ::= {lit(MISTRAL_OPEN)} ({call})\n" + body
-            return trigger(MISTRAL_OPEN, MISTRAL_TRIGGER)
+            opener = f"{lit(MISTRAL_OPEN)} {after(MISTRAL_OPEN)}"
+            return held(top + f"tool-call ::= {opener} ({call})\n" + body, MISTRAL_OPEN)
         key = "parameters" if dialect == LLAMA3 else "arguments"
         objects = {
             f"call{i}": {
@@ -171,19 +198,17 @@ class ToolRequest:
         call = f"call ::= {' | '.join(call_rules)}\n"
         if dialect == MISTRAL:
             more = f' ({WS} "," {WS} call)*' if many else ""
-            rules = (f'root ::= {lit(MISTRAL_OPEN)} {WS} "[" {WS} call{more} {WS} "]"\n'
-                     + call + body)  # fmt: skip
-            return trigger(MISTRAL_OPEN, MISTRAL_TRIGGER)
-        if dialect == LLAMA3:  # one call, the whole reply
+            top = f'root ::= {lit(MISTRAL_OPEN)} {WS} "[" {WS} call{more} {WS} "]"\n'
+            return held(top + call + body, MISTRAL_OPEN)
+        if dialect == LLAMA3:  # one call, the whole reply, after an optional <|python_tag|>
             rules = f"root ::= ({lit(PYTHON_TAG)} {WS})? call\n" + call + body
             if not lazy:
                 return Grammar(rules)
             tag = (tokens[PYTHON_TAG],) if PYTHON_TAG in tokens else ()
             return Grammar(rules, patterns=(LLAMA3_TRIGGER,), tokens=tag)
         repeat = f" ({WS} tool-call)*" if many else ""
-        tool_call = f"tool-call ::= {lit(OPEN)} {JUNK} call {WS} {lit(CLOSE)}\n"
-        rules = f"root ::= tool-call{repeat}\n" + tool_call + call + body
-        return trigger(OPEN, TRIGGER)
+        tool_call = f"tool-call ::= {lit(OPEN)} {after(OPEN, JUNK)} call {WS} {lit(CLOSE)}\n"
+        return held(f"root ::= tool-call{repeat}\n" + tool_call + call + body, OPEN)
 
 
 def _hoist_defs(schema: Any, prefix: str, defs: dict[str, Any]) -> Any:
@@ -392,13 +417,26 @@ def parse_reply(text: str, request: ToolRequest) -> tuple[str, list[ToolCall]]:
         found = _mistral_calls(rest, names)
         if found:
             calls, content = found, before
-    elif text.strip().removeprefix(PYTHON_TAG).lstrip().startswith("{"):
-        call = _call(text.strip().removeprefix(PYTHON_TAG), names)
+    elif PYTHON_TAG in text:  # Llama 3.x, after words or not
+        before, _, rest = text.partition(PYTHON_TAG)
+        call = _call(rest, names) if rest.lstrip().startswith("{") else None
+        if call is not None:
+            calls, content = [call], before
+    elif text.lstrip().startswith("{"):  # Llama 3.x: the whole reply is the call
+        call = _call(text, names)
         if call is not None:
             calls, content = [call], ""
     if not request.parallel:
         calls = calls[:1]
-    return content.strip(), calls
+    return (content if calls else _unmarked(content)).strip(), calls
+
+
+def _unmarked(text: str) -> str:
+    """``text`` without the markers that are control tokens in their vocabularies: kept in a
+    tools reply's text to read its calls, they are no words for the person when none was."""
+    for marker in (MISTRAL_OPEN, MISTRAL_ARGS_MARK, MISTRAL_ID_MARK, PYTHON_TAG):
+        text = text.replace(marker, "")
+    return text
 
 
 def _mistral_calls(rest: str, names: set[str]) -> list[ToolCall]:
@@ -413,27 +451,34 @@ def _mistral_calls(rest: str, names: set[str]) -> list[ToolCall]:
             return []
         found = [_call(json.dumps(i), names) for i in items] if isinstance(items, list) else []
         return [c for c in found if c] if found and all(found) else []
+    # Read in order, each call's arguments as JSON from their brace (a string in them may hold
+    # "[TOOL_CALLS]": a grammar takes a control token by its text).
     out: list[ToolCall] = []
-    parts = rest.split(MISTRAL_OPEN)
-    for i, part in enumerate(parts):
-        name, sep, args = part.partition(MISTRAL_ARGS_MARK)
-        name = name.partition(MISTRAL_ID_MARK)[0].strip()
-        call = None
-        try:
-            if sep:
-                value, _ = json.JSONDecoder().raw_decode(args.strip())
+    pos = 0
+    while True:
+        args_at = rest.find(MISTRAL_ARGS_MARK, pos)
+        name = rest[pos : max(args_at, pos)].partition(MISTRAL_ID_MARK)[0].strip()
+        call, end = None, pos
+        if args_at >= 0:
+            start = args_at + len(MISTRAL_ARGS_MARK)
+            start += len(rest[start:]) - len(rest[start:].lstrip())
+            try:
+                value, end = json.JSONDecoder().raw_decode(rest, start)
                 call = _call(json.dumps({"name": name, "arguments": value}), names)
-        except ValueError:
-            pass
+            except ValueError:
+                pass
         if call is None:
             # The last call cut off (the reply ran out of tokens) is left; any other: none.
-            return out if out and i == len(parts) - 1 else []
+            return out if out and MISTRAL_OPEN not in rest[pos:] else []
         out.append(call)
-    return out
+        following = rest[end:].lstrip()
+        if not following.startswith(MISTRAL_OPEN):
+            return out
+        pos = len(rest) - len(following) + len(MISTRAL_OPEN)
 
 
 def _call_at(text: str, start: int, names: set[str]) -> tuple[ToolCall | None, int]:
-    """The call whose JSON begins within a few characters of ``start`` (see TRIGGER), and
+    """The call whose JSON begins within a few characters of ``start`` (see JUNK), and
     where it ends."""
     brace = text.find("{", start)
     if brace < 0 or brace - start > 32:
@@ -448,7 +493,7 @@ def _call_at(text: str, start: int, names: set[str]) -> tuple[ToolCall | None, i
 
 def _call(raw: str, names: set[str]) -> ToolCall | None:
     """The call in ``raw``: a JSON object, after whatever few characters the grammar let
-    through between the opener and the call (see TRIGGER)."""
+    through between the opener and the call (see JUNK)."""
     start = raw.find("{")
     if start < 0:
         return None
@@ -487,7 +532,7 @@ class CallStream:
         if start.startswith(("{", PYTHON_TAG)) and self._sent == 0:
             self._holding = True  # a Llama 3.x call may be the whole reply
             return ""
-        for marker in (OPEN, MISTRAL_OPEN):
+        for marker in (OPEN, MISTRAL_OPEN, PYTHON_TAG):
             at = self.text.find(marker, self._sent)
             if at >= 0:
                 self._holding = True
@@ -504,7 +549,7 @@ class CallStream:
         """(content not yet sent, the calls)."""
         content, calls = parse_reply(self.text, request)
         if not calls:
-            return self.text[self._sent :], []
+            return _unmarked(self.text[self._sent :]), []
         sent = self.text[: self._sent].strip()
         rest = content[len(sent) :] if content.startswith(sent) else ""
         return rest, calls

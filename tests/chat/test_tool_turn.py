@@ -3,52 +3,39 @@ engine and model and a real MCP server (the SDK's), streamed as a chat reply is.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from assistant.chat import tool_turn
-from assistant.clients.engine_client import EngineClient
-from assistant.clients.supervisor import Supervisor
 from assistant.records import FinishReason, GenerationParams
 from assistant.tools.mcp_servers import McpTools, parse_config
-from tests.conftest import install_model
 from tests.tools.test_mcp_servers import SLOW
 
 pytestmark = pytest.mark.starter
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, starter_model_file: Path) -> Iterator:
-    home = tmp_path_factory.mktemp("home")
-    model = install_model(starter_model_file, home)
-    supervisor = Supervisor(env={**os.environ, "ASSISTANT_HOME": str(home)}, announce=False,
-                            n_ctx=2048)  # fmt: skip
-    client = supervisor.start()
-    client.load(model.name, n_ctx=2048, n_gpu_layers=0)
+def engine(starter_engine) -> Iterator:
+    supervisor, model = starter_engine
     mcp = McpTools(parse_config({"slow": {"command": sys.executable,
                                           "args": [SLOW, "--echo-only"]}})).start()  # fmt: skip
     try:
-        yield client, mcp, str(model)
+        yield supervisor.client(), mcp, str(model)
     finally:
         mcp.close()
-        supervisor.stop()
 
 
-def reply(engine, **kwargs):
+def reply(engine, approve=lambda tool, args: tool_turn.ONCE, **kwargs):
     client, mcp, model = engine
-    client: EngineClient
     shown: list[str] = []
     logs: list[list[dict]] = []
     completion = tool_turn.reply(
         client, mcp, [{"role": "user", "content": "Say hello back to me."}],
         GenerationParams(max_tokens=60, temperature=0.0, seed=1), model,
-        approve=lambda tool, args: tool_turn.ONCE, allowed=set(), on_calls=logs.append,
-        on_text=shown.append, **kwargs,
+        approve=approve, allowed=set(), on_calls=logs.append, on_text=shown.append, **kwargs,
     )  # fmt: skip
     return completion, shown, logs
 
@@ -62,9 +49,14 @@ def test_the_rounds_stream_and_the_reply_is_what_was_shown(engine) -> None:
     assert completion.completion_tokens > 0 and completion.model_file
 
 
-def test_stop_ends_a_tools_reply_as_cancelled(engine) -> None:
+def test_stop_while_asked_runs_nothing_and_ends_the_reply(engine) -> None:
     stop = threading.Event()
-    stop.set()
-    completion, _, logs = reply(engine, first_choice="required", stop=stop)
+
+    def approve(tool, arguments: str) -> str:
+        stop.set()  # Stop pressed while the dialog was open; then "Allow once"
+        return tool_turn.ONCE
+
+    completion, _, logs = reply(engine, approve, first_choice="required", stop=stop)
     assert completion.finish_reason == FinishReason.CANCELLED
-    assert all(entry["status"] != "ran" for log in logs for entry in log)
+    assert [entry["status"] for entry in logs[-1]] == ["denied"]
+    assert len(logs) == 1  # no second round after the stop

@@ -4,17 +4,11 @@ client and a real instruct model: every reply parses and validates against its s
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2 as httpx
 import openai
 import pydantic
 import pytest
-
-from assistant.clients.supervisor import Supervisor
-from tests.conftest import install_model
 
 pytestmark = pytest.mark.starter
 
@@ -42,16 +36,9 @@ class Colour(pydantic.BaseModel):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, starter_model_file: Path) -> Iterator:
-    home = tmp_path_factory.mktemp("served")
-    model = install_model(starter_model_file, home)
-    supervisor = Supervisor(env={**os.environ, "ASSISTANT_HOME": str(home)}, announce=False,
-                            n_ctx=2048)  # fmt: skip
-    supervisor.start().load(model.name, n_ctx=2048, n_gpu_layers=0)
-    try:
-        yield supervisor, model.name
-    finally:
-        supervisor.stop()
+def served(starter_engine) -> tuple:
+    supervisor, model = starter_engine
+    return supervisor, model.name
 
 
 def client(served) -> openai.OpenAI:

@@ -5,17 +5,13 @@ the formats read back, and a template that renders tools itself."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
+import re
 
 import openai
 import pytest
 
-from assistant.clients.supervisor import Supervisor
 from assistant.engine.chat_format import ChatFormat, merge_turns
 from assistant.tools import calls
-from tests.conftest import install_model
 
 WEATHER = {
     "type": "function",
@@ -41,17 +37,10 @@ ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, starter_model_file: Path) -> Iterator:
-    home = tmp_path_factory.mktemp("served")
-    model = install_model(starter_model_file, home)
-    supervisor = Supervisor(env={**os.environ, "ASSISTANT_HOME": str(home)}, announce=False,
-                            n_ctx=2048)  # fmt: skip
-    supervisor.start().load(model.name, n_ctx=2048, n_gpu_layers=0)
-    try:
-        yield openai.OpenAI(base_url=supervisor.url + "/v1", api_key=supervisor.api_key,
-                            max_retries=0, timeout=120), model.name  # fmt: skip
-    finally:
-        supervisor.stop()
+def served(starter_engine) -> tuple[openai.OpenAI, str]:
+    supervisor, model = starter_engine
+    return openai.OpenAI(base_url=supervisor.url + "/v1", api_key=supervisor.api_key,
+                         max_retries=0, timeout=120), model.name  # fmt: skip
 
 
 def valid_weather_args(arguments: str) -> bool:
@@ -215,3 +204,61 @@ def test_streamed_text_is_held_from_where_a_call_begins() -> None:
     assert sent == "Sure, checking "
     rest, found = stream.finish(calls.ToolRequest((WEATHER,), "auto", True))
     assert rest == "" and found[0].name == "get_weather"
+
+
+def test_a_llama_call_after_words_is_read_and_not_streamed_as_text() -> None:
+    request = calls.ToolRequest((WEATHER,), "auto", False)
+    reply = 'Let me check.<|python_tag|>{"name": "get_weather", "parameters": {"city": "Oslo", "unit": "celsius"}}'  # noqa: E501
+    content, found = calls.parse_reply(reply, request)
+    assert content == "Let me check." and found[0].name == "get_weather"
+    stream = calls.CallStream()
+    sent = "".join(stream.feed(p) for p in ["Let me ", "check.<|python", '_tag|>{"name"'])
+    assert sent == "Let me check."
+
+
+def test_markers_of_a_call_that_does_not_read_are_not_shown() -> None:
+    request = calls.ToolRequest((WEATHER,), "auto", False)
+    markers = ("[TOOL_CALLS]", "[ARGS]", "<|python_tag|>")
+    for reply in ("<|python_tag|>brave_search.call(query='x')", "[TOOL_CALLS]nope[ARGS]{}"):
+        content, found = calls.parse_reply(reply, request)
+        assert found == [] and content and not any(m in content for m in markers)
+        stream = calls.CallStream()
+        assert stream.feed(reply) == ""
+        rest, found = stream.finish(request)
+        assert found == [] and rest and not any(m in rest for m in markers)
+
+
+def test_lazy_triggers_match_only_what_their_grammar_takes() -> None:
+    # Text that fires a trigger is fed to the grammar: text it cannot take would abort llama.cpp.
+    llama = re.compile(calls.LLAMA3_TRIGGER)
+    assert llama.match('{"name": "get_weather"') and llama.match(' { "name"')
+    assert not llama.match('{\n  "name"') and not llama.match('Sure. {"name"')
+    hermes = re.compile(calls.trigger(calls.OPEN))
+    assert hermes.match("I will call it. <tool_call>\n{")
+    assert not hermes.match("<think>maybe <tool_call> is it")  # not inside the thinking
+    assert hermes.match("<think>hm</think>\n<tool_call>{").start(1) == 18
+    opened = re.compile(calls.trigger(calls.OPEN, thinking_opened=True))
+    assert not opened.match("a <tool_call> inside")
+    assert opened.match("thought</think>answer <tool_call>{")
+
+
+def test_tool_call_deltas_are_put_together() -> None:
+    from assistant.clients.openai_client import _add_call_delta, _Reply
+
+    reply = _Reply()
+    for i, part in enumerate([
+        {"index": 0, "id": "call_a", "function": {"name": "get_weather", "arguments": '{"ci'}},
+        {"index": 0, "function": {"arguments": 'ty": "Oslo"}'}},
+    ]):  # fmt: skip
+        _add_call_delta(reply, part, i)
+    # A server that sends no index: a new id is a new call, none continues the latest.
+    for part in [
+        {"id": "x1", "function": {"name": "get_time", "arguments": "{"}},
+        {"function": {"arguments": "}"}},
+        {"id": "x2", "function": {"name": "get_time"}},
+    ]:
+        _add_call_delta(reply, part, 0)
+    got = [(c["id"], c["function"]["name"], c["function"]["arguments"])
+           for c in reply.tool_calls.values()]  # fmt: skip
+    assert got == [("call_a", "get_weather", '{"city": "Oslo"}'), ("x1", "get_time", "{}"),
+                   ("x2", "get_time", "")]  # fmt: skip

@@ -111,17 +111,49 @@ def test_a_model_writes_calls_in_its_own_form_and_they_come_back(
         engine.close()
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["mistralai-Mistral-Nemo-Instruct-2407", "Mistral-Small-3.2-24B-Instruct-2506",
+     "meta-llama-Llama-3.1-8B-Instruct"],
+)  # fmt: skip
+def test_under_auto_the_grammar_starts_at_the_call_token(tmp_path: Path, name: str) -> None:
+    # The model favours its call token: sampling it starts the lazy grammar (a token trigger),
+    # which then holds the call to the tool's schema.
+    markers = next(m for n, _, m in FAMILIES if n == name)
+    model = write_tiny_model(tmp_path / "m.gguf", chat_template=template(name),
+                             special_tokens=markers, favour=markers[:1], seed=3)  # fmt: skip
+    engine = Engine()
+    engine.load(model, n_ctx=2048)
+    try:
+        request = calls.ToolRequest((WEATHER,), "auto", False)
+        done = engine.generate(ASK, GenerationParams(max_tokens=300, seed=2,
+                                                     tools=request.to_json()))  # fmt: skip
+        assert done.error is None, done.error
+        _, found = calls.parse_reply(done.text, request)
+        assert [c.name for c in found] == ["get_weather"], done.text
+        assert set(json.loads(found[0].arguments)) == {"city", "unit"}
+    finally:
+        engine.close()
+
+
 def test_a_structured_reply_after_a_think_the_template_opened(tmp_path: Path) -> None:
     # The grammar closes the thinking first: the reply is the JSON, not reasoning.
     engine = Engine()
     engine.load(write_tiny_model(tmp_path / "t.gguf", chat_template=THINKING_TEMPLATE), n_ctx=512)
     try:
         assert engine.opens_thinking
-        schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+        # Rules named "answer" and "node-root": the close is a rule of its own, over "root".
+        schema = {"type": "object", "properties": {
+            "ok": {"type": "boolean"}, "answer": {"enum": ["yes", "no"]},
+            "node": {"type": "object", "properties": {"root": {"enum": [1]}},
+                     "required": ["root"]}},
+            "required": ["ok", "answer", "node"]}  # fmt: skip
         done = engine.generate(
-            ASK, GenerationParams(max_tokens=60, seed=1, grammar=grammar(schema))
+            ASK, GenerationParams(max_tokens=100, seed=1, grammar=grammar(schema))
         )
-        assert done.error is None and json.loads(done.text) in ({"ok": True}, {"ok": False})
+        assert done.error is None, done.error
+        reply = json.loads(done.text)
+        assert reply["answer"] in ("yes", "no") and reply["node"] == {"root": 1}, done.text
         assert not done.reasoning.strip()
     finally:
         engine.close()
