@@ -5,8 +5,12 @@ and the calls kept with the reply and exported."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +94,29 @@ def test_a_call_that_fails_is_told_to_the_model(tmp_path: Path, starter_model: P
 def test_without_servers_it_says_how_to_add_one(starter_model: Path) -> None:
     r = run_cli("chat", "--tools", "hello")
     assert r.returncode == 1 and "assistant tools add NAME" in r.stderr
+
+
+def test_ctrl_c_at_the_question_declines_and_ends_the_reply(configured: Path,
+                                                            assistant_home) -> None:  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "chat", "--tools", "--tool-choice",
+         "memory/create_entities", "-n", "300", "--temperature", "0", ASK],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ.copy(),
+        # Ctrl-C as at a terminal (a run started in the background inherits SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert proc.stderr is not None
+    asked = ""
+    deadline = time.monotonic() + 240
+    while "Run it?" not in asked and time.monotonic() < deadline:
+        asked += proc.stderr.read(1)  # the question waits for an answer that never comes
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, asked + err  # as any reply stopped with Ctrl-C
+    assert tool_calls(assistant_home)[0]["status"] == "denied"
+    assert not configured.exists()  # nothing ran
+    with sqlite3.connect(assistant_home / "assistant.db") as db:
+        (reason,) = db.execute("SELECT finish_reason FROM messages WHERE role = 'assistant'"
+                               " ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
+    assert reason == "cancelled"
