@@ -526,12 +526,13 @@ class CallStream:
         self.text += piece
         if self._holding:
             return ""
-        start = self.text.lstrip()
-        if not start:
-            return ""
-        if start.startswith(("{", PYTHON_TAG)) and self._sent == 0:
-            self._holding = True  # a Llama 3.x call may be the whole reply
-            return ""
+        if self._sent == 0:  # nothing out yet: the reply's start decides (no copy after that)
+            start = self.text.lstrip()
+            if not start:
+                return ""
+            if start.startswith(("{", PYTHON_TAG)):
+                self._holding = True  # a Llama 3.x call may be the whole reply
+                return ""
         for marker in (OPEN, MISTRAL_OPEN, PYTHON_TAG):
             at = self.text.find(marker, self._sent)
             if at >= 0:
